@@ -1,0 +1,181 @@
+"""bigtopd: the daemon. ``bigtopd CONFIG`` runs in the foreground;
+SIGTERM/SIGINT stop everything (a second SIGINT kills it now), SIGHUP
+reloads the configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from .. import __version__
+from ..config import Config, ConfigError, load
+
+log = logging.getLogger("bigtop")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bigtopd", description="The bigtop daemon.")
+    parser.add_argument("config", help="configuration file (.ini, Circus-compatible, or .toml)")
+    parser.add_argument("--check", action="store_true",
+                        help="validate the configuration, print it resolved (TOML), and exit")
+    parser.add_argument("--daemon", action="store_true", help="detach and run in the background")
+    parser.add_argument("--pidfile", help="write the daemon's pid to this file")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error", "critical"],
+                        help="default: [circus] loglevel, or info")
+    parser.add_argument("--log-output", metavar="TARGET",
+                        help="-, a file, or syslog://[HOST:PORT] (default: [circus] logoutput, "
+                             "or stderr)")
+    parser.add_argument("--version", action="version", version=f"bigtopd {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load(args.config)
+    except ConfigError as err:
+        print(f"bigtopd: {args.config}: invalid configuration, nothing started", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    for warning in config.warnings:
+        print(f"bigtopd: warning: {warning}", file=sys.stderr)
+    if args.check:
+        from ..config.render import render
+
+        print(render(config))
+        return 0
+
+    settings = config.settings
+    level = args.log_level or settings.loglevel or ("debug" if settings.debug else "info")
+    output = args.log_output or settings.logoutput or "-"
+    if args.daemon:
+        daemonize()
+    from . import logs
+
+    try:
+        logs.setup(level, output)
+    except OSError as err:
+        print(f"bigtopd: cannot log to {output}: {err}", file=sys.stderr)
+        return 1
+    pidfile = args.pidfile or settings.pidfile
+    if pidfile and not write_pidfile(pidfile):
+        return 1
+    try:
+        if settings.umask is not None:
+            os.umask(settings.umask)
+        return asyncio.run(serve(config, args.config))
+    finally:
+        if pidfile:
+            remove_pidfile(pidfile)
+
+
+async def serve(config: Config, path: str) -> int:
+    from ..core import Arbiter, ReloadError, SocketError
+
+    loop = asyncio.get_running_loop()
+    arbiter = Arbiter(config)
+    interrupts = 0
+    reload_lock = asyncio.Lock()
+    tasks: set[asyncio.Task[object]] = set()
+
+    def spawn(coro: object) -> None:
+        task = loop.create_task(coro)  # type: ignore[arg-type]
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def on_stop(name: str) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            log.info("got %s: stopping every watcher (again to kill now)", name)
+            spawn(arbiter.stop())
+        elif name == "SIGINT" or interrupts > 2:
+            log.warning("got %s again: killing every process now", name)
+            arbiter.kill_all()
+
+    async def reload() -> None:
+        async with reload_lock:
+            if arbiter.stopping:
+                return
+            log.info("got SIGHUP: reloading %s", path)
+            try:
+                new = load(path)
+            except ConfigError as err:
+                log.error("reload refused, nothing changed:\n%s",
+                          "\n".join(f"  {p}" for p in err.problems))
+                return
+            try:
+                await arbiter.reload(new)
+            except ReloadError as err:
+                log.error("reload refused, nothing changed: %s", err)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_stop, sig.name)
+    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(reload()))
+    log.info("bigtopd %s starting (pid %d) with %s", __version__, os.getpid(), path)
+    try:
+        await arbiter.start()
+    except SocketError as err:
+        log.error("%s; nothing started", err)
+        return 1
+    await arbiter.stopped.wait()
+    log.info("stopped")
+    return 0
+
+
+def daemonize() -> None:
+    """Detach: double fork, new session, stdio on /dev/null."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def write_pidfile(path: str) -> bool:
+    try:
+        with open(path) as handle:
+            old = int(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        old = 0
+    if old and old != os.getpid():
+        try:
+            os.kill(old, 0)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            log.error("pidfile %s names pid %d, which is running", path, old)
+            return False
+        else:
+            log.error("pidfile %s names pid %d, which is running", path, old)
+            return False
+    try:
+        with open(path, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+    except OSError as err:
+        log.error("cannot write pidfile %s: %s", path, err.strerror)
+        return False
+    return True
+
+
+def remove_pidfile(path: str) -> None:
+    try:
+        with open(path) as handle:
+            if int(handle.read().strip() or 0) != os.getpid():
+                return
+        os.unlink(path)
+    except (OSError, ValueError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

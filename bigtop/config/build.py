@@ -1,0 +1,385 @@
+"""Turn raw sections into the typed model, collecting every problem."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from fnmatch import fnmatch
+from typing import Any
+
+from .errors import ConfigError, Problem
+from .model import Config, HookSpec, Origin, PluginSpec, Settings, SocketSpec, StreamSpec, WatcherSpec
+from .options import (
+    HOOK_NAMES,
+    INCLUDE_KEYS,
+    PLUGIN_OPTIONS,
+    RLIMITS,
+    SETTINGS_OPTIONS,
+    SOCKET_OPTIONS,
+    WATCHER_OPTIONS,
+    WATCHER_PREFIXES,
+    to_bool,
+    to_rlimit,
+)
+from .raw import RawSection, RawValue
+from .substitute import circus_vars, env_variables, expand_env, substitute
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-@]*$")
+
+
+class Builder:
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = dict(environ)
+        self.problems: list[Problem] = []
+        self.warnings: list[str] = []
+
+    # -- helpers ---------------------------------------------------------
+
+    def problem(self, message: str, section: RawSection, key: str | None = None,
+                raw: RawValue | None = None) -> None:
+        file, line = (raw.file, raw.line) if raw else (section.file, section.line)
+        self.problems.append(Problem(message, file, line, section.title, key))
+
+    def convert(self, section: RawSection, key: str, raw: RawValue,
+                conv: Callable[[Any], Any], variables: Mapping[str, str]) -> Any:
+        value = raw.value
+        if isinstance(value, str):
+            value = substitute(value, variables)
+        try:
+            return conv(value)
+        except ValueError as err:
+            self.problem(str(err), section, key, raw)
+            return None
+
+    def unknown(self, section: RawSection, key: str, raw: RawValue, known: list[str]) -> None:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        self.problem(f"unknown option{hint}", section, key, raw)
+
+    def options(self, section: RawSection, table: Mapping[str, Callable[[Any], Any]],
+                variables: Mapping[str, str], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, raw in section.values.items():
+            if key in skip:
+                continue
+            if key not in table:
+                self.unknown(section, key, raw, list(table))
+                continue
+            value = self.convert(section, key, raw, table[key], variables)
+            if value is not None:
+                out[key] = value
+        return out
+
+    def env_table(self, section: RawSection, key: str, raw: RawValue) -> dict[str, str]:
+        """An ``env`` value: a TOML table, or ``A=1, B=2`` / one per line in INI."""
+        if isinstance(raw.value, dict):
+            return {str(k): str(v) for k, v in raw.value.items()}
+        out: dict[str, str] = {}
+        for item in re.split(r"[,\n]", str(raw.value)):
+            if not item.strip():
+                continue
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                self.problem(f"{item.strip()!r} is not NAME=VALUE", section, key, raw)
+                continue
+            out[name.strip()] = value.strip()
+        return out
+
+    def expand(self, values: Mapping[str, str], base: dict[str, str]) -> dict[str, str]:
+        """Expand ``$VAR`` and ``$(circus.env.X)`` in order, each seeing the earlier ones."""
+        out: dict[str, str] = {}
+        for key, value in values.items():
+            scope = {**self.environ, **base, **out}
+            out[key] = expand_env(substitute(value, env_variables(scope)), scope)
+        return out
+
+    # -- sections --------------------------------------------------------
+
+    def settings(self, section: RawSection | None) -> Settings:
+        if section is None:
+            return Settings()
+        values = self.options(section, SETTINGS_OPTIONS, env_variables(self.environ),
+                              skip=INCLUDE_KEYS)
+        return Settings(**values)
+
+    def socket(self, section: RawSection, variables: Mapping[str, str]) -> SocketSpec | None:
+        values = self.options(section, SOCKET_OPTIONS, variables)
+        path = values.get("path")
+        if path:
+            if values.get("family", "AF_UNIX") != "AF_UNIX":
+                self.problem("a socket with a path must have family = AF_UNIX", section, "family",
+                             section.values["family"])
+            values["family"] = "AF_UNIX"
+        elif values.get("family") == "AF_UNIX":
+            self.problem("family = AF_UNIX needs a path", section)
+        return SocketSpec(name=section.name, origin=Origin(section.file, section.line), **values)
+
+    def plugin(self, section: RawSection, variables: Mapping[str, str]) -> PluginSpec | None:
+        known: dict[str, Any] = {}
+        extra: dict[str, str] = {}
+        for key, raw in section.values.items():
+            if key in PLUGIN_OPTIONS:
+                value = self.convert(section, key, raw, PLUGIN_OPTIONS[key], variables)
+                if value is not None:
+                    known[key] = value
+            else:
+                value = raw.value
+                extra[key] = substitute(value, variables) if isinstance(value, str) else value
+        if not known.get("use"):
+            self.problem("missing 'use' (the plugin class, as module.Class)", section)
+            return None
+        return PluginSpec(name=section.name, options=extra,
+                          origin=Origin(section.file, section.line), **known)
+
+    def watcher(self, section: RawSection, local_env: dict[str, str],
+                env_sections: list[RawSection]) -> WatcherSpec | None:
+        name = section.name
+        if not _NAME.match(name):
+            self.problem("a watcher name may use letters, digits and _ . - @ only", section)
+        # The environment comes first: substitutions in other options see it.
+        env = dict(local_env)
+        for env_section in env_sections:
+            if any(fnmatch(name, p.strip()) for p in env_section.name.split(",")):
+                env.update(self.expand(self.section_env(env_section), env))
+        if "env" in section.values:
+            own = self.env_table(section, "env", section.values["env"])
+            env.update(self.expand(own, env))
+        copy_env = section.values.get("copy_env")
+        scope = dict(env)
+        if copy_env is not None and to_bool_quiet(copy_env.value):
+            scope = {**self.environ, **env}
+        variables = env_variables({**self.environ, **scope})
+
+        values: dict[str, Any] = {}
+        rlimits: dict[str, int] = {}
+        hooks: dict[str, HookSpec] = {}
+        streams: dict[str, dict[str, str]] = {"stdout_stream": {}, "stderr_stream": {}}
+        for key, raw in section.values.items():
+            if key == "env":
+                continue
+            if key in WATCHER_OPTIONS:
+                value = self.convert(section, key, raw, WATCHER_OPTIONS[key], variables)
+                if value is not None:
+                    values[key] = value
+            elif key.startswith("rlimit_"):
+                limit = key[len("rlimit_"):]
+                if limit not in RLIMITS:
+                    self.unknown(section, key, raw, [f"rlimit_{r}" for r in RLIMITS])
+                    continue
+                value = self.convert(section, key, raw, to_rlimit, variables)
+                if value is not None:
+                    rlimits[limit] = value
+            elif key.startswith("hooks."):
+                hook = self.hook(section, key, raw)
+                if hook is not None:
+                    hooks[key[len("hooks."):]] = hook
+            elif key.startswith(("stdout_stream.", "stderr_stream.")):
+                stream, _, option = key.partition(".")
+                value = raw.value
+                streams[stream][option] = (
+                    substitute(value, variables) if isinstance(value, str) else str(value)
+                )
+            else:
+                known = [*WATCHER_OPTIONS, "env", *(p + "*" for p in WATCHER_PREFIXES)]
+                self.unknown(section, key, raw, known)
+        if not values.get("cmd", "").strip():
+            if "cmd" not in values:
+                self.problem("missing 'cmd' (the command to run)", section)
+            else:
+                self.problem("'cmd' is empty", section, "cmd", section.values["cmd"])
+            return None
+        self.watcher_rules(section, values)
+        return WatcherSpec(
+            name=name,
+            env=env,
+            rlimits=rlimits,
+            hooks=hooks,
+            stdout_stream=StreamSpec(streams["stdout_stream"]),
+            stderr_stream=StreamSpec(streams["stderr_stream"]),
+            origin=Origin(section.file, section.line),
+            **values,
+        )
+
+    def watcher_rules(self, section: RawSection, values: dict[str, Any]) -> None:
+        """Checks between options of one watcher; fixes values it can derive."""
+        raw = section.values
+        if values.get("singleton") and values.get("numprocesses", 1) > 1:
+            self.problem("a singleton watcher runs at most 1 process", section, "numprocesses",
+                         raw["numprocesses"])
+        if values.get("respawn") is False:
+            if values.get("restart", "never") != "never":
+                self.problem(f"respawn = false contradicts restart = {values['restart']}",
+                             section, "restart", raw["restart"])
+            values["restart"] = "never"
+        if "backoff_factor" in values and values["backoff_factor"] < 1:
+            self.problem("must be at least 1", section, "backoff_factor", raw["backoff_factor"])
+        if values.get("max_retry", 0) < -1:
+            self.problem("must be -1 (retry forever) or more", section, "max_retry",
+                         raw["max_retry"])
+        venv = values.get("virtualenv")
+        if venv and not os.path.isdir(venv):
+            self.problem(f"{venv!r} is not a directory", section, "virtualenv", raw["virtualenv"])
+        if venv and not values.get("copy_env"):
+            self.warnings.append(
+                f"{section.file}:{section.line}: [{section.title}] virtualenv without copy_env: "
+                "the process gets the virtualenv's PATH but not the daemon's environment"
+            )
+
+    def hook(self, section: RawSection, key: str, raw: RawValue) -> HookSpec | None:
+        hook_name = key[len("hooks."):]
+        if hook_name not in HOOK_NAMES:
+            self.unknown(section, key, raw, [f"hooks.{h}" for h in HOOK_NAMES])
+            return None
+        value = raw.value
+        parts = value if isinstance(value, list) else str(value).split(",", 1)
+        target = str(parts[0]).strip()
+        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", target):
+            self.problem(f"{target!r} is not a dotted path such as mymodule.my_hook",
+                         section, key, raw)
+            return None
+        ignore = False
+        if len(parts) > 1:
+            try:
+                ignore = to_bool(str(parts[1]).strip())
+            except ValueError as err:
+                self.problem(str(err), section, key, raw)
+        return HookSpec(target, ignore)
+
+    def section_env(self, section: RawSection) -> dict[str, str]:
+        return {key: str(raw.value) for key, raw in section.values.items()}
+
+
+def to_bool_quiet(value: Any) -> bool:
+    try:
+        return to_bool(value)
+    except ValueError:
+        return False
+
+
+def build(sections: list[RawSection], environ: Mapping[str, str] | None = None,
+          files: tuple[str, ...] = (), warnings: list[str] | None = None) -> Config:
+    """Build the model or raise :class:`ConfigError` listing every problem."""
+    b = Builder(os.environ if environ is None else environ)
+    b.warnings.extend(warnings or [])
+    by_kind: dict[str, list[RawSection]] = {}
+    for section in sections:
+        by_kind.setdefault(section.kind, []).append(section)
+
+    circus = by_kind.get("circus", [None])[0]
+    settings = b.settings(circus)
+    local_env: dict[str, str] = {}
+    for section in by_kind.get("env", []):
+        if not section.name:
+            local_env.update(b.expand(b.section_env(section), local_env))
+    env_sections = [s for s in by_kind.get("env", []) if s.name]
+    variables = env_variables({**b.environ, **local_env})
+
+    sockets = [b.socket(s, variables) for s in by_kind.get("socket", [])]
+    plugins = [b.plugin(s, variables) for s in by_kind.get("plugin", [])]
+    watchers = [b.watcher(s, local_env, env_sections) for s in by_kind.get("watcher", [])]
+    socket_specs = sorted((s for s in sockets if s), key=lambda s: s.name)
+    watcher_specs = sorted((w for w in watchers if w), key=lambda w: w.name)
+
+    check_sockets(b, socket_specs, watcher_specs, by_kind.get("watcher", []))
+    check_dependencies(b, watcher_specs, by_kind.get("watcher", []))
+    for section in env_sections:
+        patterns = [p.strip() for p in section.name.split(",")]
+        for pattern in patterns:
+            if not any(fnmatch(w.name, pattern) for w in watcher_specs):
+                b.warnings.append(f"{section.file}:{section.line}: [env:{section.name}] "
+                                  f"{pattern!r} matches no watcher")
+    if b.problems:
+        raise ConfigError(b.problems)
+    return Config(
+        settings=settings,
+        watchers=tuple(watcher_specs),
+        sockets=tuple(socket_specs),
+        plugins=tuple(sorted((p for p in plugins if p), key=lambda p: p.name)),
+        env=local_env,
+        files=files,
+        warnings=tuple(b.warnings),
+    )
+
+
+def _section(sections: list[RawSection], name: str) -> RawSection:
+    return next(s for s in sections if s.name == name)
+
+
+def check_sockets(b: Builder, sockets: list[SocketSpec], watchers: list[WatcherSpec],
+                  sections: list[RawSection]) -> None:
+    names = {s.name for s in sockets}
+    seen: dict[Any, str] = {}
+    for sock in sockets:
+        address = sock.path if sock.path else (sock.host, sock.port)
+        if address in seen and sock.port != 0 and not sock.so_reuseport:
+            b.problems.append(Problem(f"same address as socket {seen[address]!r}",
+                                      sock.origin.file if sock.origin else None,
+                                      sock.origin.line if sock.origin else None,
+                                      f"socket:{sock.name}"))
+        seen.setdefault(address, sock.name)
+    for spec in watchers:
+        section = _section(sections, spec.name)
+        used = [v[len("sockets."):] for v in circus_vars(f"{spec.cmd} {spec.args or ''}")
+                if v.startswith("sockets.")]
+        for name in used:
+            if name not in {n.lower() for n in names}:
+                b.problem(f"$(circus.sockets.{name}) names no [socket:{name}]", section, "cmd",
+                          section.values.get("cmd"))
+        for key, listed in (("sockets", spec.sockets), ("stdin_socket", (spec.stdin_socket,))):
+            for name in listed:
+                if name and name not in names:
+                    close = difflib.get_close_matches(name, list(names), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    b.problem(f"no socket named {name!r}{hint}", section, key,
+                              section.values.get(key))
+
+
+def check_dependencies(b: Builder, watchers: list[WatcherSpec],
+                       sections: list[RawSection]) -> None:
+    names = {w.name for w in watchers}
+    graph: dict[str, tuple[str, ...]] = {}
+    for spec in watchers:
+        section = _section(sections, spec.name)
+        raw = section.values.get("depends_on")
+        for dep in spec.depends_on:
+            if dep == spec.name:
+                b.problem("a watcher cannot depend on itself", section, "depends_on", raw)
+            elif dep not in names:
+                close = difflib.get_close_matches(dep, list(names), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                b.problem(f"no watcher named {dep!r}{hint}", section, "depends_on", raw)
+        graph[spec.name] = tuple(d for d in spec.depends_on if d in names and d != spec.name)
+    cycle = find_cycle(graph)
+    if cycle:
+        section = _section(sections, cycle[0])
+        b.problem("dependency cycle: " + " -> ".join(cycle), section, "depends_on",
+                  section.values.get("depends_on"))
+
+
+def find_cycle(graph: Mapping[str, tuple[str, ...]]) -> list[str] | None:
+    """A cycle in the dependency graph, as a path that returns to its start."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in graph.get(node, ()):
+            if state.get(dep) == 1:
+                return path[path.index(dep):] + [dep]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None

@@ -1,0 +1,39 @@
+"""The format-neutral result of reading files: sections of keyed values,
+each value remembering the file and line it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SECTION_KINDS = ("circus", "watcher", "socket", "plugin", "env")
+
+
+@dataclass
+class RawValue:
+    value: Any
+    file: str
+    line: int
+
+
+@dataclass
+class RawSection:
+    kind: str  # one of SECTION_KINDS
+    name: str  # "" for circus and the global env; the patterns for env:X
+    file: str
+    line: int
+    values: dict[str, RawValue] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return f"{self.kind}:{self.name}" if self.name else self.kind
+
+
+def merge(target: dict[tuple[str, str], RawSection], section: RawSection) -> None:
+    """Add a section; a later definition of the same key overrides."""
+    key = (section.kind, section.name)
+    existing = target.get(key)
+    if existing is None:
+        target[key] = section
+    else:
+        existing.values.update(section.values)

@@ -1,0 +1,7 @@
+"""The daemon's state machine: arbiter, watchers, processes, sockets."""
+
+from .arbiter import Arbiter, ReloadError
+from .events import EventBus
+from .sockets import SocketError
+
+__all__ = ["Arbiter", "EventBus", "ReloadError", "SocketError"]

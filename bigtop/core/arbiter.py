@@ -1,0 +1,325 @@
+"""The arbiter owns the sockets and the watchers, and orders their lives.
+
+Start order: higher ``priority`` first (as Circus), and a watcher with
+``depends_on`` starts only once those watchers are ready. Stop order is the
+reverse: a watcher stops only after every watcher that depends on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..config import Config, WatcherSpec
+from .events import EventBus
+from .notify import NotifyListener
+from .output import ConsoleSink
+from .process import Process
+from .reaper import Reaper
+from .sockets import Socket, SocketError
+from .tree import adopted_orphans, group_alive, signal_tree, wait_gone
+from .watcher import PROCESS_OPTIONS, Watcher
+
+log = logging.getLogger("bigtop.arbiter")
+
+
+class ReloadError(Exception):
+    pass
+
+
+class Arbiter:
+    def __init__(self, config: Config, console: Callable[[str, int, int, str, str], None] | None = None):
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self.bus = EventBus()
+        self.reaper = Reaper(self.loop)
+        self.sockets: dict[str, Socket] = {}
+        self.watchers: dict[str, Watcher] = {}
+        self.by_pid: dict[int, tuple[Watcher, Process]] = {}
+        self.notify: NotifyListener | None = None
+        self.started = time.time()
+        self.console = console or ConsoleSink()
+        self.stopping = False
+        self.stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._on_demand: dict[int, str] = {}
+
+    # -- life of the daemon ----------------------------------------------
+
+    async def start(self) -> None:
+        """Bind every socket, then start the watchers in order. A socket that
+        cannot be bound aborts the start with nothing running."""
+        self.reaper.install()
+        self.notify = NotifyListener(self.loop, self._on_notify)
+        try:
+            for spec in self.config.sockets:
+                sock = Socket(spec)
+                sock.bind()
+                self.sockets[spec.name] = sock
+                log.info("socket %s bound to %s", spec.name, sock.address)
+        except SocketError:
+            self._close_sockets()
+            self.notify.close()
+            self.reaper.uninstall()
+            raise
+        for spec in self.config.watchers:
+            self.watchers[spec.name] = Watcher(spec, self)
+        await self.start_watchers(self._boot_watchers(self.watchers.values()))
+        self.bus.emit("arbiter.started", {"pid": os.getpid()})
+
+    def _boot_watchers(self, watchers: Iterable[Watcher]) -> list[Watcher]:
+        out = []
+        for watcher in watchers:
+            if watcher.spec.on_demand and watcher.socket_names():
+                self._arm_on_demand(watcher)
+            elif watcher.spec.autostart:
+                out.append(watcher)
+        return out
+
+    async def stop(self) -> None:
+        """Stop every watcher in reverse order, then release the sockets."""
+        if self.stopping:
+            await self.stopped.wait()
+            return
+        self.stopping = True
+        log.info("stopping")
+        self._disarm_on_demand()
+        await self.stop_watchers(list(self.watchers.values()))
+        for task in list(self._tasks):
+            task.cancel()
+        self._close_sockets()
+        if self.notify:
+            self.notify.close()
+        self.reaper.uninstall()
+        self.bus.emit("arbiter.stopped")
+        self.stopped.set()
+
+    def kill_all(self) -> None:
+        """Last resort (a second Ctrl-C): SIGKILL every process tree now."""
+        managed = self.managed_pids()
+        for _, process in list(self.by_pid.values()):
+            signal_tree(process.pgid, process.tree(managed) | {process.pid}, 9)
+
+    def _close_sockets(self) -> None:
+        for sock in self.sockets.values():
+            sock.close()
+        self.sockets.clear()
+
+    # -- ordering --------------------------------------------------------
+
+    async def start_watchers(self, watchers: Iterable[Watcher]) -> None:
+        batch = sorted(watchers, key=lambda w: -w.spec.priority)
+        begun = {w.name: asyncio.Event() for w in batch}
+
+        async def run(watcher: Watcher) -> None:
+            try:
+                for other in batch:
+                    if other.spec.priority > watcher.spec.priority:
+                        await begun[other.name].wait()
+                for dep_name in watcher.spec.depends_on:
+                    dep = self.watchers.get(dep_name)
+                    if dep is None:
+                        continue
+                    if dep_name in begun:
+                        await begun[dep_name].wait()
+                    elif dep.state == "stopped":
+                        await dep.start()
+                    if not await dep.wait_ready():
+                        log.error("%s: not started, dependency %s is %s", watcher.name,
+                                  dep_name, dep.status)
+                        watcher.emit("dependency_failed", dependency=dep_name)
+                        return
+                await watcher.start()
+            finally:
+                begun[watcher.name].set()
+
+        await asyncio.gather(*(run(w) for w in batch))
+
+    async def stop_watchers(self, watchers: Iterable[Watcher]) -> None:
+        batch = sorted(watchers, key=lambda w: w.spec.priority)
+        done = {w.name: asyncio.Event() for w in batch}
+
+        async def run(watcher: Watcher) -> None:
+            try:
+                for other in batch:
+                    if watcher.name in other.spec.depends_on:
+                        await done[other.name].wait()
+                await watcher.stop()
+            finally:
+                done[watcher.name].set()
+
+        await asyncio.gather(*(run(w) for w in batch))
+
+    # -- on-demand start -------------------------------------------------
+
+    def _arm_on_demand(self, watcher: Watcher) -> None:
+        for name in watcher.socket_names():
+            fd = self.sockets[name].fd
+            if fd in self._on_demand:
+                continue
+            self._on_demand[fd] = watcher.name
+            self.loop.add_reader(fd, self._on_connection, fd)
+        log.info("%s: waiting for a first connection", watcher.name)
+
+    def _on_connection(self, fd: int) -> None:
+        name = self._on_demand.get(fd)
+        for other_fd in [f for f, n in self._on_demand.items() if n == name]:
+            self.loop.remove_reader(other_fd)
+            del self._on_demand[other_fd]
+        watcher = self.watchers.get(name or "")
+        if watcher is not None and not self.stopping:
+            log.info("%s: first connection, starting", watcher.name)
+            self._task(self.start_watchers([watcher]))
+
+    def _disarm_on_demand(self) -> None:
+        for fd in self._on_demand:
+            self.loop.remove_reader(fd)
+        self._on_demand.clear()
+
+    # -- processes -------------------------------------------------------
+
+    def register(self, watcher: Watcher, process: Process) -> None:
+        self.by_pid[process.pid] = (watcher, process)
+
+    def unregister(self, process: Process) -> None:
+        self.by_pid.pop(process.pid, None)
+
+    def managed_pids(self) -> set[int]:
+        return set(self.by_pid)
+
+    def child_env(self, spec: WatcherSpec) -> dict[str, str]:
+        env: dict[str, str] = {}
+        if spec.ready.kind == "notify" and self.notify is not None:
+            env["NOTIFY_SOCKET"] = self.notify.address
+        return env
+
+    def output(self, watcher: Watcher, process: Process, stream: str, line: str) -> None:
+        self.console(watcher.name, process.wid, process.pid, stream, line)
+
+    def _on_notify(self, pid: int, fields: dict[str, str]) -> None:
+        entry = self.by_pid.get(pid)
+        if entry is None:
+            with contextlib.suppress(OSError):
+                entry = self.by_pid.get(os.getpgid(pid))
+        if entry is None:
+            log.debug("notify message from unknown pid %d: %s", pid, fields)
+            return
+        if fields.get("READY") == "1":
+            entry[1].mark_ready()
+
+    async def clean_leftovers(self, watcher: Watcher, process: Process) -> None:
+        """A process exited on its own; stop what it left behind (its group,
+        and descendants the subreaper adopted), as systemd does."""
+        await asyncio.sleep(0)
+        pids = adopted_orphans(watcher.name, self.managed_pids(), process.wid)
+        if not pids and not group_alive(process.pgid):
+            return
+        spec = watcher.spec
+        log.info("%s: stopping %d process(es) left behind by pid %d", watcher.name,
+                 len(pids), process.pid)
+        signal_tree(process.pgid, pids, spec.stop_signal)
+        left = await wait_gone(pids, spec.graceful_timeout)
+        if left or group_alive(process.pgid):
+            signal_tree(process.pgid, left, 9)
+
+    def _task(self, coro: Any) -> asyncio.Task[Any]:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- reload ----------------------------------------------------------
+
+    async def reload(self, new: Config) -> dict[str, list[str]]:
+        """Apply a new configuration as a diff: only what changed restarts,
+        unchanged sockets stay bound. Returns what was done."""
+        old = self.config
+        old_sockets = {s.name: s for s in old.sockets}
+        new_sockets = {s.name: s for s in new.sockets}
+        added_sockets = [n for n in new_sockets if n not in old_sockets]
+        removed_sockets = [n for n in old_sockets if n not in new_sockets]
+        changed_sockets = [n for n in new_sockets
+                           if n in old_sockets and new_sockets[n] != old_sockets[n]]
+
+        # Bind new sockets first: if one fails nothing has changed yet.
+        bound: list[Socket] = []
+        try:
+            for name in added_sockets:
+                sock = Socket(new_sockets[name])
+                sock.bind()
+                bound.append(sock)
+        except SocketError as err:
+            for sock in bound:
+                sock.close()
+            raise ReloadError(str(err)) from None
+
+        old_specs = {w.name: w for w in old.watchers}
+        new_specs = {w.name: w for w in new.watchers}
+        removed = [self.watchers[n] for n in old_specs
+                   if n not in new_specs and n in self.watchers]
+        added = [n for n in new_specs if n not in self.watchers]
+        restart: list[Watcher] = []
+        in_place: list[Watcher] = []
+        for name, spec in new_specs.items():
+            watcher = self.watchers.get(name)
+            if watcher is None or spec == watcher.spec:
+                continue
+            diff = {k for k, v in spec.option_values().items()
+                    if watcher.spec.option_values().get(k) != v}
+            uses_changed = set(watcher.socket_names()) & set(changed_sockets + removed_sockets)
+            if diff & PROCESS_OPTIONS or uses_changed:
+                restart.append(watcher)
+            else:
+                in_place.append(watcher)
+        was_running = {w.name for w in restart if w.state != "stopped"}
+
+        await self.stop_watchers(removed + restart)
+        for watcher in removed:
+            del self.watchers[watcher.name]
+            watcher.emit("remove")
+        for name in removed_sockets + changed_sockets:
+            self.sockets.pop(name).close()
+        for sock in bound:
+            self.sockets[sock.name] = sock
+        problems = []
+        for name in changed_sockets:
+            sock = Socket(new_sockets[name])
+            try:
+                sock.bind()
+            except SocketError as err:
+                problems.append(str(err))
+                log.error("reload: %s", err)
+                continue
+            self.sockets[name] = sock
+        for watcher in restart:
+            watcher.spec = new_specs[watcher.name]
+        for watcher in in_place:
+            await watcher.update(new_specs[watcher.name])
+        for name in added:
+            self.watchers[name] = Watcher(new_specs[name], self)
+            self.watchers[name].emit("add")
+        self.config = new
+        to_start = [w for w in restart if w.name in was_running]
+        to_start += self._boot_watchers(self.watchers[n] for n in added)
+        await self.start_watchers(to_start)
+        if new.settings != old.settings:
+            log.warning("reload: [circus] settings changed; they take effect at the next "
+                        "daemon start")
+        summary = {
+            "added": added,
+            "removed": [w.name for w in removed],
+            "restarted": [w.name for w in restart],
+            "updated": [w.name for w in in_place],
+            "sockets_added": added_sockets,
+            "sockets_removed": removed_sockets,
+            "sockets_rebound": changed_sockets,
+            "errors": problems,
+        }
+        log.info("reload: %s", ", ".join(f"{k} {', '.join(v)}" for k, v in summary.items() if v)
+                 or "nothing changed")
+        return summary

@@ -1,0 +1,106 @@
+"""Reading a child's stdout/stderr pipe on the loop, line by line.
+
+This is the capture half; where lines go (console, files, live tails) is a
+sink's business. A line split across reads is joined; a line longer than
+``max_line`` is cut with a marker rather than dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+
+READ_SIZE = 256 * 1024
+MAX_LINE = 64 * 1024
+CUT_MARKER = b" [...cut]"
+
+LineSink = Callable[[bytes], None]
+
+
+class PipeReader:
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, on_line: LineSink,
+                 max_line: int = MAX_LINE):
+        self.loop = loop
+        self.fd: int | None = fd
+        self.on_line = on_line
+        self.max_line = max_line
+        self._partial = b""
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self._read)
+
+    def _read(self) -> None:
+        while self.fd is not None:
+            try:
+                data = os.read(self.fd, READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.close()
+                return
+            self._feed(data)
+            if len(data) < READ_SIZE:
+                return
+
+    def _feed(self, data: bytes) -> None:
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._emit(line)
+        while len(self._partial) > self.max_line:
+            self._emit(self._partial[: self.max_line] + CUT_MARKER)
+            self._partial = self._partial[self.max_line :]
+
+    def _emit(self, line: bytes) -> None:
+        self.on_line(line)
+
+    def drain(self) -> None:
+        """Read everything the pipe holds now."""
+        self._read()
+
+    def close(self) -> None:
+        """Drain, deliver a last partial line, and close the pipe."""
+        if self.fd is None:
+            return
+        fd, self.fd = self.fd, None
+        self.loop.remove_reader(fd)
+        while True:
+            try:
+                data = os.read(fd, READ_SIZE)
+            except OSError:
+                break
+            if not data:
+                break
+            self._feed(data)
+        os.close(fd)
+        if self._partial:
+            self._emit(self._partial)
+            self._partial = b""
+
+
+class ConsoleSink:
+    """Child output on the daemon's stdout, one prefixed line at a time,
+    colored per watcher on a terminal (like ``docker compose``)."""
+
+    COLORS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
+
+    def __init__(self, stream: object = None):
+        import sys
+
+        self.stream = stream if stream is not None else sys.stdout
+        self.color = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._colors: dict[str, int] = {}
+
+    def __call__(self, watcher: str, wid: int, pid: int, stream: str, line: str) -> None:
+        prefix = f"{watcher}.{wid}"
+        if self.color:
+            code = self._colors.setdefault(watcher, self.COLORS[len(self._colors) % 10])
+            prefix = f"\x1b[{code}m{prefix}\x1b[0m"
+        try:
+            self.stream.write(f"{prefix} | {line}\n")  # type: ignore[attr-defined]
+            self.stream.flush()  # type: ignore[attr-defined]
+        except (OSError, ValueError):
+            pass

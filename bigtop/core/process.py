@@ -1,0 +1,236 @@
+"""One child process: how it is spawned, how it ends, how it is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import logging
+import os
+import pwd
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..config import WatcherSpec
+from ..config.substitute import env_variables, substitute
+from .tree import WATCHER_ENV, WID_ENV, adopted_orphans, descendants, signal_tree, wait_gone
+
+log = logging.getLogger("bigtop.process")
+
+
+class SpawnError(Exception):
+    """The child could not be started; the message says why."""
+
+
+def command_line(spec: WatcherSpec, wid: int, socket_fds: Mapping[str, int],
+                 env: Mapping[str, str]) -> list[str]:
+    """The argv for a process, after ``$(circus.*)`` substitution."""
+    variables: dict[str, Any] = {"wid": wid}
+    for name, value in spec.option_values().items():
+        if isinstance(value, (str, int, float, bool)):
+            variables[name] = value
+    variables.update(env_variables(env))
+    variables.update({f"sockets.{name.lower()}": fd for name, fd in socket_fds.items()})
+    cmd = substitute(spec.cmd, variables)
+    args = substitute(spec.args, variables) if spec.args else ""
+    if spec.shell:
+        # The command goes to the shell verbatim (Circus quoted each word,
+        # which broke pipes and ';').
+        argv = ["/bin/sh", "-c", f"{cmd} {args}".strip()]
+        if spec.shell_args:
+            argv += ["sh", *shlex.split(substitute(spec.shell_args, variables))]
+        return argv
+    try:
+        return shlex.split(cmd) + shlex.split(args)
+    except ValueError as err:
+        raise SpawnError(f"cannot split the command line: {err}") from None
+
+
+def process_env(spec: WatcherSpec, wid: int, extra: Mapping[str, str]) -> dict[str, str]:
+    env = dict(os.environ) if spec.copy_env else {}
+    env.update(spec.env)
+    if spec.copy_path:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    if spec.virtualenv:
+        venv = os.path.abspath(spec.virtualenv)
+        env["VIRTUAL_ENV"] = venv
+        env["PATH"] = os.pathsep.join(p for p in (os.path.join(venv, "bin"), env.get("PATH")) if p)
+        env.pop("PYTHONHOME", None)
+    env[WATCHER_ENV] = spec.name
+    env[WID_ENV] = str(wid)
+    env.update(extra)
+    return env
+
+
+def _user_ids(spec: WatcherSpec) -> tuple[int | None, int | None, list[int] | None, dict[str, str]]:
+    """uid, gid, supplementary groups and login variables for the child."""
+    uid = gid = None
+    groups: list[int] | None = None
+    login: dict[str, str] = {}
+    entry = None
+    if spec.uid is not None:
+        try:
+            entry = pwd.getpwuid(int(spec.uid)) if spec.uid.isdigit() else pwd.getpwnam(spec.uid)
+        except KeyError:
+            if not spec.uid.isdigit():
+                raise SpawnError(f"no user named {spec.uid!r}") from None
+        uid = int(spec.uid) if spec.uid.isdigit() else entry.pw_uid if entry else None
+        if entry:
+            gid = entry.pw_gid
+            login = {"HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name}
+    if spec.gid is not None:
+        try:
+            gid = int(spec.gid) if spec.gid.isdigit() else grp.getgrnam(spec.gid).gr_gid
+        except KeyError:
+            raise SpawnError(f"no group named {spec.gid!r}") from None
+    if entry and gid is not None and os.geteuid() == 0:
+        groups = os.getgrouplist(entry.pw_name, gid)
+    return uid, gid, groups, login
+
+
+def _rlimit_setter(rlimits: Mapping[str, int]) -> Callable[[], None] | None:
+    """Resource limits need code in the child between fork and exec."""
+    if not rlimits:
+        return None
+    limits = [(getattr(resource, f"RLIMIT_{name.upper()}"), value) for name, value in rlimits.items()]
+
+    def apply() -> None:
+        for which, value in limits:
+            resource.setrlimit(which, (value, value))
+
+    return apply
+
+
+class Process:
+    """A spawned child. ``exited`` resolves with Circus's exit code
+    (negative for a signal); ``ready`` with True once the readiness check
+    passes, or False if the process ended first."""
+
+    def __init__(self, spec: WatcherSpec, wid: int):
+        self.spec = spec
+        self.wid = wid
+        self.pid = 0
+        self.started = 0.0
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+        self.stopping = False  # a stop was asked for: do not respawn
+        self.timed_out = False  # failed its readiness check in time
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self.ready: asyncio.Future[bool] = loop.create_future()
+        self.pipes: list[int] = []
+
+    def __repr__(self) -> str:
+        return f"<Process {self.spec.name}#{self.wid} pid={self.pid}>"
+
+    @property
+    def age(self) -> float:
+        return time.time() - self.started if self.started else 0.0
+
+    @property
+    def is_ready(self) -> bool:
+        return self.ready.done() and self.ready.result()
+
+    def spawn(self, socket_fds: Mapping[str, int], extra_env: Mapping[str, str],
+              capture_stdout: bool, capture_stderr: bool) -> None:
+        """Start the child; raises SpawnError with the reason on failure."""
+        spec = self.spec
+        uid, gid, groups, login = _user_ids(spec)
+        env = {**login, **process_env(spec, self.wid, extra_env)}
+        argv = command_line(spec, self.wid, socket_fds, env)
+        if not argv:
+            raise SpawnError("the command is empty")
+        executable = spec.executable
+        if executable is None and "PATH" not in env and os.sep not in argv[0]:
+            # No PATH for the child: find the program with the daemon's.
+            executable = shutil.which(argv[0])
+        out = subprocess.PIPE if capture_stdout else (
+            subprocess.DEVNULL if spec.close_child_stdout else None)
+        err = subprocess.PIPE if capture_stderr else (
+            subprocess.DEVNULL if spec.close_child_stderr else None)
+        try:
+            self.popen = subprocess.Popen(
+                argv,
+                executable=executable,
+                env=env,
+                cwd=spec.working_dir,
+                stdin=subprocess.DEVNULL if spec.close_child_stdin else None,
+                stdout=out,
+                stderr=err,
+                pass_fds=tuple(sorted(set(socket_fds.values()))),
+                close_fds=True,
+                process_group=0,
+                user=uid,
+                group=gid,
+                extra_groups=groups,
+                umask=spec.umask if spec.umask is not None else -1,
+                preexec_fn=_rlimit_setter(spec.rlimits),
+            )
+        except FileNotFoundError as exc:
+            missing = exc.filename or argv[0]
+            if spec.working_dir and not os.path.isdir(spec.working_dir):
+                missing = spec.working_dir
+            raise SpawnError(f"{missing}: no such file or directory") from None
+        except PermissionError as exc:
+            raise SpawnError(f"{exc.filename or argv[0]}: permission denied"
+                             f"{' (uid/gid change needs root)' if uid or gid else ''}") from None
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            raise SpawnError(f"{argv[0]}: {exc}") from None
+        self.pid = self.popen.pid
+        self.started = time.time()
+        self.pipes = [p.fileno() for p in (self.popen.stdout, self.popen.stderr) if p]
+
+    @property
+    def pgid(self) -> int:
+        return self.pid
+
+    def on_exit(self, status: int, code: int) -> None:
+        """Called by the reaper with the wait status."""
+        self.returncode = code
+        if self.popen is not None:
+            self.popen.returncode = code  # so Popen never waits for it itself
+        if not self.ready.done():
+            self.ready.set_result(False)
+        if not self.exited.done():
+            self.exited.set_result(code)
+
+    def mark_ready(self) -> None:
+        if not self.ready.done() and self.returncode is None:
+            self.ready.set_result(True)
+
+    def send_signal(self, sig: int, children: bool = False) -> None:
+        if self.returncode is not None:
+            return
+        os.kill(self.pid, sig)
+        if children:
+            signal_tree(None, descendants(self.pid), sig)
+
+    def tree(self, managed: set[int]) -> set[int]:
+        """Every other process this one started, as far as can be found."""
+        pids = descendants(self.pid) if self.returncode is None else set()
+        return pids | adopted_orphans(self.spec.name, managed, self.wid)
+
+    async def stop(self, sig: int, timeout: float, managed: set[int],
+                   requested: bool = True) -> None:
+        """Signal the whole tree, wait up to timeout, then SIGKILL what is left.
+
+        ``requested=False`` stops it as a failure: the watcher may respawn it.
+        """
+        self.stopping = self.stopping or requested
+        pids = self.tree(managed)
+        if self.returncode is None:
+            pids.add(self.pid)
+        signal_tree(self.pgid, pids, sig)
+        left = await wait_gone(pids, timeout)
+        if left:
+            log.warning("%s: %d process(es) still alive after %gs, killing",
+                        self.spec.name, len(left), timeout)
+            signal_tree(self.pgid, left, 9)
+            await wait_gone(left, 5.0)
+        if self.returncode is None:
+            await asyncio.shield(self.exited)

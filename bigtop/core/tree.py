@@ -1,0 +1,98 @@
+"""Signalling and waiting for whole process trees.
+
+A managed child leads its own process group. Stopping it signals the group
+and every descendant psutil can find (including those that left the group
+with ``setsid``), and waits for each of them through a pidfd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+
+import psutil
+
+# Set in the environment of every child, so that a descendant that outlived
+# its parent (and was re-parented to the daemon) can still be attributed.
+WATCHER_ENV = "BIGTOP_WATCHER"
+WID_ENV = "BIGTOP_WID"
+
+
+def descendants(pid: int) -> set[int]:
+    try:
+        return {child.pid for child in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+def adopted_orphans(watcher: str, managed: set[int], wid: int | None = None) -> set[int]:
+    """Children of the daemon that a watcher started but that are not its
+    processes (their parent died and the subreaper adopted them)."""
+    found: set[int] = set()
+    try:
+        children = psutil.Process().children()
+    except psutil.Error:
+        return found
+    for child in children:
+        if child.pid in managed:
+            continue
+        try:
+            env = child.environ()
+        except psutil.Error:
+            continue
+        if env.get(WATCHER_ENV) == watcher and (wid is None or env.get(WID_ENV) == str(wid)):
+            found.add(child.pid)
+            found |= descendants(child.pid)
+    return found
+
+
+def signal_tree(pgid: int | None, pids: set[int], sig: int) -> None:
+    """Send sig to the process group and to each pid; gone ones are skipped."""
+    if pgid:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def group_alive(pgid: int | None) -> bool:
+    if not pgid:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+async def wait_gone(pids: set[int], timeout: float) -> set[int]:
+    """Wait until every pid has exited (not necessarily been reaped, that is
+    the reaper's job) or the timeout passes; returns those still alive."""
+    loop = asyncio.get_running_loop()
+    waiting: dict[int, asyncio.Future[None]] = {}
+    fds: list[int] = []
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue  # already gone
+        fds.append(fd)
+        future: asyncio.Future[None] = loop.create_future()
+        waiting[pid] = future
+
+        def done(fd: int = fd, future: asyncio.Future[None] = future) -> None:
+            loop.remove_reader(fd)
+            if not future.done():
+                future.set_result(None)
+
+        loop.add_reader(fd, done)
+    try:
+        if waiting:
+            await asyncio.wait(waiting.values(), timeout=timeout)
+        return {pid for pid, future in waiting.items() if not future.done()}
+    finally:
+        for fd in fds:
+            loop.remove_reader(fd)
+            os.close(fd)

@@ -1,0 +1,396 @@
+"""A watcher keeps N processes of one spec running, as its policy says.
+
+It holds the desired state (``numprocesses`` slots, numbered by wid from 1)
+and makes the world match it: a slot whose process exits is refilled at once
+the first time, then with exponential backoff while the failures continue; a
+slot that fails more than ``max_retry`` times in a row puts the watcher in
+the ``failed`` state instead of letting it spin.
+
+Commands on one watcher run one at a time, in arrival order (``lock``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from collections import deque
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..config import WatcherSpec
+from ..config.substitute import circus_vars
+from .output import PipeReader
+from .process import Process, SpawnError
+from .reaper import exit_code
+
+if TYPE_CHECKING:
+    from .arbiter import Arbiter
+
+log = logging.getLogger("bigtop.watcher")
+
+RECENT_LINES = 20
+RECENT_EXITS = 10
+
+# Options whose change needs the processes restarted; any other option
+# takes effect in place.
+PROCESS_OPTIONS = frozenset({
+    "cmd", "args", "shell", "shell_args", "executable", "working_dir", "uid", "gid", "umask",
+    "copy_env", "copy_path", "env", "rlimits", "use_sockets", "sockets", "virtualenv",
+    "virtualenv_py_ver", "close_child_stdin", "close_child_stdout", "close_child_stderr",
+    "stdout_stream", "stderr_stream", "stdin_socket", "ready",
+})
+
+
+class Watcher:
+    def __init__(self, spec: WatcherSpec, arbiter: Arbiter):
+        self.spec = spec
+        self.arbiter = arbiter
+        self.loop = arbiter.loop
+        self.state = "stopped"
+        self.wanted = 0
+        self.processes: dict[int, Process] = {}
+        self.failures: dict[int, int] = {}
+        self.pending: dict[int, asyncio.TimerHandle] = {}
+        self.lock = asyncio.Lock()
+        self.restarts = 0
+        self.last_exits: deque[dict[str, Any]] = deque(maxlen=RECENT_EXITS)
+        self.recent_output: deque[str] = deque(maxlen=RECENT_LINES)
+        self.failure: str | None = None
+        self._ready: asyncio.Future[bool] = self.loop.create_future()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __repr__(self) -> str:
+        return f"<Watcher {self.name} {self.state} {len(self.processes)}/{self.wanted}>"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def topic(self) -> str:
+        return f"watcher.{self.name.lower()}"
+
+    @property
+    def status(self) -> str:
+        """active, starting, stopping, stopped, failed, or backoff (a slot is
+        waiting out a backoff delay)."""
+        if self.state == "active" and self.pending:
+            return "backoff"
+        return self.state
+
+    def emit(self, event: str, **payload: Any) -> None:
+        self.arbiter.bus.emit(f"{self.topic}.{event}", payload)
+
+    def _task(self, coro: Any) -> asyncio.Task[Any]:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- sockets ---------------------------------------------------------
+
+    def socket_names(self) -> list[str]:
+        """The daemon sockets this watcher's processes inherit."""
+        named = [v[len("sockets."):] for v in circus_vars(f"{self.spec.cmd} {self.spec.args or ''}")
+                 if v.startswith("sockets.")]
+        names = {n for n in self.arbiter.sockets if n.lower() in named}
+        names |= set(self.spec.sockets)
+        if self.spec.stdin_socket:
+            names.add(self.spec.stdin_socket)
+        if self.spec.use_sockets and not names:
+            names = set(self.arbiter.sockets)
+        return sorted(names)
+
+    # -- commands (serialised) -------------------------------------------
+
+    async def start(self) -> None:
+        async with self.lock:
+            await self._start()
+
+    async def stop(self) -> None:
+        async with self.lock:
+            await self._stop()
+
+    async def restart(self) -> None:
+        async with self.lock:
+            await self._stop()
+            await self._start()
+
+    async def set_numprocesses(self, count: int) -> None:
+        async with self.lock:
+            self.spec = replace(self.spec, numprocesses=count)
+            if self.state in ("active", "starting"):
+                await self._scale(count)
+
+    async def update(self, spec: WatcherSpec) -> None:
+        """Apply a changed spec, restarting the processes only if needed."""
+        async with self.lock:
+            old, self.spec = self.spec, spec
+            changed = {k for k, v in spec.option_values().items()
+                       if old.option_values().get(k) != v}
+            if self.state not in ("active", "starting"):
+                return
+            if changed & PROCESS_OPTIONS:
+                log.info("%s: %s changed, restarting", self.name, ", ".join(sorted(changed)))
+                await self._stop()
+                await self._start()
+            elif "numprocesses" in changed:
+                await self._scale(spec.numprocesses)
+            self.emit("updated")
+
+    # -- readiness -------------------------------------------------------
+
+    async def wait_ready(self) -> bool:
+        """True once every wanted process is ready; False if the watcher
+        failed or was stopped first."""
+        return await asyncio.shield(self._ready)
+
+    def _check_ready(self) -> None:
+        if self._ready.done() or self.state != "active":
+            return
+        wanted = range(1, self.wanted + 1)
+        if all(w in self.processes and self.processes[w].is_ready for w in wanted):
+            self._ready.set_result(True)
+            self.emit("ready")
+            log.info("%s: ready", self.name)
+
+    def _settle_ready(self, value: bool) -> None:
+        if not self._ready.done():
+            self._ready.set_result(value)
+
+    # -- the state machine -----------------------------------------------
+
+    async def _start(self) -> None:
+        if self.state in ("active", "starting") or self.arbiter.stopping:
+            return
+        if self._ready.done():
+            self._ready = self.loop.create_future()
+        self.state = "starting"
+        self.failure = None
+        self.failures.clear()
+        await self._scale(self.spec.numprocesses)
+        if self.state == "starting":
+            self.state = "active"
+            self.emit("start")
+            log.info("%s: started %d process(es)", self.name, len(self.processes))
+        self._check_ready()
+
+    async def _scale(self, count: int) -> None:
+        self.wanted = count
+        for wid in sorted(self.pending):
+            if wid > count:
+                self.pending.pop(wid).cancel()
+        extra = [p for w, p in self.processes.items() if w > count]
+        for wid in range(1, count + 1):
+            if self.state not in ("active", "starting"):
+                return
+            if wid not in self.processes and wid not in self.pending:
+                self._spawn(wid)
+                if self.spec.warmup_delay and wid < count:
+                    await asyncio.sleep(self.spec.warmup_delay)
+        if extra:
+            await asyncio.gather(*(self._stop_process(p) for p in extra))
+        self._check_ready()
+
+    async def _stop(self) -> None:
+        if self.state == "stopped":
+            return
+        was_failed = self.state == "failed"
+        self.state = "stopping"
+        self.wanted = 0
+        for handle in self.pending.values():
+            handle.cancel()
+        self.pending.clear()
+        self._settle_ready(False)
+        await asyncio.gather(*(self._stop_process(p) for p in list(self.processes.values())))
+        self.state = "failed" if was_failed else "stopped"
+        if not was_failed:
+            self.emit("stop")
+            log.info("%s: stopped", self.name)
+
+    async def _stop_process(self, process: Process) -> None:
+        self.emit("kill", process_pid=process.pid)
+        await process.stop(self.spec.stop_signal, self.spec.graceful_timeout,
+                           self.arbiter.managed_pids())
+
+    def _spawn(self, wid: int) -> None:
+        self.pending.pop(wid, None)
+        process = Process(self.spec, wid)
+        arbiter = self.arbiter
+        try:
+            process.spawn(
+                {name: arbiter.sockets[name].fd for name in self.socket_names()},
+                arbiter.child_env(self.spec),
+                capture_stdout=not self.spec.close_child_stdout,
+                capture_stderr=not self.spec.close_child_stderr,
+            )
+        except SpawnError as err:
+            log.error("%s: cannot spawn process %d: %s", self.name, wid, err)
+            self.emit("spawn_failure", wid=wid, reason=str(err))
+            self.last_exits.append({"wid": wid, "pid": None, "exit_code": None,
+                                    "reason": str(err), "time": time.time()})
+            self._failed(wid, 0.0, str(err))
+            return
+        self.processes[wid] = process
+        arbiter.register(self, process)
+        readers = []
+        for fd, stream in zip(process.pipes, ("stdout", "stderr"), strict=False):
+            readers.append(PipeReader(self.loop, fd, self._line_sink(process, stream)))
+        arbiter.reaper.watch(process.pid, lambda status: self._exited(process, status, readers))
+        self.emit("spawn", process_pid=process.pid)
+        log.debug("%s: spawned process %d (pid %d)", self.name, wid, process.pid)
+        self._arm_readiness(process)
+        if self.spec.max_age:
+            age = self.spec.max_age + random.randint(0, self.spec.max_age_variance)
+            handle = self.loop.call_later(age, lambda: self._task(self._recycle(process)))
+            process.exited.add_done_callback(lambda _: handle.cancel())
+
+    def _line_sink(self, process: Process, stream: str) -> Any:
+        def sink(line: bytes) -> None:
+            text = line.decode("utf-8", "replace")
+            self.recent_output.append(text)
+            self.arbiter.output(self, process, stream, text)
+
+        return sink
+
+    def _arm_readiness(self, process: Process) -> None:
+        ready = self.spec.ready
+        process.ready.add_done_callback(lambda _: self._check_ready())
+        if ready.kind == "spawned":
+            process.mark_ready()
+            return
+        if ready.kind == "delay":
+            handle = self.loop.call_later(ready.delay, process.mark_ready)
+            process.exited.add_done_callback(lambda _: handle.cancel())
+        elif ready.kind == "tcp":
+            probe = self._task(self._probe_tcp(process))
+            process.ready.add_done_callback(lambda _: probe.cancel())
+        if self.spec.ready_timeout:
+            timeout = self.loop.call_later(self.spec.ready_timeout, self._ready_timeout, process)
+            process.ready.add_done_callback(lambda _: timeout.cancel())
+
+    async def _probe_tcp(self, process: Process) -> None:
+        host, port = self.spec.ready.host, self.spec.ready.port
+        delay = 0.01
+        while not process.ready.done():
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+            except (OSError, asyncio.TimeoutError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.25)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            process.mark_ready()
+
+    def _ready_timeout(self, process: Process) -> None:
+        if process.ready.done() or process.returncode is not None:
+            return
+        log.error("%s: process %d not ready after %gs (%s), stopping it", self.name,
+                  process.wid, self.spec.ready_timeout, self.spec.ready)
+        self.emit("ready_timeout", process_pid=process.pid)
+        process.timed_out = True
+        self._task(process.stop(self.spec.stop_signal, self.spec.graceful_timeout,
+                                self.arbiter.managed_pids(), requested=False))
+
+    async def _recycle(self, process: Process) -> None:
+        """max_age reached: replace the process without counting a failure."""
+        async with self.lock:
+            if self.processes.get(process.wid) is not process:
+                return
+            log.info("%s: process %d reached max_age, recycling", self.name, process.wid)
+            await self._stop_process(process)
+            if self.state == "active" and process.wid <= self.wanted:
+                self._spawn(process.wid)
+
+    def _exited(self, process: Process, status: int, readers: list[PipeReader]) -> None:
+        code = exit_code(status)
+        process.on_exit(status, code)
+        for reader in readers:
+            reader.close()
+        if self.processes.get(process.wid) is process:
+            del self.processes[process.wid]
+        self.arbiter.unregister(process)
+        self.last_exits.append({"wid": process.wid, "pid": process.pid, "exit_code": code,
+                                "time": time.time(), "uptime": round(process.age, 3)})
+        self.emit("reap", process_pid=process.pid, exit_code=code)
+        if process.stopping:
+            return
+        level = logging.INFO if code in self.spec.success_exit_codes else logging.WARNING
+        log.log(level, "%s: process %d (pid %d) exited with %s after %.3fs", self.name,
+                process.wid, process.pid, describe_exit(code), process.age)
+        self._task(self.arbiter.clean_leftovers(self, process))
+        if self.state not in ("active", "starting") or process.wid > self.wanted:
+            return
+        restart = self.spec.restart
+        if restart == "never" or (
+            restart == "on-failure" and code in self.spec.success_exit_codes
+            and not process.timed_out
+        ):
+            self._check_ready()
+            return
+        self._failed(process.wid, process.age, describe_exit(code))
+
+    def _failed(self, wid: int, uptime: float, reason: str) -> None:
+        """Refill a slot whose process ended: now, later, or never."""
+        if self.state not in ("active", "starting"):
+            return
+        spec = self.spec
+        if uptime >= spec.backoff_reset:
+            self.failures[wid] = 0
+        count = self.failures[wid] = self.failures.get(wid, 0) + 1
+        if 0 <= spec.max_retry < count:
+            self._give_up(f"process {wid} failed {count} times in a row, last: {reason}")
+            return
+        self.restarts += 1
+        delay = 0.0 if count == 1 else min(
+            spec.backoff_max, spec.backoff_initial * spec.backoff_factor ** (count - 2))
+        if delay <= 0:
+            self._spawn(wid)
+            return
+        log.info("%s: restarting process %d in %.2fs (failure %d)", self.name, wid, delay, count)
+        self.emit("backoff", wid=wid, delay=delay, failures=count)
+        self.pending[wid] = self.loop.call_later(delay, self._spawn, wid)
+
+    def _give_up(self, reason: str) -> None:
+        self.failure = reason
+        self.state = "failed"
+        for handle in self.pending.values():
+            handle.cancel()
+        self.pending.clear()
+        self.wanted = 0
+        self._settle_ready(False)
+        lines = list(self.recent_output)[-5:]
+        log.error("%s: failed: %s%s", self.name, reason,
+                  "".join(f"\n    | {line}" for line in lines))
+        self.emit("failed", reason=reason, exits=list(self.last_exits), output=lines)
+        for process in list(self.processes.values()):
+            self._task(self._stop_process(process))
+
+    def info(self) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "name": self.name,
+            "status": self.status,
+            "processes": len(self.processes),
+            "numprocesses": self.wanted if self.state != "stopped" else self.spec.numprocesses,
+            "restarts": self.restarts,
+            "failure": self.failure,
+            "last_exit": self.last_exits[-1] if self.last_exits else None,
+            "pids": {w: p.pid for w, p in sorted(self.processes.items())},
+            "uptime": max((now - p.started for p in self.processes.values()), default=0.0),
+        }
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"status {code}"
