@@ -8,13 +8,14 @@ measure:
             are direct children of the daemon (``sleep`` already exec'd);
   respawn   ``kill -9`` of one random child, time until the daemon again has
             N sleep children; repeated --kills times, one kill at a time;
-  idle CPU  user+system CPU seconds of the daemon alone over --idle seconds
-            of idleness, after the respawn phase has settled;
+  idle CPU  user+system CPU seconds of the daemon (not its children) over
+            --idle seconds of idleness, after the respawn phase has settled;
   RSS       resident memory of the daemon after the idle period;
-  (CPU and RSS include helper processes the daemon runs: Circus 0.19 runs
-  circusd-stats whenever stats_endpoint is set, as it is here; the daemon's
-  own share is reported apart);
   stop      SIGTERM to daemon exit (informative only).
+
+CPU and RSS also count helper processes the daemon runs besides the sleeps:
+Circus 0.19 runs circusd-stats whenever stats_endpoint is set, as it is here.
+The daemon's own share is reported apart.
 
 Then the daemon is stopped and no child may survive it. Systems are
 interleaved per run; figures are medians over --runs runs.
@@ -58,7 +59,7 @@ SLEEP_ARG = "100000"
 ORIG_COMMAND_ENV = "BIGTOP_BENCH_COMMAND"
 
 SETTLE_S = 2.0           # pause between the respawn phase and the idle window
-KILL_GAP_S = 0.2         # pause after a recovery before the next kill
+KILL_GAP_S = 0.2         # least pause after a recovery before the next kill
 STOP_TIMEOUT_S = 60.0    # SIGTERM -> SIGKILL
 ORPHAN_GRACE_S = 1.0     # how long children may outlive their daemon
 PR_SET_CHILD_SUBREAPER = 36
@@ -420,7 +421,11 @@ def measure_respawn(daemon: Daemon, tracker: SleepChildren, args,
             # Not recovered: further kills would measure a broken state.
             return samples, 1
         samples.append((seen_at - killed_at) * 1000)
-        time.sleep(KILL_GAP_S)
+        # A random pause: a daemon that respawns from a periodic check
+        # (Circus: every check_delay = 5 s) is then hit at random phase, as a
+        # real crash would be. A fixed pause would phase-lock the kills to
+        # its timer and always measure check_delay minus the pause.
+        time.sleep(KILL_GAP_S + rng.uniform(0, args.gap_spread))
     return samples, 0
 
 
@@ -691,6 +696,9 @@ def print_notes(args, columns, results, labels) -> None:
     print(f"  - medians over runs; per run, respawn median and p99 are over "
           f"{args.kills} kills. p99 is nearest-rank: with {args.kills} "
           f"samples it is the {_rank_word(args.kills)}.")
+    print(f"  - after each respawn the next kill waits 0.2 s + uniform(0, "
+          f"{args.gap_spread:g}) s, so periodic respawn checks are hit at "
+          "random phase.")
     print(f"  - children polled every {args.poll_ms:g} ms (plus ~1 ms per "
           "scan of /proc); times include that resolution.")
     print("  - idle CPU: user+system of the daemon process only (plus helper "
@@ -770,6 +778,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle", type=float, default=10.0,
                         help="idle window for the CPU figure, seconds")
     parser.add_argument("--poll-ms", type=float, default=2.0)
+    parser.add_argument("--gap-spread", type=float, default=5.0, metavar="S",
+                        help="after each respawn wait 0.2 s + uniform(0, S) "
+                             "before the next kill; the default spans one "
+                             "Circus check_delay so kills land at random phase "
+                             "of its timer (0: fixed gap, faster, but Circus "
+                             "then always measures ~4.8 s)"),
     parser.add_argument("--start-timeout", type=float, default=60.0)
     parser.add_argument("--respawn-timeout", type=float, default=30.0)
     parser.add_argument("--bigtopd", type=Path, default=BIGTOPD,
@@ -785,6 +799,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--only takes a subset of {','.join(SYSTEMS)}")
     if min(args.runs, args.children, args.kills) < 1 or args.idle <= 0:
         parser.error("--runs, --children, --kills and --idle must be positive")
+    if args.gap_spread < 0 or args.poll_ms <= 0:
+        parser.error("--gap-spread must be >= 0 and --poll-ms > 0")
     if args.seed is None:
         args.seed = random.randrange(2**32)
     return args
@@ -825,6 +841,7 @@ def main(argv: list[str] | None = None) -> int:
         print("anchors: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"params: children={args.children} kills={args.kills} "
           f"idle={args.idle:g}s runs={args.runs} poll={args.poll_ms:g}ms "
+          f"gap=0.2+U(0,{args.gap_spread:g})s "
           f"seed={args.seed}")
 
     subreaper = become_subreaper()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from fnmatch import fnmatch
 from typing import Any
@@ -205,6 +206,15 @@ class Builder:
     def watcher_rules(self, section: RawSection, values: dict[str, Any]) -> None:
         """Checks between options of one watcher; fixes values it can derive."""
         raw = section.values
+        if not values.get("shell"):
+            for key in ("cmd", "args", "shell_args"):
+                try:
+                    shlex.split(values.get(key) or "")
+                except ValueError as err:
+                    hint = " (note: ' ;' starts a comment in INI)" if ";" in str(
+                        raw[key].value) or "#" in str(raw[key].value) else ""
+                    self.problem(f"cannot be split into words: {err}{hint}", section, key,
+                                 raw[key])
         if values.get("singleton") and values.get("numprocesses", 1) > 1:
             self.problem("a singleton watcher runs at most 1 process", section, "numprocesses",
                          raw["numprocesses"])

@@ -267,11 +267,13 @@ class Arbiter:
         in_place: list[Watcher] = []
         for name, spec in new_specs.items():
             watcher = self.watchers.get(name)
-            if watcher is None or spec == watcher.spec:
+            if watcher is None:
+                continue
+            uses_changed = set(watcher.socket_names()) & set(changed_sockets + removed_sockets)
+            if spec == watcher.spec and not uses_changed:
                 continue
             diff = {k for k, v in spec.option_values().items()
                     if watcher.spec.option_values().get(k) != v}
-            uses_changed = set(watcher.socket_names()) & set(changed_sockets + removed_sockets)
             if diff & PROCESS_OPTIONS or uses_changed:
                 restart.append(watcher)
             else:

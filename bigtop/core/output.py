@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable
 
 READ_SIZE = 256 * 1024
@@ -95,10 +96,12 @@ class ConsoleSink:
         self._colors: dict[str, int] = {}
 
     def __call__(self, watcher: str, wid: int, pid: int, stream: str, line: str) -> None:
-        prefix = f"{watcher}.{wid}"
+        now = time.time()
+        stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
+        prefix = f"{stamp} {watcher}.{wid}"
         if self.color:
             code = self._colors.setdefault(watcher, self.COLORS[len(self._colors) % 10])
-            prefix = f"\x1b[{code}m{prefix}\x1b[0m"
+            prefix = f"\x1b[2m{stamp}\x1b[0m \x1b[{code}m{watcher}.{wid}\x1b[0m"
         try:
             self.stream.write(f"{prefix} | {line}\n")  # type: ignore[attr-defined]
             self.stream.flush()  # type: ignore[attr-defined]

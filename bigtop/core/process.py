@@ -123,7 +123,7 @@ class Process:
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[int] = loop.create_future()
         self.ready: asyncio.Future[bool] = loop.create_future()
-        self.pipes: list[int] = []
+        self.pipes: dict[str, int] = {}  # stream name -> read end
 
     def __repr__(self) -> str:
         return f"<Process {self.spec.name}#{self.wid} pid={self.pid}>"
@@ -149,9 +149,15 @@ class Process:
         if executable is None and "PATH" not in env and os.sep not in argv[0]:
             # No PATH for the child: find the program with the daemon's.
             executable = shutil.which(argv[0])
-        out = subprocess.PIPE if capture_stdout else (
+        # Our own pipes, not Popen's: the read ends belong to the loop's
+        # readers, and no file object may close those fd numbers later.
+        pipes: dict[str, tuple[int, int]] = {}
+        for name, capture in (("stdout", capture_stdout), ("stderr", capture_stderr)):
+            if capture:
+                pipes[name] = os.pipe2(os.O_CLOEXEC)
+        out = pipes["stdout"][1] if "stdout" in pipes else (
             subprocess.DEVNULL if spec.close_child_stdout else None)
-        err = subprocess.PIPE if capture_stderr else (
+        err = pipes["stderr"][1] if "stderr" in pipes else (
             subprocess.DEVNULL if spec.close_child_stderr else None)
         try:
             self.popen = subprocess.Popen(
@@ -181,9 +187,15 @@ class Process:
                              f"{' (uid/gid change needs root)' if uid or gid else ''}") from None
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
             raise SpawnError(f"{argv[0]}: {exc}") from None
+        finally:
+            for _, write_end in pipes.values():
+                os.close(write_end)
+            if self.popen is None:
+                for read_end, _ in pipes.values():
+                    os.close(read_end)
         self.pid = self.popen.pid
         self.started = time.time()
-        self.pipes = [p.fileno() for p in (self.popen.stdout, self.popen.stderr) if p]
+        self.pipes = {name: read_end for name, (read_end, _) in pipes.items()}
 
     @property
     def pgid(self) -> int:

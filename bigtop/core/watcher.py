@@ -237,9 +237,8 @@ class Watcher:
             return
         self.processes[wid] = process
         arbiter.register(self, process)
-        readers = []
-        for fd, stream in zip(process.pipes, ("stdout", "stderr"), strict=False):
-            readers.append(PipeReader(self.loop, fd, self._line_sink(process, stream)))
+        readers = [PipeReader(self.loop, fd, self._line_sink(process, stream))
+                   for stream, fd in process.pipes.items()]
         arbiter.reaper.watch(process.pid, lambda status: self._exited(process, status, readers))
         self.emit("spawn", process_pid=process.pid)
         log.debug("%s: spawned process %d (pid %d)", self.name, wid, process.pid)

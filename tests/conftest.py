@@ -1,0 +1,153 @@
+"""Fixtures that start real daemons and make sure nothing outlives a test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02,
+             message: str = "condition") -> object:
+    """Poll until predicate() is truthy; fail the test after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def processes_under(directory: Path) -> list[psutil.Process]:
+    """Processes started by a bigtop daemon whose cwd is inside directory."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if "BIGTOP_WATCHER" not in proc.environ():
+                continue
+            if str(directory) in proc.cwd():
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+class Daemon:
+    """A real bigtopd on a config file in a temporary directory."""
+
+    def __init__(self, path: Path, config: str, name: str = "bigtop.ini",
+                 args: tuple[str, ...] = ()):
+        self.path = path
+        self.config = path / name
+        self.config.write_text(textwrap.dedent(config))
+        self.log = path / "daemon.log"
+        self.out = path / "daemon.out"
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True) -> Daemon:
+        cmd = [sys.executable, "-m", "bigtop.cli.bigtopd", str(self.config), *self.args]
+        with open(self.out, "ab") as out, open(self.log, "ab") as err:
+            self.proc = subprocess.Popen(cmd, cwd=self.path, stdout=out, stderr=err,
+                                         start_new_session=True)
+        if wait:
+            wait_for(lambda: "bigtopd" in self.log_text() and "starting" in self.log_text()
+                     or self.proc.poll() is not None, message="daemon start")
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def out_text(self) -> str:
+        return self.out.read_text(errors="replace") if self.out.exists() else ""
+
+    def children(self, watcher: str | None = None) -> list[psutil.Process]:
+        """The daemon's live (non-zombie) managed children, optionally of one watcher."""
+        found = []
+        try:
+            kids = psutil.Process(self.pid).children()
+        except psutil.Error:
+            return []
+        for child in kids:
+            try:
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                env = child.environ()
+            except psutil.Error:
+                continue
+            if "BIGTOP_WATCHER" not in env:
+                continue
+            if watcher is None or env["BIGTOP_WATCHER"] == watcher:
+                found.append(child)
+        return found
+
+    def pids(self, watcher: str | None = None) -> set[int]:
+        return {p.pid for p in self.children(watcher)}
+
+    def wait_pids(self, watcher: str, count: int, timeout: float = 10.0) -> set[int]:
+        wait_for(lambda: len(self.pids(watcher)) == count, timeout,
+                 message=f"{count} processes of {watcher}")
+        return self.pids(watcher)
+
+    def wait_log(self, text: str, timeout: float = 10.0, count: int = 1) -> None:
+        wait_for(lambda: self.log_text().count(text) >= count, timeout,
+                 message=f"{text!r} in the daemon log")
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def reload(self, config: str) -> None:
+        self.config.write_text(textwrap.dedent(config))
+        self.signal(signal.SIGHUP)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail("daemon did not stop on SIGTERM")
+        return -1
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """``daemon(config_text, **kw)`` starts bigtopd; teardown stops it and
+    fails the test if any process it started is still alive."""
+    started: list[Daemon] = []
+
+    def make(config: str, start: bool = True, **kw: object) -> Daemon:
+        d = Daemon(tmp_path, config, **kw)  # type: ignore[arg-type]
+        started.append(d)
+        return d.start() if start else d
+
+    yield make
+    for d in started:
+        d.stop()
+    leftovers = processes_under(tmp_path)
+    for proc in leftovers:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    assert not leftovers, f"processes left behind: {[p.pid for p in leftovers]}"

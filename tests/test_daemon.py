@@ -1,0 +1,120 @@
+"""bigtopd as operators run it: flags, daemon mode, PID 1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from .conftest import processes_under, wait_for
+
+BIGTOPD = [sys.executable, "-m", "bigtop.cli.bigtopd"]
+
+
+def write(path, text):
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_daemon_mode_with_pidfile_and_log_file(tmp_path):
+    config = write(tmp_path / "c.ini", """
+        [watcher:bg]
+        cmd = sleep 1000
+        numprocesses = 2
+    """)
+    pidfile, logfile = tmp_path / "bigtopd.pid", tmp_path / "bigtopd.log"
+    result = subprocess.run([*BIGTOPD, str(config), "--daemon", "--pidfile", str(pidfile),
+                             "--log-output", str(logfile)], cwd=tmp_path, timeout=10)
+    assert result.returncode == 0
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
+    pid = int(pidfile.read_text())
+    try:
+        proc = psutil.Process(pid)
+        assert proc.ppid() != os.getpid(), "detached from the caller"
+        assert os.getsid(pid) != os.getsid(0), "in its own session"
+        wait_for(lambda: "bg: started 2" in logfile.read_text())
+        # A second daemon on the same pidfile refuses to start.
+        second = subprocess.run([*BIGTOPD, str(config), "--pidfile", str(pidfile)],
+                                cwd=tmp_path, timeout=10, capture_output=True, text=True)
+        assert second.returncode == 1
+        assert f"names pid {pid}, which is running" in second.stderr
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not psutil.pid_exists(pid), message="daemon exit")
+    assert not pidfile.exists()
+    assert not processes_under(tmp_path)
+
+
+def test_socket_that_cannot_bind_starts_nothing(tmp_path):
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    config = write(tmp_path / "c.ini", f"""
+        [socket:web]
+        host = 127.0.0.1
+        port = {port}
+
+        [watcher:web]
+        cmd = sleep 1000
+        use_sockets = true
+    """)
+    result = subprocess.run([*BIGTOPD, str(config)], cwd=tmp_path, timeout=10,
+                            capture_output=True, text=True)
+    blocker.close()
+    assert result.returncode == 1
+    assert f"socket 'web' cannot bind 127.0.0.1:{port}" in result.stderr
+    assert "nothing started" in result.stderr
+    assert not processes_under(tmp_path)
+
+
+def test_invalid_config_exits_2_and_starts_nothing(tmp_path):
+    config = write(tmp_path / "c.ini", """
+        [watcher:ok]
+        cmd = sleep 1000
+
+        [watcher:bad]
+        cmd = sleep 1000
+        numprocess = 2
+    """)
+    result = subprocess.run([*BIGTOPD, str(config)], cwd=tmp_path, timeout=10,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"{config}:7: [watcher:bad] numprocess: unknown option (did you mean " \
+           "'numprocesses'?)" in result.stderr
+    assert not processes_under(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare for a PID namespace")
+def test_runs_as_pid_1(tmp_path):
+    """In a container bigtopd is PID 1: it reaps every zombie and stops
+    cleanly on SIGTERM."""
+    config = write(tmp_path / "c.ini", """
+        [watcher:orphans]
+        cmd = sh -c '(sleep 0.1 &) && (sleep 0.1 &) && exec sleep 1000'
+    """)
+    log = tmp_path / "log"
+    with open(log, "wb") as out:
+        outer = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", *BIGTOPD,
+                                  str(config)], cwd=tmp_path, stderr=out, stdout=out)
+    try:
+        wait_for(lambda: "orphans: started" in log.read_text(), message="start")
+        inner = wait_for(lambda: psutil.Process(outer.pid).children(), message="pid 1")[0]
+        time.sleep(0.6)
+        assert not [c for c in inner.children() if c.status() == psutil.STATUS_ZOMBIE]
+        inner.send_signal(signal.SIGTERM)
+        assert outer.wait(10) == 0
+        assert "stopped" in log.read_text()
+    finally:
+        if outer.poll() is None:
+            outer.kill()
+            outer.wait()

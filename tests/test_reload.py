@@ -1,0 +1,134 @@
+"""SIGHUP reloads the configuration as a diff."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+
+from .conftest import wait_for
+from .test_lifecycle import free_port
+
+BASE = """
+    [socket:web]
+    host = 127.0.0.1
+    port = {port}
+
+    [watcher:web]
+    cmd = sleep 1000
+    use_sockets = true
+    numprocesses = {web}
+
+    [watcher:worker]
+    cmd = sleep {worker}
+
+    [watcher:gone]
+    cmd = sleep 1000
+"""
+
+
+def test_reload_applies_only_the_diff(daemon):
+    port = free_port()
+    d = daemon(BASE.format(port=port, web=2, worker=1000))
+    web = d.wait_pids("web", 2)
+    worker = d.wait_pids("worker", 1)
+    d.wait_pids("gone", 1)
+    listener = socket.create_connection(("127.0.0.1", port))
+
+    d.reload(BASE.format(port=port, web=3, worker=2000).replace(
+        "[watcher:gone]", "[watcher:new]"))
+    d.wait_log("reload:")
+    new_web = d.wait_pids("web", 3)
+    assert web < new_web, "scaling up keeps the running processes"
+    new_worker = d.wait_pids("worker", 1)
+    assert new_worker != worker, "a changed cmd restarts the watcher"
+    d.wait_pids("new", 1)
+    d.wait_pids("gone", 0)
+    # The unchanged socket stayed bound: the connection queued before the
+    # reload is still there and new ones are accepted.
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    listener.close()
+    assert "sockets_rebound" not in d.log_text()
+
+
+def test_reload_scales_down(daemon):
+    port = free_port()
+    d = daemon(BASE.format(port=port, web=3, worker=1000))
+    web = d.wait_pids("web", 3)
+    d.reload(BASE.format(port=port, web=1, worker=1000))
+    left = d.wait_pids("web", 1)
+    assert left < web
+
+
+def test_bad_reload_changes_nothing(daemon):
+    port = free_port()
+    d = daemon(BASE.format(port=port, web=2, worker=1000))
+    before = d.wait_pids(None, 4) if False else (d.wait_pids("web", 2) | d.wait_pids("worker", 1))
+    d.reload(BASE.format(port=port, web="two", worker=1000))
+    d.wait_log("reload refused, nothing changed")
+    assert "'two' is not an integer" in d.log_text()
+    time.sleep(0.2)
+    assert d.pids("web") | d.pids("worker") == before
+    assert d.proc.poll() is None
+
+
+def test_changed_socket_is_rebound_and_its_users_restart(daemon):
+    port, port2 = free_port(), free_port()
+    d = daemon(BASE.format(port=port, web=1, worker=1000))
+    web = d.wait_pids("web", 1)
+    worker = d.wait_pids("worker", 1)
+    d.reload(BASE.format(port=port2, web=1, worker=1000))
+    d.wait_log("sockets_rebound web")
+    wait_for(lambda: d.pids("web") and d.pids("web") != web, message="web restarted")
+    assert d.pids("worker") == worker
+    socket.create_connection(("127.0.0.1", port2), timeout=2).close()
+
+
+def test_reload_socket_that_cannot_bind_changes_nothing(daemon):
+    port = free_port()
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    busy = blocker.getsockname()[1]
+    d = daemon(BASE.format(port=port, web=1, worker=1000))
+    web = d.wait_pids("web", 1)
+    d.reload(BASE.format(port=port, web=1, worker=1000) + f"""
+    [socket:other]
+    host = 127.0.0.1
+    port = {busy}
+    """)
+    d.wait_log("reload refused, nothing changed")
+    assert d.pids("web") == web
+    blocker.close()
+
+
+def test_on_demand_starts_on_first_connection(daemon):
+    port = free_port()
+    d = daemon(f"""
+        [socket:lazy]
+        host = 127.0.0.1
+        port = {port}
+
+        [watcher:lazy]
+        cmd = sleep 1000
+        sockets = lazy
+        on_demand = true
+    """)
+    d.wait_log("lazy: waiting for a first connection")
+    time.sleep(0.2)
+    assert not d.pids("lazy")
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    d.wait_pids("lazy", 1)
+
+
+def test_sigint_twice_kills_now(daemon, tmp_path):
+    d = daemon("""
+        [watcher:stubborn]
+        cmd = sh -c 'trap "" TERM INT; sleep 1000 & wait; sleep 1000'
+        graceful_timeout = 60
+    """)
+    d.wait_pids("stubborn", 1)
+    d.signal(signal.SIGINT)
+    d.wait_log("stopping")
+    d.signal(signal.SIGINT)
+    assert d.proc.wait(10) == 0
