@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import sys
 import time
-from urllib.parse import urlparse
 
 LEVEL_COLORS = {
     logging.DEBUG: "\x1b[2m",
@@ -46,16 +44,21 @@ def setup(level: str = "info", output: str = "-") -> None:
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(Formatter(sys.stdout.isatty()))
     elif output.startswith("syslog:"):
+        from logging.handlers import SysLogHandler
+        from urllib.parse import urlparse
+
         url = urlparse(output)
         address: str | tuple[str, int] = "/dev/log"
         if url.hostname:
             address = (url.hostname, url.port or 514)
         elif url.path:
             address = url.path
-        handler = logging.handlers.SysLogHandler(address=address)
+        handler = SysLogHandler(address=address)
         handler.setFormatter(logging.Formatter("bigtopd[%(process)d]: %(message)s"))
     else:
-        handler = logging.handlers.WatchedFileHandler(output)
+        from logging.handlers import WatchedFileHandler
+
+        handler = WatchedFileHandler(output)
         handler.setFormatter(Formatter(False))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -12,7 +12,6 @@ from .ini import read_ini
 from .model import Config
 from .raw import RawSection, merge
 from .substitute import env_variables, substitute
-from .toml import read_toml
 
 
 def load(path: str, environ: Mapping[str, str] | None = None) -> Config:
@@ -40,7 +39,10 @@ def load(path: str, environ: Mapping[str, str] | None = None) -> Config:
             reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
             problems.append(Problem(f"cannot read: {reason}", file))
             return
-        reader = read_toml if file.endswith(".toml") else read_ini
+        if file.endswith(".toml"):
+            from .toml import read_toml as reader
+        else:
+            reader = read_ini
         found, file_problems, file_warnings = reader(text, file)
         problems.extend(file_problems)
         warnings.extend(file_warnings)

@@ -9,7 +9,6 @@ import os
 import pwd
 import resource
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -148,6 +147,8 @@ class Process:
         executable = spec.executable
         if executable is None and "PATH" not in env and os.sep not in argv[0]:
             # No PATH for the child: find the program with the daemon's.
+            import shutil
+
             executable = shutil.which(argv[0])
         # Our own pipes, not Popen's: the read ends belong to the loop's
         # readers, and no file object may close those fd numbers later.

@@ -11,39 +11,62 @@ import asyncio
 import contextlib
 import os
 
-import psutil
-
 # Set in the environment of every child, so that a descendant that outlived
 # its parent (and was re-parented to the daemon) can still be attributed.
 WATCHER_ENV = "BIGTOP_WATCHER"
 WID_ENV = "BIGTOP_WID"
 
+# Read straight from /proc (cheaper than psutil, which the daemon does not
+# need to load for this).
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as handle:
+                found += [int(child) for child in handle.read().split()]
+        except OSError:
+            continue
+    return found
+
 
 def descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    queue = children(pid)
+    while queue:
+        child = queue.pop()
+        if child not in found:
+            found.add(child)
+            queue += children(child)
+    return found
+
+
+def environ(pid: int) -> dict[str, str]:
     try:
-        return {child.pid for child in psutil.Process(pid).children(recursive=True)}
-    except psutil.Error:
-        return set()
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return {}
+    pairs = (item.partition(b"=") for item in data.split(b"\0") if item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs}
 
 
 def adopted_orphans(watcher: str, managed: set[int], wid: int | None = None) -> set[int]:
     """Children of the daemon that a watcher started but that are not its
     processes (their parent died and the subreaper adopted them)."""
     found: set[int] = set()
-    try:
-        children = psutil.Process().children()
-    except psutil.Error:
-        return found
-    for child in children:
-        if child.pid in managed:
+    for child in children(os.getpid()):
+        if child in managed:
             continue
-        try:
-            env = child.environ()
-        except psutil.Error:
-            continue
+        env = environ(child)
         if env.get(WATCHER_ENV) == watcher and (wid is None or env.get(WID_ENV) == str(wid)):
-            found.add(child.pid)
-            found |= descendants(child.pid)
+            found.add(child)
+            found |= descendants(child)
     return found
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+import os
 import signal
 import time
 from collections import deque
@@ -244,7 +244,8 @@ class Watcher:
         log.debug("%s: spawned process %d (pid %d)", self.name, wid, process.pid)
         self._arm_readiness(process)
         if self.spec.max_age:
-            age = self.spec.max_age + random.randint(0, self.spec.max_age_variance)
+            variance = int.from_bytes(os.urandom(4), "big") % (self.spec.max_age_variance + 1)
+            age = self.spec.max_age + variance
             handle = self.loop.call_later(age, lambda: self._task(self._recycle(process)))
             process.exited.add_done_callback(lambda _: handle.cancel())
 
