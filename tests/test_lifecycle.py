@@ -175,7 +175,7 @@ def test_depends_on_waits_for_readiness(daemon, tmp_path):
         ready = notify
 
         [watcher:cache]
-        cmd = sh -c 'sleep 0.3; exec {PY} -m http.server --bind 127.0.0.1 0' 
+        cmd = sh -c 'sleep 0.3; exec {PY} -m http.server --bind 127.0.0.1 0'
         ready = delay:0.4
     """)
     d.wait_pids("app", 1, timeout=15)
@@ -392,3 +392,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_virtualenv_and_stdin_socket(daemon, tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    tool = venv / "bin" / "venv-tool"
+    tool.write_text(f"#!/bin/sh\necho \"$VIRTUAL_ENV\" > {tmp_path}/venv_out\nexec sleep 1000\n")
+    tool.chmod(0o755)
+    port = free_port()
+    d = daemon(f"""
+        [socket:echo]
+        host = 127.0.0.1
+        port = {port}
+
+        [watcher:tool]
+        cmd = venv-tool
+        virtualenv = {venv}
+        copy_env = true
+
+        [watcher:inetd]
+        cmd = {PY} -c "import socket; s = socket.socket(fileno=0); c, _ = s.accept(); c.sendall(b'hi'); c.close(); import time; time.sleep(1000)"
+        stdin_socket = echo
+    """)
+    wait_for(lambda: (tmp_path / "venv_out").exists())
+    assert (tmp_path / "venv_out").read_text().strip() == str(venv)
+    d.wait_pids("inetd", 1)
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        assert conn.recv(10) == b"hi"

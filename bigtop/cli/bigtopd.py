@@ -10,6 +10,9 @@ import os
 import signal
 import sys
 
+from .. import __version__
+from ..config import Config, ConfigError, load
+
 # The daemon never speaks TLS: keep asyncio from loading OpenSSL (about 5 MB
 # of RSS). The block is lifted at once, so a hook or plugin can import ssl.
 _blocked = "ssl" not in sys.modules
@@ -19,9 +22,6 @@ import asyncio  # noqa: E402
 
 if _blocked:
     del sys.modules["ssl"]
-
-from .. import __version__
-from ..config import Config, ConfigError, load
 
 log = logging.getLogger("bigtop")
 

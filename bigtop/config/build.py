@@ -11,7 +11,16 @@ from fnmatch import fnmatch
 from typing import Any
 
 from .errors import ConfigError, Problem
-from .model import Config, HookSpec, Origin, PluginSpec, Settings, SocketSpec, StreamSpec, WatcherSpec
+from .model import (
+    Config,
+    HookSpec,
+    Origin,
+    PluginSpec,
+    Settings,
+    SocketSpec,
+    StreamSpec,
+    WatcherSpec,
+)
 from .options import (
     HOOK_NAMES,
     INCLUDE_KEYS,
@@ -131,6 +140,8 @@ class Builder:
         if not known.get("use"):
             self.problem("missing 'use' (the plugin class, as module.Class)", section)
             return None
+        self.warnings.append(f"{section.file}:{section.line}: [{section.title}] plugins are read "
+                             "but not run by this version")
         return PluginSpec(name=section.name, options=extra,
                           origin=Origin(section.file, section.line), **known)
 
@@ -192,6 +203,12 @@ class Builder:
                 self.problem("'cmd' is empty", section, "cmd", section.values["cmd"])
             return None
         self.watcher_rules(section, values)
+        origin = f"{section.file}:{section.line}: [{section.title}]"
+        if hooks:
+            self.warnings.append(f"{origin} hooks are read but not run by this version")
+        if any(streams.values()):
+            self.warnings.append(f"{origin} stdout_stream/stderr_stream are read but not applied "
+                                 "by this version: output goes to the daemon's console")
         return WatcherSpec(
             name=name,
             env=env,
@@ -337,12 +354,13 @@ def check_sockets(b: Builder, sockets: list[SocketSpec], watchers: list[WatcherS
             if name not in {n.lower() for n in names}:
                 b.problem(f"$(circus.sockets.{name}) names no [socket:{name}]", section, "cmd",
                           section.values.get("cmd"))
-        for key, listed in (("sockets", spec.sockets), ("stdin_socket", (spec.stdin_socket,))):
-            for name in listed:
-                if name and name not in names:
-                    close = difflib.get_close_matches(name, list(names), n=1)
+        stdin = (spec.stdin_socket,) if spec.stdin_socket else ()
+        for key, listed in (("sockets", spec.sockets), ("stdin_socket", stdin)):
+            for wanted in listed:
+                if wanted not in names:
+                    close = difflib.get_close_matches(wanted, list(names), n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    b.problem(f"no socket named {name!r}{hint}", section, key,
+                    b.problem(f"no socket named {wanted!r}{hint}", section, key,
                               section.values.get(key))
 
 

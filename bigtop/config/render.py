@@ -64,8 +64,8 @@ def render(config: Config) -> str:
         lines += _table("env", dict(config.env))
     for spec in config.sockets:
         lines += _table(f"sockets.{_key(spec.name)}", socket_values(spec))
-    for spec in config.watchers:
-        lines += _table(f"watchers.{_key(spec.name)}", watcher_values(spec))
+    for watcher in config.watchers:
+        lines += _table(f"watchers.{_key(watcher.name)}", watcher_values(watcher))
     for plugin in config.plugins:
         lines += _table(f"plugins.{_key(plugin.name)}",
                         {"use": plugin.use, "priority": plugin.priority, **plugin.options})

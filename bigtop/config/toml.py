@@ -26,7 +26,8 @@ _TABLES = {"watchers": "watcher", "sockets": "socket", "plugins": "plugin"}
 _TOP = ("circus", "env", *_TABLES)
 _NESTED = ("hooks", "stdout_stream", "stderr_stream")
 _HEADER = re.compile(r"^\s*\[\[?\s*(?P<path>[^\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_KEY = re.compile(r"""^\s*(?P<key>(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*'))*)\s*=""")
+_PART = r"""(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')"""
+_KEY = re.compile(rf"^\s*(?P<key>{_PART}(?:\s*\.\s*{_PART})*)\s*=")
 
 
 def _split_path(path: str) -> tuple[str, ...]:

@@ -33,7 +33,8 @@ class ReloadError(Exception):
 
 
 class Arbiter:
-    def __init__(self, config: Config, console: Callable[[str, int, int, str, str], None] | None = None):
+    def __init__(self, config: Config,
+                 console: Callable[[str, int, int, str, str], None] | None = None):
         self.config = config
         self.loop = asyncio.get_running_loop()
         self.bus = EventBus()
@@ -67,8 +68,8 @@ class Arbiter:
             self.notify.close()
             self.reaper.uninstall()
             raise
-        for spec in self.config.watchers:
-            self.watchers[spec.name] = Watcher(spec, self)
+        for watcher_spec in self.config.watchers:
+            self.watchers[watcher_spec.name] = Watcher(watcher_spec, self)
         await self.start_watchers(self._boot_watchers(self.watchers.values()))
         self.bus.emit("arbiter.started", {"pid": os.getpid()})
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable
+from typing import TextIO
 
 READ_SIZE = 256 * 1024
 MAX_LINE = 64 * 1024
@@ -88,9 +90,7 @@ class ConsoleSink:
 
     COLORS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
 
-    def __init__(self, stream: object = None):
-        import sys
-
+    def __init__(self, stream: TextIO | None = None):
         self.stream = stream if stream is not None else sys.stdout
         self.color = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._colors: dict[str, int] = {}
@@ -103,7 +103,7 @@ class ConsoleSink:
             code = self._colors.setdefault(watcher, self.COLORS[len(self._colors) % 10])
             prefix = f"\x1b[2m{stamp}\x1b[0m \x1b[{code}m{watcher}.{wid}\x1b[0m"
         try:
-            self.stream.write(f"{prefix} | {line}\n")  # type: ignore[attr-defined]
-            self.stream.flush()  # type: ignore[attr-defined]
+            self.stream.write(f"{prefix} | {line}\n")
+            self.stream.flush()
         except (OSError, ValueError):
             pass

@@ -96,7 +96,8 @@ def _rlimit_setter(rlimits: Mapping[str, int]) -> Callable[[], None] | None:
     """Resource limits need code in the child between fork and exec."""
     if not rlimits:
         return None
-    limits = [(getattr(resource, f"RLIMIT_{name.upper()}"), value) for name, value in rlimits.items()]
+    limits = [(getattr(resource, f"RLIMIT_{name.upper()}"), value)
+              for name, value in rlimits.items()]
 
     def apply() -> None:
         for which, value in limits:
@@ -160,13 +161,16 @@ class Process:
             subprocess.DEVNULL if spec.close_child_stdout else None)
         err = pipes["stderr"][1] if "stderr" in pipes else (
             subprocess.DEVNULL if spec.close_child_stderr else None)
+        stdin: int | None = subprocess.DEVNULL if spec.close_child_stdin else None
+        if spec.stdin_socket:
+            stdin = socket_fds[spec.stdin_socket]
         try:
             self.popen = subprocess.Popen(
                 argv,
                 executable=executable,
                 env=env,
                 cwd=spec.working_dir,
-                stdin=subprocess.DEVNULL if spec.close_child_stdin else None,
+                stdin=stdin,
                 stdout=out,
                 stderr=err,
                 pass_fds=tuple(sorted(set(socket_fds.values()))),

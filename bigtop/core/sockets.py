@@ -68,7 +68,8 @@ class Socket:
         except OSError as err:
             sock.close()
             where = spec.path or f"{spec.host}:{spec.port}"
-            raise SocketError(f"socket {spec.name!r} cannot bind {where}: {err.strerror or err}")
+            raise SocketError(
+                f"socket {spec.name!r} cannot bind {where}: {err.strerror or err}") from None
         self.sock = sock
 
     @staticmethod

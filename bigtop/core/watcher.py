@@ -279,7 +279,7 @@ class Watcher:
         while not process.ready.done():
             try:
                 _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.25)
                 continue
