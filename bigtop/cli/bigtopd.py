@@ -128,7 +128,8 @@ async def serve(config: Config, path: str) -> int:
     loop.add_signal_handler(signal.SIGHUP, lambda: spawn(reload()))
     log.info("bigtopd %s starting (pid %d) with %s", __version__, os.getpid(), path)
     try:
-        await arbiter.start()
+        async with reload_lock:  # a SIGHUP during the start waits for it
+            await arbiter.start()
     except SocketError as err:
         log.error("%s; nothing started", err)
         return 1
