@@ -79,11 +79,18 @@ def test_missing_binary_is_a_spawn_failure_not_a_crash(daemon):
         max_retry = 2
         backoff_initial = 0.05
 
+        [watcher:nobody]
+        cmd = sleep 1000
+        uid = no-such-user
+        max_retry = 0
+
         [watcher:alive]
         cmd = sleep 1000
     """)
     d.wait_log("ghost: failed")
+    d.wait_log("nobody: failed")
     assert "/no/such/program: no such file or directory" in d.log_text()
+    assert "no user named 'no-such-user'" in d.log_text()
     assert d.proc.poll() is None
     d.wait_pids("alive", 1)
 

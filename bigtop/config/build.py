@@ -84,9 +84,15 @@ class Builder:
 
     def env_table(self, section: RawSection, key: str, raw: RawValue) -> dict[str, str]:
         """An ``env`` value: a TOML table, or ``A=1, B=2`` / one per line in INI."""
-        if isinstance(raw.value, dict):
-            return {str(k): str(v) for k, v in raw.value.items()}
         out: dict[str, str] = {}
+        if isinstance(raw.value, dict):
+            for name, value in raw.value.items():
+                if isinstance(value, (dict, list)):
+                    self.problem(f"{name}: an environment value must be a string", section, key,
+                                 raw)
+                else:
+                    out[str(name)] = text(value)
+            return out
         for item in re.split(r"[,\n]", str(raw.value)):
             if not item.strip():
                 continue
@@ -135,8 +141,7 @@ class Builder:
                 if value is not None:
                     known[key] = value
             else:
-                value = raw.value
-                extra[key] = substitute(value, variables) if isinstance(value, str) else value
+                extra[key] = substitute(text(raw.value), variables)
         if not known.get("use"):
             self.problem("missing 'use' (the plugin class, as module.Class)", section)
             return None
@@ -184,22 +189,19 @@ class Builder:
                 if value is not None:
                     rlimits[limit] = value
             elif key.startswith("hooks."):
-                hook = self.hook(section, key, raw)
+                hook = self.hook(section, key, raw, variables)
                 if hook is not None:
                     hooks[key[len("hooks."):]] = hook
             elif key.startswith(("stdout_stream.", "stderr_stream.")):
                 stream, _, option = key.partition(".")
-                value = raw.value
-                streams[stream][option] = (
-                    substitute(value, variables) if isinstance(value, str) else str(value)
-                )
+                streams[stream][option] = substitute(text(raw.value), variables)
             else:
                 known = [*WATCHER_OPTIONS, "env", *(p + "*" for p in WATCHER_PREFIXES)]
                 self.unknown(section, key, raw, known)
         if not values.get("cmd", "").strip():
-            if "cmd" not in values:
+            if "cmd" not in section.values:
                 self.problem("missing 'cmd' (the command to run)", section)
-            else:
+            elif "cmd" in values:
                 self.problem("'cmd' is empty", section, "cmd", section.values["cmd"])
             return None
         self.watcher_rules(section, values)
@@ -228,8 +230,7 @@ class Builder:
                 try:
                     shlex.split(values.get(key) or "")
                 except ValueError as err:
-                    hint = " (note: ' ;' starts a comment in INI)" if ";" in str(
-                        raw[key].value) or "#" in str(raw[key].value) else ""
+                    hint = " (in INI, ' ;' starts a comment)" if raw[key].cut else ""
                     self.problem(f"cannot be split into words: {err}{hint}", section, key,
                                  raw[key])
         if values.get("singleton") and values.get("numprocesses", 1) > 1:
@@ -254,13 +255,15 @@ class Builder:
                 "the process gets the virtualenv's PATH but not the daemon's environment"
             )
 
-    def hook(self, section: RawSection, key: str, raw: RawValue) -> HookSpec | None:
+    def hook(self, section: RawSection, key: str, raw: RawValue,
+             variables: Mapping[str, str]) -> HookSpec | None:
         hook_name = key[len("hooks."):]
         if hook_name not in HOOK_NAMES:
             self.unknown(section, key, raw, [f"hooks.{h}" for h in HOOK_NAMES])
             return None
         value = raw.value
-        parts = value if isinstance(value, list) else str(value).split(",", 1)
+        parts = value if isinstance(value, list) else substitute(str(value), variables).split(
+            ",", 1)
         target = str(parts[0]).strip()
         if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", target):
             self.problem(f"{target!r} is not a dotted path such as mymodule.my_hook",
@@ -275,7 +278,22 @@ class Builder:
         return HookSpec(target, ignore)
 
     def section_env(self, section: RawSection) -> dict[str, str]:
-        return {key: str(raw.value) for key, raw in section.values.items()}
+        out = {}
+        for key, raw in section.values.items():
+            if isinstance(raw.value, (dict, list)):
+                self.problem("an environment value must be a string (per-watcher variables "
+                             "go in the watcher's env table)", section, key, raw)
+            else:
+                out[key] = text(raw.value)
+        return out
+
+
+def text(value: Any) -> str:
+    """A free-form value (env, stream and plugin options) as INI would give
+    it, so both formats build equal models."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def to_bool_quiet(value: Any) -> bool:
@@ -366,7 +384,8 @@ def check_sockets(b: Builder, sockets: list[SocketSpec], watchers: list[WatcherS
 
 def check_dependencies(b: Builder, watchers: list[WatcherSpec],
                        sections: list[RawSection]) -> None:
-    names = {w.name for w in watchers}
+    built = {w.name for w in watchers}
+    names = {s.name for s in sections}  # a watcher with errors still exists
     graph: dict[str, tuple[str, ...]] = {}
     for spec in watchers:
         section = _section(sections, spec.name)
@@ -378,7 +397,7 @@ def check_dependencies(b: Builder, watchers: list[WatcherSpec],
                 close = difflib.get_close_matches(dep, list(names), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 b.problem(f"no watcher named {dep!r}{hint}", section, "depends_on", raw)
-        graph[spec.name] = tuple(d for d in spec.depends_on if d in names and d != spec.name)
+        graph[spec.name] = tuple(d for d in spec.depends_on if d in built and d != spec.name)
     cycle = find_cycle(graph)
     if cycle:
         section = _section(sections, cycle[0])

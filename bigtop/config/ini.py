@@ -24,6 +24,8 @@ def parse_header(header: str, file: str, line: int) -> tuple[str, str]:
         return kind, ""
     if kind in SECTION_KINDS and kind != "circus" and name:
         return kind, name
+    if kind == "circus":
+        raise _problem(f"section [{header}]: [circus] takes no name", file, line)
     if kind in SECTION_KINDS:
         raise _problem(f"section [{header}] needs a name, as in [{kind}:NAME]", file, line)
     hint = ""
@@ -61,7 +63,9 @@ def read_ini(text: str, file: str) -> tuple[list[RawSection], list[Problem], lis
             continue
         if line[0] in " \t":
             if last is not None:
-                last.value = f"{last.value}\n{_strip_comment(stripped)}".strip("\n")
+                kept = _strip_comment(stripped)
+                last.value = f"{last.value}\n{kept}".strip("\n")
+                last.cut = last.cut or kept != stripped
                 continue
             problems.append(Problem("indented line outside a value", file, number))
             continue
@@ -95,7 +99,8 @@ def read_ini(text: str, file: str) -> tuple[list[RawSection], list[Problem], lis
                 )
             continue  # inside a broken section: its header was reported
         key = match.group("key").strip()
-        value = _strip_comment(match.group("value").strip())
+        full = match.group("value").strip()
+        value = _strip_comment(full)
         if value == '""':
             value = ""
         if key in current.values:
@@ -103,7 +108,7 @@ def read_ini(text: str, file: str) -> tuple[list[RawSection], list[Problem], lis
                 f"{file}:{number}: [{current.title}] {key} given twice; "
                 f"line {current.values[key].line} is overridden"
             )
-        last = current.values[key] = RawValue(value, file, number)
+        last = current.values[key] = RawValue(value, file, number, cut=value != full)
     return sections, problems, warnings
 
 

@@ -43,7 +43,7 @@ class ReadySpec:
         if self.kind == "tcp":
             return f"tcp:{self.host}:{self.port}"
         if self.kind == "delay":
-            return f"delay:{self.delay:g}"
+            return f"delay:{self.delay!r}"
         return self.kind
 
 

@@ -7,6 +7,7 @@ message fit for an operator.
 
 from __future__ import annotations
 
+import math
 import re
 import resource
 import signal
@@ -72,9 +73,12 @@ def to_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a number")
     try:
-        return float(str(value).strip())
+        result = float(str(value).strip())
     except ValueError:
         raise ValueError(f"{value!r} is not a number") from None
+    if not math.isfinite(result):
+        raise ValueError(f"{value!r} is not a finite number")
+    return result
 
 
 def non_negative(conv: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -118,14 +122,28 @@ def to_signal(value: Any) -> int:
             if not match:
                 raise ValueError(f"{value!r} is not a signal")
             name = "SIG" + match.group(1).upper()
-            base = getattr(signal, name, None)
-            if not isinstance(base, int):
+            if name in ("SIGRTMIN", "SIGRTMAX"):
+                base = getattr(signal, name)
+            elif name in signal.Signals.__members__:
+                base = signal.Signals[name].value
+            else:
                 raise ValueError(f"{value!r} is not a signal")
             number = base + int(match.group(2) or 0)
     valid = {int(s) for s in signal.valid_signals()}
     if number not in valid:
         raise ValueError(f"{value!r} is not a valid signal number")
     return number
+
+
+def signal_name(number: int) -> str:
+    """The name to write back: SIGTERM, SIGRTMIN+2, or the number."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        pass
+    if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+        return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+    return str(number)
 
 
 def to_list(value: Any) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ class RawValue:
     value: Any
     file: str
     line: int
+    cut: bool = False  # an INI " ;" comment was removed from the value
 
 
 @dataclass

@@ -4,10 +4,10 @@ its resolved value, readable, and loadable again as a bigtop config."""
 from __future__ import annotations
 
 import json
-import signal
 from typing import Any
 
 from .model import Config, SocketSpec, WatcherSpec
+from .options import signal_name
 
 
 def _value(value: Any) -> str:
@@ -38,7 +38,8 @@ def _table(header: str, values: dict[str, Any]) -> list[str]:
 def watcher_values(spec: WatcherSpec) -> dict[str, Any]:
     values = spec.option_values()
     values.pop("name")
-    values["stop_signal"] = signal.Signals(spec.stop_signal).name
+    values["stop_signal"] = signal_name(spec.stop_signal)
+    values["env"] = {k: v.replace("$", "$$") for k, v in spec.env.items()}
     if spec.umask is not None:
         values["umask"] = f"{spec.umask:03o}"
     for name, limit in spec.rlimits.items():
@@ -61,7 +62,7 @@ def render(config: Config) -> str:
     lines = [f"# resolved from {', '.join(config.files)}", ""]
     lines += _table("circus", settings)
     if config.env:
-        lines += _table("env", dict(config.env))
+        lines += _table("env", {k: v.replace("$", "$$") for k, v in config.env.items()})
     for spec in config.sockets:
         lines += _table(f"sockets.{_key(spec.name)}", socket_values(spec))
     for watcher in config.watchers:

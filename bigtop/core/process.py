@@ -220,13 +220,6 @@ class Process:
         if not self.ready.done() and self.returncode is None:
             self.ready.set_result(True)
 
-    def send_signal(self, sig: int, children: bool = False) -> None:
-        if self.returncode is not None:
-            return
-        os.kill(self.pid, sig)
-        if children:
-            signal_tree(None, descendants(self.pid), sig)
-
     def tree(self, managed: set[int]) -> set[int]:
         """Every other process this one started, as far as can be found."""
         pids = descendants(self.pid) if self.returncode is None else set()

@@ -44,7 +44,6 @@ class Reaper:
         self.loop = loop
         self._callbacks: dict[int, Callable[[int], None]] = {}
         self._pidfds: dict[int, int] = {}
-        self.orphans_reaped = 0
 
     def install(self) -> None:
         set_subreaper()
@@ -108,5 +107,4 @@ class Reaper:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 continue
-            self.orphans_reaped += 1
             log.debug("reaped orphan %d", pid)

@@ -372,21 +372,6 @@ class Watcher:
         for process in list(self.processes.values()):
             self._task(self._stop_process(process))
 
-    def info(self) -> dict[str, Any]:
-        now = time.time()
-        return {
-            "name": self.name,
-            "status": self.status,
-            "processes": len(self.processes),
-            "numprocesses": self.wanted if self.state != "stopped" else self.spec.numprocesses,
-            "restarts": self.restarts,
-            "failure": self.failure,
-            "last_exit": self.last_exits[-1] if self.last_exits else None,
-            "pids": {w: p.pid for w, p in sorted(self.processes.items())},
-            "uptime": max((now - p.started for p in self.processes.values()), default=0.0),
-        }
-
-
 def describe_exit(code: int) -> str:
     if code < 0:
         try:
