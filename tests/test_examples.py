@@ -1,0 +1,39 @@
+"""The shipped examples run as the README says."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from .conftest import ROOT, wait_for
+from .test_lifecycle import free_port
+
+
+def test_quickstart_serves_from_two_workers(daemon, tmp_path):
+    port = free_port()
+    text = (ROOT / "examples" / "quickstart.ini").read_text()
+    text = text.replace("port = 8080", f"port = {port}").replace(":8080/", f":{port}/")
+    text = text.replace("examples/apps/", f"{ROOT}/examples/apps/")
+    d = daemon(text)
+    d.wait_log("ticker: started", timeout=20)
+    assert d.log_text().index("web: ready") < d.log_text().index("ticker: started")
+    seen = set()
+
+    def both_workers() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            seen.add(response.read().decode().split(" (")[0])
+        return len(seen) == 2
+
+    wait_for(both_workers, timeout=20, message="answers from both workers")
+    wait_for(lambda: "Hello from bigtop worker" in d.out_text(), message="ticker output")
+
+
+def test_toml_config_runs(daemon):
+    d = daemon("""
+        [watchers.pair]
+        cmd = "sleep 1000"
+        numprocesses = 2
+        env = { MODE = "toml" }
+    """, name="bigtop.toml")
+    pids = d.wait_pids("pair", 2)
+    assert {d.children("pair")[0].environ()["MODE"]} == {"toml"}
+    assert len(pids) == 2
