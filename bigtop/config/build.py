@@ -130,7 +130,9 @@ class Builder:
             values["family"] = "AF_UNIX"
         elif values.get("family") == "AF_UNIX":
             self.problem("family = AF_UNIX needs a path", section)
-        return SocketSpec(name=section.name, origin=Origin(section.file, section.line), **values)
+        # Socket names are case-insensitive, as in Circus.
+        return SocketSpec(name=section.name.lower(),
+                          origin=Origin(section.file, section.line), **values)
 
     def plugin(self, section: RawSection, variables: Mapping[str, str]) -> PluginSpec | None:
         known: dict[str, Any] = {}
@@ -369,7 +371,7 @@ def check_sockets(b: Builder, sockets: list[SocketSpec], watchers: list[WatcherS
         used = [v[len("sockets."):] for v in circus_vars(f"{spec.cmd} {spec.args or ''}")
                 if v.startswith("sockets.")]
         for name in used:
-            if name not in {n.lower() for n in names}:
+            if name not in names:
                 b.problem(f"$(circus.sockets.{name}) names no [socket:{name}]", section, "cmd",
                           section.values.get("cmd"))
         stdin = (spec.stdin_socket,) if spec.stdin_socket else ()

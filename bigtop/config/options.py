@@ -153,6 +153,14 @@ def to_list(value: Any) -> tuple[str, ...]:
     return tuple(v for v in re.split(r"[,\s]+", str(value).strip()) if v)
 
 
+def to_lower_list(value: Any) -> tuple[str, ...]:
+    return tuple(v.lower() for v in to_list(value))
+
+
+def to_lower(value: Any) -> str:
+    return to_str(value).lower()
+
+
 def to_exit_codes(value: Any) -> tuple[int, ...]:
     codes = tuple(to_int(v) for v in to_list(value))
     for code in codes:
@@ -249,7 +257,7 @@ WATCHER_OPTIONS: dict[str, Converter] = {
     "priority": to_int,
     "singleton": to_bool,
     "use_sockets": to_bool,
-    "sockets": to_list,
+    "sockets": to_lower_list,
     "autostart": to_bool,
     "respawn": to_bool,
     "restart": to_restart,
@@ -269,7 +277,7 @@ WATCHER_OPTIONS: dict[str, Converter] = {
     "send_hup": to_bool,
     "check_flapping": to_bool,
     "use_papa": to_bool,
-    "stdin_socket": to_str,
+    "stdin_socket": to_lower,
     "depends_on": to_list,
     "ready": to_ready,
     "ready_timeout": non_negative(to_float),

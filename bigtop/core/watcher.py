@@ -95,9 +95,9 @@ class Watcher:
 
     def socket_names(self) -> list[str]:
         """The daemon sockets this watcher's processes inherit."""
-        named = [v[len("sockets."):] for v in circus_vars(f"{self.spec.cmd} {self.spec.args or ''}")
-                 if v.startswith("sockets.")]
-        names = {n for n in self.arbiter.sockets if n.lower() in named}
+        spec = self.spec
+        names = {v[len("sockets."):] for v in circus_vars(f"{spec.cmd} {spec.args or ''}")
+                 if v.startswith("sockets.")}
         names |= set(self.spec.sockets)
         if self.spec.stdin_socket:
             names.add(self.spec.stdin_socket)
@@ -222,6 +222,9 @@ class Watcher:
         process = Process(self.spec, wid)
         arbiter = self.arbiter
         try:
+            missing = [n for n in self.socket_names() if n not in arbiter.sockets]
+            if missing:
+                raise SpawnError(f"socket {missing[0]!r} is not bound")
             process.spawn(
                 {name: arbiter.sockets[name].fd for name in self.socket_names()},
                 arbiter.child_env(self.spec),
