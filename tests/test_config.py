@@ -107,6 +107,8 @@ BROKEN = [
     case("bad-float", web("graceful_timeout = soon"), 3, "'soon' is not a number"),
     case("bad-signal-name", web("stop_signal = SIGFOO"), 3, "'SIGFOO' is not a signal"),
     case("bad-signal-number", web("stop_signal = 99"), 3, "'99' is not a valid signal number"),
+    case("delay-beyond-ready-timeout", web("ready = delay:5", "ready_timeout = 5"), 3,
+         "delay:5 can never pass within ready_timeout = 5"),
     case("umask-not-octal", web("umask = 999"), 3, "'999' is not an octal mode such as 022"),
     case("umask-not-a-number", web("umask = abc"), 3, "'abc' is not an octal mode"),
     case("umask-too-large", web("umask = 1000"), 3, "not a mode between 000 and 777"),
@@ -446,7 +448,7 @@ FULL_INI = """
 FULL_TOML = """
     [circus]
     endpoint = "ipc:///tmp/bigtop-test/ctl"
-    umask = 0o027
+    umask = "0o027"
     loglevel = "warn"
     check_delay = 2.5
     httpd = true
@@ -468,7 +470,7 @@ FULL_TOML = """
     args = "--wid $(circus.wid)"
     numprocesses = 4
     working_dir = "/srv/app"
-    umask = 0o002
+    umask = "002"
     stop_signal = "QUIT"
     graceful_timeout = 5
     sockets = ["web", "local"]
@@ -917,9 +919,15 @@ def test_socket_umask_is_octal_not_decimal(tmp_path):
     assert config.sockets[0].umask == 0o077  # Circus read this as decimal 77
 
 
-def test_toml_umask_integer_is_taken_as_written(tmp_path):
-    assert toml_watcher_option(tmp_path, "umask", "0o22") == 0o022
+def test_toml_umask_must_be_a_string(tmp_path):
+    # A TOML number cannot say whether 22 meant octal: ask for a string.
     assert toml_watcher_option(tmp_path, "umask", '"022"') == 0o022
+    assert toml_watcher_option(tmp_path, "umask", '"0o022"') == 0o022
+    for number in ("22", "0o22"):
+        problems = problems_of(tmp_path, f"[watchers.web]\ncmd = \"x\"\numask = {number}\n",
+                               TOML)
+        assert [(p.line, p.key) for p in problems] == [(3, "umask")], show(problems)
+        assert "as a string of octal digits" in problems[0].message
 
 
 @pytest.mark.parametrize(("text", "value"), [
@@ -1140,7 +1148,7 @@ def test_render_realtime_stop_signal(tmp_path):
 
 
 def test_render_keeps_ready_delay_exact(tmp_path):
-    config = load_text(tmp_path, web("ready = delay:1234567"))
+    config = load_text(tmp_path, web("ready = delay:1234567", "ready_timeout = 0"))
     _, again = roundtrip(tmp_path, config)
     assert again.watcher("web").ready == ReadySpec("delay", delay=1234567.0)
 

@@ -429,3 +429,26 @@ def test_virtualenv_and_stdin_socket(daemon, tmp_path):
 
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
         assert conn.recv(10) == b"hi"
+
+
+def test_stop_order_follows_priority(daemon, tmp_path):
+    trap = "trap 'date +%s.%N > {out}; sleep 0.2; exit 0' TERM; while true; do sleep 0.05; done"
+    d = daemon(f"""
+        [circus]
+        warmup_delay = 0.2
+
+        [watcher:first]
+        cmd = sh -c "{trap.format(out=tmp_path / 'first')}"
+        priority = 10
+
+        [watcher:second]
+        cmd = sh -c "{trap.format(out=tmp_path / 'second')}"
+        priority = 5
+    """)
+    d.wait_pids("second", 1)
+    log = d.log_text()
+    assert log.index("first: started") < log.index("second: started")
+    time.sleep(0.3)
+    assert d.stop() == 0
+    # Lower priority stops first, and fully, before the next one is signalled.
+    assert stamps(tmp_path / "second")[0] + 0.2 <= stamps(tmp_path / "first")[0]

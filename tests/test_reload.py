@@ -132,3 +132,37 @@ def test_sigint_twice_kills_now(daemon, tmp_path):
     d.wait_log("stopping")
     d.signal(signal.SIGINT)
     assert d.proc.wait(10) == 0
+
+
+def test_reload_restarts_a_failed_watcher_whose_config_changed(daemon):
+    broken = """
+        [watcher:app]
+        cmd = sh -c 'exit 1'
+        max_retry = {retry}
+        backoff_initial = 0.01
+    """
+    d = daemon(broken.format(retry=0))
+    d.wait_log("app: failed")
+    d.reload(broken.format(retry=1))
+    d.wait_log("app: failed", count=2)
+
+
+def test_changed_socket_on_same_address_is_rebound(daemon):
+    port = free_port()
+    config = """
+        [socket:web]
+        host = 127.0.0.1
+        port = {port}
+        backlog = {backlog}
+
+        [watcher:web]
+        cmd = sleep 1000
+        use_sockets = true
+    """
+    d = daemon(config.format(port=port, backlog=16))
+    web = d.wait_pids("web", 1)
+    d.reload(config.format(port=port, backlog=32))
+    d.wait_log("sockets_rebound web")
+    wait_for(lambda: d.pids("web") and d.pids("web") != web, message="web restarted")
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    assert "kept the old socket" not in d.log_text()

@@ -165,11 +165,9 @@ class Builder:
         if "env" in section.values:
             own = self.env_table(section, "env", section.values["env"])
             env.update(self.expand(own, env))
-        copy_env = section.values.get("copy_env")
-        scope = dict(env)
-        if copy_env is not None and to_bool_quiet(copy_env.value):
-            scope = {**self.environ, **env}
-        variables = env_variables({**self.environ, **scope})
+        # As in Circus, $(circus.env.X) sees the daemon's environment too,
+        # whatever copy_env says (that decides what the process gets).
+        variables = env_variables({**self.environ, **env})
 
         values: dict[str, Any] = {}
         rlimits: dict[str, int] = {}
@@ -243,6 +241,10 @@ class Builder:
                 self.problem(f"respawn = false contradicts restart = {values['restart']}",
                              section, "restart", raw["restart"])
             values["restart"] = "never"
+        ready, timeout = values.get("ready"), values.get("ready_timeout", 60.0)
+        if ready is not None and ready.kind == "delay" and 0 < timeout <= ready.delay:
+            self.problem(f"delay:{ready.delay:g} can never pass within ready_timeout = "
+                         f"{timeout:g}", section, "ready", raw["ready"])
         if "backoff_factor" in values and values["backoff_factor"] < 1:
             self.problem("must be at least 1", section, "backoff_factor", raw["backoff_factor"])
         if values.get("max_retry", 0) < -1:
@@ -296,13 +298,6 @@ def text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def to_bool_quiet(value: Any) -> bool:
-    try:
-        return to_bool(value)
-    except ValueError:
-        return False
 
 
 def build(sections: list[RawSection], environ: Mapping[str, str] | None = None,

@@ -41,7 +41,8 @@ class ReadySpec:
 
     def __str__(self) -> str:
         if self.kind == "tcp":
-            return f"tcp:{self.host}:{self.port}"
+            host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+            return f"tcp:{host}:{self.port}"
         if self.kind == "delay":
             return f"delay:{self.delay!r}"
         return self.kind

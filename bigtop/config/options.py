@@ -93,9 +93,11 @@ def non_negative(conv: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def to_octal(value: Any) -> int:
     """A umask, always octal: ``022`` or ``0o022`` (Circus read socket umasks
-    as decimal). TOML integers are taken as written: ``0o022``."""
+    as decimal)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        result = value  # TOML: 0o022 arrives as the number itself
+        # TOML: 0o022 and 22 both arrive as numbers; only the first is right.
+        raise ValueError(f"write a mode as a string of octal digits, such as \"022\" "
+                         f"(got the number {value})")
     else:
         text = str(value).strip()
         if text.startswith(("0o", "0O")):

@@ -45,7 +45,8 @@ class _Lines:
             header = _HEADER.match(line)
             if header:
                 table = _split_path(header.group("path"))
-                self.lines.setdefault(table, number)
+                for i in range(1, len(table) + 1):
+                    self.lines.setdefault(table[:i], number)
                 continue
             key = _KEY.match(line)
             if key:

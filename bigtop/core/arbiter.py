@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..config import Config, WatcherSpec
+from ..config import Config, SocketSpec, WatcherSpec
 from .events import EventBus
 from .notify import NotifyListener
 from .output import ConsoleSink
@@ -30,6 +30,10 @@ log = logging.getLogger("bigtop.arbiter")
 
 class ReloadError(Exception):
     pass
+
+
+def same_address(a: SocketSpec, b: SocketSpec) -> bool:
+    return (a.path, a.host, a.port, a.family) == (b.path, b.host, b.port, b.family)
 
 
 class Arbiter:
@@ -114,14 +118,21 @@ class Arbiter:
     # -- ordering --------------------------------------------------------
 
     async def start_watchers(self, watchers: Iterable[Watcher]) -> None:
+        """Higher priority first: a watcher starts once those of higher
+        priority have begun (and, with [circus] warmup_delay, that long after
+        the previous one), and once its dependencies are ready."""
         batch = sorted(watchers, key=lambda w: -w.spec.priority)
         begun = {w.name: asyncio.Event() for w in batch}
+        warmup = self.config.settings.warmup_delay
 
         async def run(watcher: Watcher) -> None:
             try:
-                for other in batch:
-                    if other.spec.priority > watcher.spec.priority:
+                index = batch.index(watcher)
+                for other in batch[:index]:
+                    if other.spec.priority > watcher.spec.priority or warmup:
                         await begun[other.name].wait()
+                if warmup and index:
+                    await asyncio.sleep(warmup)
                 for dep_name in watcher.spec.depends_on:
                     dep = self.watchers.get(dep_name)
                     if dep is None:
@@ -142,13 +153,16 @@ class Arbiter:
         await asyncio.gather(*(run(w) for w in batch))
 
     async def stop_watchers(self, watchers: Iterable[Watcher]) -> None:
+        """The reverse of the start: a watcher stops once the watchers of
+        lower priority and those that depend on it have stopped."""
         batch = sorted(watchers, key=lambda w: w.spec.priority)
         done = {w.name: asyncio.Event() for w in batch}
 
         async def run(watcher: Watcher) -> None:
             try:
                 for other in batch:
-                    if watcher.name in other.spec.depends_on:
+                    if (other.spec.priority < watcher.spec.priority
+                            or watcher.name in other.spec.depends_on):
                         await done[other.name].wait()
                 await watcher.stop()
             finally:
@@ -247,15 +261,18 @@ class Arbiter:
         changed_sockets = [n for n in new_sockets
                            if n in old_sockets and new_sockets[n] != old_sockets[n]]
 
-        # Bind new sockets first: if one fails nothing has changed yet.
-        bound: list[Socket] = []
+        # Bind new sockets, and changed ones on a new address, before
+        # anything is stopped: if one fails, nothing has changed.
+        bound: dict[str, Socket] = {}
         try:
-            for name in added_sockets:
+            for name in added_sockets + changed_sockets:
+                if name in changed_sockets and same_address(old_sockets[name], new_sockets[name]):
+                    continue  # can only be bound once the old one is closed
                 sock = Socket(new_sockets[name])
                 sock.bind()
-                bound.append(sock)
+                bound[name] = sock
         except SocketError as err:
-            for sock in bound:
+            for sock in bound.values():
                 sock.close()
             raise ReloadError(str(err)) from None
 
@@ -275,7 +292,7 @@ class Arbiter:
                 continue
             diff = {k for k, v in spec.option_values().items()
                     if watcher.spec.option_values().get(k) != v}
-            if diff & PROCESS_OPTIONS or uses_changed:
+            if diff & PROCESS_OPTIONS or uses_changed or watcher.state == "failed":
                 restart.append(watcher)
             else:
                 in_place.append(watcher)
@@ -285,20 +302,26 @@ class Arbiter:
         for watcher in removed:
             del self.watchers[watcher.name]
             watcher.emit("remove")
-        for name in removed_sockets + changed_sockets:
-            self.sockets.pop(name).close()
-        for sock in bound:
-            self.sockets[sock.name] = sock
         problems = []
-        for name in changed_sockets:
-            sock = Socket(new_sockets[name])
-            try:
-                sock.bind()
-            except SocketError as err:
-                problems.append(str(err))
-                log.error("reload: %s", err)
-                continue
-            self.sockets[name] = sock
+        for name in removed_sockets + changed_sockets:
+            old_sock = self.sockets.pop(name)
+            old_sock.close()
+            if name in changed_sockets and name not in bound:
+                sock = Socket(new_sockets[name])
+                try:
+                    sock.bind()
+                except SocketError as err:
+                    # Keep serving on the old one rather than on nothing.
+                    problems.append(f"{err}; kept the old socket")
+                    log.error("reload: %s; keeping the old socket", err)
+                    sock = Socket(old_sock.spec)
+                    try:
+                        sock.bind()
+                    except SocketError as again:
+                        log.error("reload: %s", again)
+                        continue
+                bound[name] = sock
+        self.sockets.update(bound)
         for watcher in restart:
             watcher.spec = new_specs[watcher.name]
         for watcher in in_place:

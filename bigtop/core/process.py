@@ -41,8 +41,8 @@ def command_line(spec: WatcherSpec, wid: int, socket_fds: Mapping[str, int],
         # The command goes to the shell verbatim (Circus quoted each word,
         # which broke pipes and ';').
         argv = ["/bin/sh", "-c", f"{cmd} {args}".strip()]
-        if spec.shell_args:
-            argv += ["sh", *shlex.split(substitute(spec.shell_args, variables))]
+        if spec.shell_args:  # as in Circus, the first one becomes $0
+            argv += shlex.split(substitute(spec.shell_args, variables))
         return argv
     try:
         return shlex.split(cmd) + shlex.split(args)

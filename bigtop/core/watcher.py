@@ -236,7 +236,10 @@ class Watcher:
             self.emit("spawn_failure", wid=wid, reason=str(err))
             self.last_exits.append({"wid": wid, "pid": None, "exit_code": None,
                                     "reason": str(err), "time": time.time()})
-            self._failed(wid, 0.0, str(err))
+            if self.spec.restart == "never":
+                self._give_up(f"process {wid} could not start: {err}")
+            else:
+                self._failed(wid, 0.0, str(err))
             return
         self.processes[wid] = process
         arbiter.register(self, process)
@@ -335,7 +338,8 @@ class Watcher:
             restart == "on-failure" and code in self.spec.success_exit_codes
             and not process.timed_out
         ):
-            self._check_ready()
+            # Not replaced: if it was never ready, the watcher will not be.
+            self._settle_ready(False)
             return
         self._failed(process.wid, process.age, describe_exit(code))
 
@@ -348,7 +352,8 @@ class Watcher:
             self.failures[wid] = 0
         count = self.failures[wid] = self.failures.get(wid, 0) + 1
         if 0 <= spec.max_retry < count:
-            self._give_up(f"process {wid} failed {count} times in a row, last: {reason}")
+            times = "once" if count == 1 else f"{count} times in a row"
+            self._give_up(f"process {wid} failed {times}, last: {reason}")
             return
         self.restarts += 1
         delay = 0.0 if count == 1 else min(
