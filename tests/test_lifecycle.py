@@ -452,3 +452,28 @@ def test_stop_order_follows_priority(daemon, tmp_path):
     assert d.stop() == 0
     # Lower priority stops first, and fully, before the next one is signalled.
     assert stamps(tmp_path / "second")[0] + 0.2 <= stamps(tmp_path / "first")[0]
+
+
+def test_instant_exits_do_not_leave_a_dead_slot(daemon):
+    # A process can exit before the daemon has finished registering it.
+    d = daemon("""
+        [watcher:instant]
+        cmd = true
+        restart = on-failure
+
+        [watcher:looping]
+        cmd = sh -c 'exit 2'
+        max_retry = 0
+    """)
+    d.wait_log("looping: failed")
+    d.wait_log("instant: process 1")
+    d.reload("""
+        [watcher:instant]
+        cmd = true
+        restart = on-failure
+
+        [watcher:looping]
+        cmd = sh -c 'exit 2'
+        max_retry = 1
+    """)
+    d.wait_log("looping: failed", count=2)

@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from fnmatch import fnmatch
 from typing import Any
 
@@ -169,6 +170,34 @@ class Builder:
         # whatever copy_env says (that decides what the process gets).
         variables = env_variables({**self.environ, **env})
 
+        values, rlimits, hooks, streams = self.watcher_options(section, variables)
+        if not values.get("cmd", "").strip():
+            if "cmd" not in section.values:
+                self.problem("missing 'cmd' (the command to run)", section)
+            elif "cmd" in values:
+                self.problem("'cmd' is empty", section, "cmd", section.values["cmd"])
+            return None
+        self.watcher_rules(section, values)
+        origin = f"{section.file}:{section.line}: [{section.title}]"
+        if hooks:
+            self.warnings.append(f"{origin} hooks are read but not run by this version")
+        if any(streams.values()):
+            self.warnings.append(f"{origin} stdout_stream/stderr_stream are read but not applied "
+                                 "by this version: output goes to the daemon's console")
+        return WatcherSpec(
+            name=name,
+            env=env,
+            rlimits=rlimits,
+            hooks=hooks,
+            stdout_stream=StreamSpec(streams["stdout_stream"]),
+            stderr_stream=StreamSpec(streams["stderr_stream"]),
+            origin=Origin(section.file, section.line),
+            **values,
+        )
+
+    def watcher_options(self, section: RawSection, variables: Mapping[str, str]) -> tuple[
+            dict[str, Any], dict[str, int], dict[str, HookSpec], dict[str, dict[str, str]]]:
+        """Convert every key of a watcher section but env."""
         values: dict[str, Any] = {}
         rlimits: dict[str, int] = {}
         hooks: dict[str, HookSpec] = {}
@@ -198,61 +227,41 @@ class Builder:
             else:
                 known = [*WATCHER_OPTIONS, "env", *(p + "*" for p in WATCHER_PREFIXES)]
                 self.unknown(section, key, raw, known)
-        if not values.get("cmd", "").strip():
-            if "cmd" not in section.values:
-                self.problem("missing 'cmd' (the command to run)", section)
-            elif "cmd" in values:
-                self.problem("'cmd' is empty", section, "cmd", section.values["cmd"])
-            return None
-        self.watcher_rules(section, values)
-        origin = f"{section.file}:{section.line}: [{section.title}]"
-        if hooks:
-            self.warnings.append(f"{origin} hooks are read but not run by this version")
-        if any(streams.values()):
-            self.warnings.append(f"{origin} stdout_stream/stderr_stream are read but not applied "
-                                 "by this version: output goes to the daemon's console")
-        return WatcherSpec(
-            name=name,
-            env=env,
-            rlimits=rlimits,
-            hooks=hooks,
-            stdout_stream=StreamSpec(streams["stdout_stream"]),
-            stderr_stream=StreamSpec(streams["stderr_stream"]),
-            origin=Origin(section.file, section.line),
-            **values,
-        )
+        return values, rlimits, hooks, streams
 
     def watcher_rules(self, section: RawSection, values: dict[str, Any]) -> None:
         """Checks between options of one watcher; fixes values it can derive."""
-        raw = section.values
+        raw = section.values  # keys may be missing when checking a `set`
         if not values.get("shell"):
             for key in ("cmd", "args", "shell_args"):
                 try:
                     shlex.split(values.get(key) or "")
                 except ValueError as err:
-                    hint = " (in INI, ' ;' starts a comment)" if raw[key].cut else ""
+                    cut = key in raw and raw[key].cut
+                    hint = " (in INI, ' ;' starts a comment)" if cut else ""
                     self.problem(f"cannot be split into words: {err}{hint}", section, key,
-                                 raw[key])
+                                 raw.get(key))
         if values.get("singleton") and values.get("numprocesses", 1) > 1:
             self.problem("a singleton watcher runs at most 1 process", section, "numprocesses",
-                         raw["numprocesses"])
+                         raw.get("numprocesses"))
         if values.get("respawn") is False:
             if values.get("restart", "never") != "never":
                 self.problem(f"respawn = false contradicts restart = {values['restart']}",
-                             section, "restart", raw["restart"])
+                             section, "restart", raw.get("restart"))
             values["restart"] = "never"
         ready, timeout = values.get("ready"), values.get("ready_timeout", 60.0)
         if ready is not None and ready.kind == "delay" and 0 < timeout <= ready.delay:
             self.problem(f"delay:{ready.delay:g} can never pass within ready_timeout = "
-                         f"{timeout:g}", section, "ready", raw["ready"])
+                         f"{timeout:g}", section, "ready", raw.get("ready"))
         if "backoff_factor" in values and values["backoff_factor"] < 1:
-            self.problem("must be at least 1", section, "backoff_factor", raw["backoff_factor"])
+            self.problem("must be at least 1", section, "backoff_factor", raw.get("backoff_factor"))
         if values.get("max_retry", 0) < -1:
             self.problem("must be -1 (retry forever) or more", section, "max_retry",
-                         raw["max_retry"])
+                         raw.get("max_retry"))
         venv = values.get("virtualenv")
         if venv and not os.path.isdir(venv):
-            self.problem(f"{venv!r} is not a directory", section, "virtualenv", raw["virtualenv"])
+            self.problem(f"{venv!r} is not a directory", section, "virtualenv",
+                         raw.get("virtualenv"))
         if venv and not values.get("copy_env"):
             self.warnings.append(
                 f"{section.file}:{section.line}: [{section.title}] virtualenv without copy_env: "
@@ -427,3 +436,42 @@ def find_cycle(graph: Mapping[str, tuple[str, ...]]) -> list[str] | None:
             if found:
                 return found
     return None
+
+
+def update_watcher(spec: WatcherSpec, changes: Mapping[str, Any],
+                   environ: Mapping[str, str] | None = None) -> WatcherSpec:
+    """The spec with options changed at run time (``set``), checked as in a
+    file; raises :class:`ConfigError` and changes nothing on a bad value.
+    ``env`` replaces the environment; rlimit_*, hooks.* and stream options
+    are merged."""
+    b = Builder(os.environ if environ is None else environ)
+    flat: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key in ("hooks", "stdout_stream", "stderr_stream") and isinstance(value, dict):
+            flat.update({f"{key}.{sub}": v for sub, v in value.items()})
+        else:
+            flat[key] = value
+    section = RawSection("watcher", spec.name, "", 0,
+                         {k: RawValue(v, "", 0) for k, v in flat.items()})
+    env = dict(spec.env)
+    if "env" in section.values:
+        env = b.expand(b.env_table(section, "env", section.values["env"]), {})
+    values, rlimits, hooks, streams = b.watcher_options(section, env_variables({**b.environ,
+                                                                               **env}))
+    merged = {k: getattr(spec, k) for k in WATCHER_OPTIONS} | values
+    if "respawn" in values and "restart" not in values:
+        merged.pop("restart")
+    b.watcher_rules(section, merged)
+    if not merged.get("cmd", "").strip():
+        b.problem("'cmd' is empty", section, "cmd", section.values.get("cmd"))
+    if b.problems:
+        raise ConfigError(b.problems)
+    return replace(
+        spec,
+        env=env,
+        rlimits={**spec.rlimits, **rlimits},
+        hooks={**spec.hooks, **hooks},
+        stdout_stream=StreamSpec({**spec.stdout_stream.options, **streams["stdout_stream"]}),
+        stderr_stream=StreamSpec({**spec.stderr_stream.options, **streams["stderr_stream"]}),
+        **{k: merged[k] for k in WATCHER_OPTIONS},
+    )

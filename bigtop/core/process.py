@@ -120,6 +120,7 @@ class Process:
         self.returncode: int | None = None
         self.stopping = False  # a stop was asked for: do not respawn
         self.timed_out = False  # failed its readiness check in time
+        self.replacing = False  # started by a reload, not yet in its slot
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[int] = loop.create_future()
         self.ready: asyncio.Future[bool] = loop.create_future()

@@ -26,11 +26,17 @@ from ..config.substitute import circus_vars
 from .output import PipeReader
 from .process import Process, SpawnError
 from .reaper import exit_code
+from .tree import children as tree_children
+from .tree import descendants
 
 if TYPE_CHECKING:
     from .arbiter import Arbiter
 
 log = logging.getLogger("bigtop.watcher")
+
+
+class ReloadAborted(Exception):
+    """A graceful reload stopped part way; the old processes still serve."""
 
 RECENT_LINES = 20
 RECENT_EXITS = 10
@@ -120,11 +126,14 @@ class Watcher:
             await self._stop()
             await self._start()
 
-    async def set_numprocesses(self, count: int) -> None:
+    async def set_numprocesses(self, count: int) -> int:
         async with self.lock:
+            if self.spec.singleton and count > 1:
+                raise ValueError(f"{self.name} is a singleton: at most 1 process")
             self.spec = replace(self.spec, numprocesses=count)
             if self.state in ("active", "starting"):
                 await self._scale(count)
+            return count
 
     async def update(self, spec: WatcherSpec) -> None:
         """Apply a changed spec, restarting the processes only if needed."""
@@ -141,6 +150,95 @@ class Watcher:
             elif "numprocesses" in changed:
                 await self._scale(spec.numprocesses)
             self.emit("updated")
+
+    async def reload(self, graceful: bool = True, sequential: bool = False) -> None:
+        """Replace every process. Graceful: new processes first, each old one
+        stopped only once its replacement is ready, all at once or one slot
+        at a time (``sequential``, a rolling restart). A replacement that
+        fails aborts the reload and keeps the old processes serving.
+        With ``send_hup``, the processes are sent SIGHUP instead."""
+        async with self.lock:
+            if self.state != "active" or not graceful:
+                await self._stop()
+                await self._start()
+            elif self.spec.send_hup:
+                for process in list(self.processes.values()):
+                    self._signal(process, signal.SIGHUP)
+            else:
+                await self._roll(1 if sequential else max(len(self.processes), 1))
+            self.emit("reload")
+
+    async def _roll(self, batch: int) -> None:
+        wids = sorted(self.processes)
+        for start in range(0, len(wids), batch):
+            group = wids[start:start + batch]
+            fresh: dict[int, Process] = {}
+            try:
+                for wid in group:
+                    fresh[wid] = self._launch(wid, replacing=True)
+            except SpawnError as err:
+                await self._abort_roll(fresh, f"cannot spawn a new process: {err}")
+            timeout = self.spec.ready_timeout or 60.0
+            await asyncio.wait([asyncio.shield(p.ready) for p in fresh.values()],
+                                         timeout=timeout)
+            if not all(p.is_ready for p in fresh.values()):
+                late = [p for p in fresh.values() if not p.is_ready]
+                await self._abort_roll(fresh, f"new process {late[0].wid} (pid {late[0].pid}) "
+                                              "did not become ready")
+            old = [self.processes[wid] for wid in group if wid in self.processes]
+            for wid, process in fresh.items():
+                process.replacing = False
+                self.processes[wid] = process
+            await asyncio.gather(*(self._stop_process(p) for p in old))
+            self.emit("reload_progress", done=start + len(group), total=len(wids))
+            log.info("%s: reloaded %d of %d", self.name, start + len(group), len(wids))
+
+    async def _abort_roll(self, fresh: dict[int, Process], reason: str) -> None:
+        log.error("%s: reload aborted, old processes kept: %s", self.name, reason)
+        await asyncio.gather(*(self._stop_process(p) for p in fresh.values()))
+        self.emit("reload_aborted", reason=reason)
+        raise ReloadAborted(reason)
+
+    async def incr(self, count: int = 1) -> int:
+        return await self.set_numprocesses(self.spec.numprocesses + count)
+
+    async def decr(self, count: int = 1) -> int:
+        return await self.set_numprocesses(max(self.spec.numprocesses - count, 0))
+
+    def send_signal(self, signum: int, pid: int | None = None, children: bool = False,
+                    recursive: bool = False) -> list[int]:
+        """Signal the processes (or one of them, by pid); with ``children``
+        their direct children too, with ``recursive`` all descendants.
+        Returns the pids signalled."""
+        targets = [p for p in self.processes.values() if pid is None or p.pid == pid]
+        if pid is not None and not targets:
+            # A child of one of our processes?
+            for process in self.processes.values():
+                if pid in process.tree(self.arbiter.managed_pids()):
+                    os.kill(pid, signum)
+                    return [pid]
+            raise ProcessLookupError(f"process {pid} is not managed by {self.name}")
+        sent = []
+        for process in targets:
+            sent += self._signal(process, signum, children, recursive)
+        return sent
+
+    def _signal(self, process: Process, signum: int, children: bool = False,
+                recursive: bool = False) -> list[int]:
+        pids = [process.pid] if not children or recursive else []
+        if recursive:
+            pids += sorted(descendants(process.pid))
+        elif children:
+            pids += tree_children(process.pid)
+        sent = []
+        for pid in pids:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                continue
+            sent.append(pid)
+        self.emit("signal", process_pid=process.pid, signum=signum)
+        return sent
 
     # -- readiness -------------------------------------------------------
 
@@ -218,8 +316,21 @@ class Watcher:
                            self.arbiter.managed_pids())
 
     def _spawn(self, wid: int) -> None:
+        """Fill slot wid with a new process (or apply the failure policy)."""
         self.pending.pop(wid, None)
+        try:
+            self._launch(wid)
+        except SpawnError as err:
+            if self.spec.restart == "never":
+                self._give_up(f"process {wid} could not start: {err}")
+            else:
+                self._failed(wid, 0.0, str(err))
+
+    def _launch(self, wid: int, replacing: bool = False) -> Process:
+        """Start a process for slot wid (or, replacing, beside the one in
+        it) and watch it; raises SpawnError."""
         process = Process(self.spec, wid)
+        process.replacing = replacing
         arbiter = self.arbiter
         try:
             missing = [n for n in self.socket_names() if n not in arbiter.sockets]
@@ -236,13 +347,12 @@ class Watcher:
             self.emit("spawn_failure", wid=wid, reason=str(err))
             self.last_exits.append({"wid": wid, "pid": None, "exit_code": None,
                                     "reason": str(err), "time": time.time()})
-            if self.spec.restart == "never":
-                self._give_up(f"process {wid} could not start: {err}")
-            else:
-                self._failed(wid, 0.0, str(err))
-            return
-        self.processes[wid] = process
+            raise
         arbiter.register(self, process)
+        if not replacing:
+            # In its slot before the reaper can report its exit (which may
+            # happen at once, from inside watch()).
+            self.processes[wid] = process
         readers = [PipeReader(self.loop, fd, self._line_sink(process, stream))
                    for stream, fd in process.pipes.items()]
         arbiter.reaper.watch(process.pid, lambda status: self._exited(process, status, readers))
@@ -254,6 +364,7 @@ class Watcher:
             age = self.spec.max_age + variance
             handle = self.loop.call_later(age, lambda: self._task(self._recycle(process)))
             process.exited.add_done_callback(lambda _: handle.cancel())
+        return process
 
     def _line_sink(self, process: Process, stream: str) -> Any:
         def sink(line: bytes) -> None:
@@ -325,7 +436,7 @@ class Watcher:
         self.last_exits.append({"wid": process.wid, "pid": process.pid, "exit_code": code,
                                 "time": time.time(), "uptime": round(process.age, 3)})
         self.emit("reap", process_pid=process.pid, exit_code=code)
-        if process.stopping:
+        if process.stopping or process.replacing:
             return
         level = logging.INFO if code in self.spec.success_exit_codes else logging.WARNING
         log.log(level, "%s: process %d (pid %d) exited with %s after %.3fs", self.name,
