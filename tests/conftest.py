@@ -14,6 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bigtop.control.client import Client
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,11 +59,28 @@ class Daemon:
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def run_dir(self) -> Path:
+        """The daemon's runtime directory: its default control endpoints."""
+        return self.path / "run"
+
+    @property
+    def endpoint(self) -> str:
+        return f"ipc://{self.run_dir}/control.sock"
+
+    @property
+    def pubsub_endpoint(self) -> str:
+        return f"ipc://{self.run_dir}/events.sock"
+
+    def client(self, timeout: float = 10.0) -> Client:
+        return Client(self.endpoint, timeout=timeout)
+
     def start(self, wait: bool = True) -> Daemon:
         cmd = [sys.executable, "-m", "bigtop.cli.bigtopd", str(self.config), *self.args]
+        env = {**os.environ, "BIGTOP_RUNTIME_DIR": str(self.run_dir)}
         with open(self.out, "ab") as out, open(self.log, "ab") as err:
             self.proc = subprocess.Popen(cmd, cwd=self.path, stdout=out, stderr=err,
-                                         start_new_session=True)
+                                         start_new_session=True, env=env)
         if wait:
             wait_for(lambda: "bigtopd" in self.log_text() and "starting" in self.log_text()
                      or self.proc.poll() is not None, message="daemon start")
@@ -151,3 +170,10 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         except psutil.Error:
             pass
     assert not leftovers, f"processes left behind: {[p.pid for p in leftovers]}"
+
+
+@pytest.fixture(autouse=True)
+def private_runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every daemon a test starts, and every client, uses endpoints in the
+    test's own directory, never the machine's /run/bigtop."""
+    monkeypatch.setenv("BIGTOP_RUNTIME_DIR", str(tmp_path / "run"))

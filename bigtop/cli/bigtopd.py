@@ -9,9 +9,14 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..config import Config, ConfigError, load
+
+if TYPE_CHECKING:
+    from ..control.server import ControlServer
+    from ..core import Arbiter
 
 # The daemon never speaks TLS: keep asyncio from loading OpenSSL (about 5 MB
 # of RSS). The block is lifted at once, so a hook or plugin can import ssl.
@@ -128,14 +133,61 @@ async def serve(config: Config, path: str) -> int:
     loop.add_signal_handler(signal.SIGHUP, lambda: spawn(reload()))
     log.info("bigtopd %s starting (pid %d) with %s", __version__, os.getpid(), path)
     try:
+        server = await start_control(arbiter, config)
+    except (OSError, ValueError) as err:
+        log.error("%s; nothing started", err)
+        return 1
+    try:
         async with reload_lock:  # a SIGHUP during the start waits for it
             await arbiter.start()
     except SocketError as err:
         log.error("%s; nothing started", err)
+        server.close()
         return 1
     await arbiter.stopped.wait()
+    server.close()
     log.info("stopped")
     return 0
+
+
+async def start_control(arbiter: Arbiter, config: Config) -> ControlServer:
+    """Bind the control and event endpoints: private ipc:// sockets by
+    default; tcp:// ones with CurveZMQ keys (or an explicit insecure)."""
+    from ..control.endpoints import (
+        default_endpoint,
+        default_pubsub_endpoint,
+        ensure_private_dir,
+        runtime_dir,
+    )
+    from ..control.server import ControlServer
+
+    settings = config.settings
+    endpoint = settings.endpoint or default_endpoint()
+    pubsub = settings.pubsub_endpoint or default_pubsub_endpoint()
+    if not (settings.endpoint and settings.pubsub_endpoint):
+        ensure_private_dir(runtime_dir())
+    curve = None
+    tcp = any(e.startswith("tcp://") for e in (endpoint, pubsub))
+    if tcp and settings.server_key and settings.authorized_keys:
+        import zmq.auth
+
+        public, secret = zmq.auth.load_certificate(settings.server_key)
+        if secret is None:
+            raise ValueError(f"{settings.server_key} holds no secret key")
+        curve = (public, secret, settings.authorized_keys)
+    elif tcp:
+        log.warning("insecure = true: anyone who can reach %s controls this daemon", endpoint)
+    owner = None
+    if settings.endpoint_owner:
+        import pwd
+
+        owner_name = settings.endpoint_owner
+        owner = int(owner_name) if owner_name.isdigit() else pwd.getpwnam(owner_name).pw_uid
+    server = ControlServer(arbiter, endpoint, pubsub, curve, owner)
+    await server.start()
+    arbiter.endpoints = {"endpoint": endpoint, "pubsub_endpoint": pubsub,
+                         "stats_endpoint": settings.stats_endpoint}
+    return server
 
 
 def daemonize() -> None:

@@ -119,6 +119,17 @@ class Builder:
             return Settings()
         values = self.options(section, SETTINGS_OPTIONS, env_variables(self.environ),
                               skip=INCLUDE_KEYS)
+        tcp = [k for k in ("endpoint", "pubsub_endpoint", "stats_endpoint")
+               if str(values.get(k, "")).startswith("tcp://")]
+        keys = values.get("server_key") and values.get("authorized_keys")
+        if tcp and not keys and not values.get("insecure"):
+            self.problem("a tcp:// endpoint needs CurveZMQ keys (server_key and "
+                         "authorized_keys, see `bigtopctl keygen`) or insecure = true",
+                         section, tcp[0], section.values[tcp[0]])
+        for key in ("server_key", "authorized_keys"):
+            path = values.get(key)
+            if path and not os.path.exists(path):
+                self.problem(f"{path!r} does not exist", section, key, section.values[key])
         return Settings(**values)
 
     def socket(self, section: RawSection, variables: Mapping[str, str]) -> SocketSpec | None:

@@ -172,6 +172,9 @@ class Settings:
 
     endpoint: str | None = None
     endpoint_owner: str | None = None
+    insecure: bool = False
+    server_key: str | None = None
+    authorized_keys: str | None = None
     pubsub_endpoint: str | None = None
     stats_endpoint: str | None = None
     multicast_endpoint: str | None = None

@@ -307,6 +307,9 @@ SOCKET_OPTIONS: dict[str, Converter] = {
 SETTINGS_OPTIONS: dict[str, Converter] = {
     "endpoint": to_str,
     "endpoint_owner": to_str,
+    "insecure": to_bool,
+    "server_key": to_str,
+    "authorized_keys": to_str,
     "pubsub_endpoint": to_str,
     "stats_endpoint": to_str,
     "multicast_endpoint": to_str,

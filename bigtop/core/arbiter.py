@@ -53,6 +53,8 @@ class Arbiter:
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_demand: dict[int, str] = {}
+        # Where the control plane listens, for the globaloptions command.
+        self.endpoints: dict[str, str | None] = {}
 
     # -- life of the daemon ----------------------------------------------
 
@@ -248,7 +250,46 @@ class Arbiter:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    # -- watchers added and removed at run time ---------------------------
+
+    def get_watcher(self, name: str) -> Watcher | None:
+        """Watcher names are case-insensitive, as in Circus."""
+        found = self.watchers.get(name)
+        if found is None:
+            found = next((w for n, w in self.watchers.items() if n.lower() == name.lower()), None)
+        return found
+
+    async def add_watcher(self, spec: WatcherSpec) -> Watcher:
+        if self.get_watcher(spec.name) is not None:
+            raise ValueError(f"a watcher named {spec.name!r} already exists")
+        watcher = Watcher(spec, self)
+        self.watchers[spec.name] = watcher
+        watcher.emit("add")
+        log.info("%s: added", spec.name)
+        return watcher
+
+    async def rm_watcher(self, name: str, nostop: bool = False) -> None:
+        """Remove a watcher; its processes are stopped, or with ``nostop``
+        left running, no longer managed."""
+        watcher = self.get_watcher(name)
+        if watcher is None:
+            raise KeyError(name)
+        del self.watchers[watcher.name]
+        watcher.emit("remove")
+        if nostop:
+            watcher.detach()
+        else:
+            await self.stop_watchers([watcher])
+        log.info("%s: removed", watcher.name)
+
     # -- reload ----------------------------------------------------------
+
+    async def reload_from_file(self) -> dict[str, list[str]]:
+        """Read the main configuration file again and apply the difference;
+        raises ConfigError or ReloadError with nothing changed."""
+        from ..config import load
+
+        return await self.reload(load(self.config.files[0]))
 
     async def reload(self, new: Config) -> dict[str, list[str]]:
         """Apply a new configuration as a diff: only what changed restarts,

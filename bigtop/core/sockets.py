@@ -41,6 +41,11 @@ class Socket:
         host, port = self.sock.getsockname()[:2]
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
+    def bound_address(self) -> tuple[str, int]:
+        assert self.sock is not None
+        host, port = self.sock.getsockname()[:2]
+        return host, port
+
     def bind(self) -> None:
         spec = self.spec
         family = getattr(socket, spec.family)

@@ -135,21 +135,60 @@ class Watcher:
                 await self._scale(count)
             return count
 
-    async def update(self, spec: WatcherSpec) -> None:
-        """Apply a changed spec, restarting the processes only if needed."""
+    async def update(self, spec: WatcherSpec, graceful: bool = False) -> None:
+        """Apply a changed spec, replacing the processes only if needed:
+        stop then start, or with ``graceful`` new processes first (if they
+        fail, the old spec and processes stay and ReloadAborted is raised)."""
         async with self.lock:
             old, self.spec = self.spec, spec
             changed = {k for k, v in spec.option_values().items()
                        if old.option_values().get(k) != v}
             if self.state not in ("active", "starting"):
+                self.emit("updated")
                 return
             if changed & PROCESS_OPTIONS:
-                log.info("%s: %s changed, restarting", self.name, ", ".join(sorted(changed)))
-                await self._stop()
-                await self._start()
-            elif "numprocesses" in changed:
+                log.info("%s: %s changed, replacing the processes", self.name,
+                         ", ".join(sorted(changed)))
+                if graceful and self.state == "active":
+                    try:
+                        await self._roll(max(len(self.processes), 1))
+                    except ReloadAborted:
+                        self.spec = old
+                        raise
+                else:
+                    await self._stop()
+                    await self._start()
+            if spec.numprocesses != len(self.processes) or "numprocesses" in changed:
                 await self._scale(spec.numprocesses)
             self.emit("updated")
+
+    async def kill(self, pid: int | None = None, signum: int | None = None,
+                   timeout: float | None = None) -> None:
+        """Stop processes (all, or ``pid``) with a signal and timeout of the
+        caller's choosing, then replace them without counting a failure."""
+        async with self.lock:
+            targets = [p for p in self.processes.values() if pid is None or p.pid == pid]
+            sig = self.spec.stop_signal if signum is None else signum
+            wait = self.spec.graceful_timeout if timeout is None else timeout
+            for process in targets:
+                self.emit("kill", process_pid=process.pid)
+            await asyncio.gather(*(p.stop(sig, wait, self.arbiter.managed_pids())
+                                   for p in targets))
+            if self.state == "active":
+                for process in targets:
+                    if process.wid <= self.wanted and process.wid not in self.processes:
+                        self._spawn(process.wid)
+
+    def detach(self) -> None:
+        """Forget the processes, leaving them running (``rm --nostop``)."""
+        self.state = "stopped"
+        for handle in self.pending.values():
+            handle.cancel()
+        self.pending.clear()
+        for process in self.processes.values():
+            process.stopping = True
+            self.arbiter.unregister(process)
+        self.processes.clear()
 
     async def reload(self, graceful: bool = True, sequential: bool = False) -> None:
         """Replace every process. Graceful: new processes first, each old one

@@ -1,0 +1,607 @@
+"""The command table: every command the daemon answers, Circus's and bigtop's.
+
+Each command checks its properties (``validate``, raising MessageError),
+then ``execute`` calls the arbiter's public methods and returns the reply's
+fields. Commands that act on watchers take each watcher's command lock, so
+commands on one watcher run in arrival order, and without ``waiting`` they
+reply at once and carry on in the background (as Circus does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..config import ConfigError, WatcherSpec
+from ..config.build import find_cycle, update_watcher
+from ..config.options import to_signal
+from .protocol import CommandError, MessageError
+
+if TYPE_CHECKING:
+    from ..core import Arbiter
+    from ..core.watcher import Watcher
+
+log = logging.getLogger("bigtop.control")
+
+Handler = Callable[["Arbiter", dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+class Command:
+    def __init__(self, name: str, handler: Handler, required: tuple[str, ...] = (),
+                 doc: str = ""):
+        self.name = name
+        self.handler = handler
+        self.required = required
+        self.doc = doc
+
+    def validate(self, props: dict[str, Any]) -> None:
+        for key in self.required:
+            if key not in props:
+                raise MessageError(f"message invalid {key!r} is missing")
+
+    async def execute(self, arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+        return await self.handler(arbiter, props)
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, *required: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        COMMANDS[name] = Command(name, handler, required, (handler.__doc__ or "").strip())
+        return handler
+
+    return register
+
+
+# -- helpers -------------------------------------------------------------
+
+_locks: dict[str, asyncio.Lock] = {}
+
+
+def command_lock(watcher: Watcher) -> asyncio.Lock:
+    """Commands on one watcher run one after the other, in arrival order."""
+    return _locks.setdefault(watcher.name.lower(), asyncio.Lock())
+
+
+def text(props: dict[str, Any], key: str) -> str:
+    value = props[key]
+    if not isinstance(value, str):
+        raise MessageError(f"{key!r} must be a string")
+    return value
+
+
+def flag(props: dict[str, Any], key: str, default: bool = False) -> bool:
+    value = props.get(key, default)
+    if isinstance(value, str):
+        value = value.lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def number(props: dict[str, Any], key: str, default: int) -> int:
+    value = props.get(key, default)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise MessageError(f"{key!r} must be an integer") from None
+
+
+def watcher(arbiter: Arbiter, props: dict[str, Any], key: str = "name") -> Watcher:
+    name = text(props, key)
+    found = arbiter.get_watcher(name)
+    if found is None:
+        raise MessageError(f"program {name} not found")
+    return found
+
+
+def matching(arbiter: Arbiter, props: dict[str, Any]) -> list[Watcher]:
+    """Watchers named by ``name`` with ``match`` = simple, glob or regex."""
+    name = text(props, "name")
+    how = props.get("match", "glob")
+    if how == "simple":
+        return [watcher(arbiter, props)]
+    if how == "glob":
+        pattern = re.compile(fnmatch.translate(name.lower()))
+    elif how == "regex":
+        try:
+            pattern = re.compile(name.lower())
+        except re.error as err:
+            raise MessageError(f"invalid regex {name!r}: {err}") from None
+    else:
+        raise MessageError(f"unknown match method {how}")
+    found = [w for w in arbiter.watchers.values() if pattern.match(w.name.lower())]
+    if not found:
+        raise MessageError(f"program {name} not found")
+    return found
+
+
+async def in_background(props: dict[str, Any], work: Awaitable[Any]) -> Any:
+    """With ``waiting``, the result; otherwise run on and reply at once."""
+    if flag(props, "waiting"):
+        return await work
+
+    async def run() -> None:
+        try:
+            await work
+        except Exception as err:
+            log.error("background command failed: %s", err)
+
+    task = asyncio.get_running_loop().create_task(run())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return None
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+async def locked(watchers: list[Watcher], work: Callable[[], Awaitable[Any]]) -> Any:
+    locks = [command_lock(w) for w in sorted(watchers, key=lambda w: w.name.lower())]
+    for lock in locks:
+        await lock.acquire()
+    try:
+        return await work()
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def pids(w: Watcher) -> set[int]:
+    return {p.pid for p in w.processes.values()}
+
+
+# -- watchers: lifecycle -------------------------------------------------
+
+async def _lifecycle(arbiter: Arbiter, props: dict[str, Any], action: str) -> dict[str, Any] | None:
+    targets = matching(arbiter, props) if "name" in props else list(arbiter.watchers.values())
+    single = "name" in props and len(targets) == 1
+
+    async def work() -> dict[str, Any] | None:
+        before = {w.name: pids(w) for w in targets}
+        if action == "start":
+            chosen = targets if single else [w for w in targets if w.spec.autostart]
+            await arbiter.start_watchers(chosen)
+        elif action == "stop":
+            await arbiter.stop_watchers(targets)
+        else:
+            await arbiter.stop_watchers(targets)
+            await arbiter.start_watchers(targets)
+        if not single:
+            return None
+        if action == "stop":
+            return {"info": None}
+        now, old = pids(targets[0]), before[targets[0].name]
+        info = {"started": sorted(now - old), "kept": sorted(now & old)}
+        if action == "restart":
+            info["stopped"] = sorted(old - now)
+        return {"info": info}
+
+    return await in_background(props, locked(targets, work))
+
+
+@command("start")
+async def start(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Start watchers (all, or those matching ``name``), dependencies first."""
+    return await _lifecycle(arbiter, props, "start")
+
+
+@command("stop")
+async def stop(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Stop watchers (all, or those matching ``name``), dependents first."""
+    return await _lifecycle(arbiter, props, "stop")
+
+
+@command("restart")
+async def restart(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Stop then start watchers (all, or those matching ``name``)."""
+    return await _lifecycle(arbiter, props, "restart")
+
+
+@command("reload")
+async def reload(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Replace the processes of one watcher (``name``) or all. ``graceful``
+    (default): new processes first, old ones stopped once the new are
+    ready; ``sequential`` or ``rolling``: one process at a time;
+    ``graceful: false``: stop then start."""
+    targets = [watcher(arbiter, props)] if "name" in props else list(arbiter.watchers.values())
+    graceful = flag(props, "graceful", True)
+    one_by_one = flag(props, "sequential") or flag(props, "rolling")
+
+    async def work() -> dict[str, Any] | None:
+        before = {w.name: pids(w) for w in targets}
+        for target in sorted(targets, key=lambda w: -w.spec.priority):
+            try:
+                await target.reload(graceful=graceful, sequential=one_by_one)
+            except Exception as err:  # ReloadAborted, with the old processes kept
+                raise CommandError(f"{target.name}: reload aborted, old processes kept: "
+                                   f"{err}") from None
+        if "name" not in props:
+            return None
+        now, old = pids(targets[0]), before[targets[0].name]
+        return {"info": {"stopped": sorted(old - now), "started": sorted(now - old),
+                         "kept": sorted(now & old)}}
+
+    return await in_background(props, locked(targets, work))
+
+
+@command("kill", "name")
+async def kill(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Stop the processes of a watcher (or one, ``pid``) with ``signum``
+    (default: its stop_signal) and ``graceful_timeout``; they are replaced."""
+    target = watcher(arbiter, props)
+    pid = number(props, "pid", 0) or None
+    signum = signal_of(props["signum"]) if props.get("signum") is not None else None
+    timeout = props.get("graceful_timeout")
+    try:
+        timeout = float(timeout) if timeout is not None else None
+    except (TypeError, ValueError):
+        raise MessageError("'graceful_timeout' must be a number") from None
+    if pid is not None and pid not in pids(target):
+        raise MessageError(f"process {pid} not found in {target.name!r}")
+    return await in_background(props, locked([target], lambda: target.kill(pid, signum, timeout)))
+
+
+@command("signal", "name", "signum")
+async def send_signal(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Send ``signum`` to a watcher's processes, or to ``pid``; ``children``
+    adds their children, ``recursive`` all their descendants, ``childpid``
+    targets one child of ``pid``."""
+    target = watcher(arbiter, props)
+    signum = signal_of(props["signum"])
+    pid = number(props, "pid", 0) or None
+    childpid = number(props, "childpid", 0) or None
+    if childpid and not pid:
+        raise MessageError("cannot specify childpid without pid")
+    try:
+        if childpid:
+            from ..core.tree import descendants
+
+            if childpid not in descendants(pid or 0):
+                raise MessageError(f"process {childpid} is not a child of {pid}")
+            import os
+
+            os.kill(childpid, signum)
+            sent = [childpid]
+        else:
+            sent = target.send_signal(signum, pid, flag(props, "children"),
+                                      flag(props, "recursive"))
+    except ProcessLookupError as err:
+        raise MessageError(str(err)) from None
+    return {"pids": sent}
+
+
+def signal_of(value: Any) -> int:
+    try:
+        return to_signal(value)
+    except ValueError:
+        raise MessageError("signal invalid") from None
+
+
+# -- watchers: number of processes ----------------------------------------
+
+async def _scale(arbiter: Arbiter, props: dict[str, Any], sign: int) -> dict[str, Any] | None:
+    target = watcher(arbiter, props)
+    count = number(props, "nb", 1)
+    if count < 0:
+        raise MessageError("'nb' must not be negative")
+    if target.spec.singleton:
+        return {"numprocesses": target.spec.numprocesses, "singleton": True}
+    wanted = max(target.spec.numprocesses + sign * count, 0)
+    await in_background(props, locked([target], lambda: target.set_numprocesses(wanted)))
+    return {"numprocesses": wanted}
+
+
+@command("incr", "name")
+async def incr(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Add ``nb`` (default 1) processes to a watcher."""
+    return await _scale(arbiter, props, 1)
+
+
+@command("decr", "name")
+async def decr(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Remove ``nb`` (default 1) processes from a watcher, newest slots first."""
+    return await _scale(arbiter, props, -1)
+
+
+@command("numprocesses")
+async def numprocesses(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Processes running: in all watchers, or in ``name``."""
+    if "name" in props:
+        target = watcher(arbiter, props)
+        return {"numprocesses": len(target.processes), "watcher_name": props["name"]}
+    return {"numprocesses": sum(len(w.processes) for w in arbiter.watchers.values())}
+
+
+@command("numwatchers")
+async def numwatchers(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """How many watchers there are."""
+    return {"numwatchers": len(arbiter.watchers)}
+
+
+# -- watchers: adding, removing, options -----------------------------------
+
+@command("add", "name", "cmd")
+async def add(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Add a watcher: ``name``, ``cmd``, ``args``, ``options`` (any watcher
+    option, checked as in a file), ``start``."""
+    name, cmd = text(props, "name"), text(props, "cmd")
+    if arbiter.get_watcher(name) is not None:
+        raise MessageError(f"a watcher named {name!r} already exists")
+    options = props.get("options") or {}
+    if not isinstance(options, dict):
+        raise MessageError("'options' property should be an object")
+    changes = dict(options)
+    if props.get("args") is not None:
+        args = props["args"]
+        changes["args"] = " ".join(args) if isinstance(args, list) else args
+    try:
+        spec = update_watcher(WatcherSpec(name=name, cmd=cmd), changes)
+    except ConfigError as err:
+        raise MessageError(str(err)) from None
+    check_references(arbiter, spec)
+    added = await arbiter.add_watcher(spec)
+    if not flag(props, "start"):
+        return None
+
+    async def work() -> dict[str, Any]:
+        await arbiter.start_watchers([added])
+        return {"started": sorted(pids(added)), "kept": []}
+
+    return await in_background(props, locked([added], work))
+
+
+@command("rm", "name")
+async def rm(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Remove a watcher, stopping its processes (unless ``nostop``)."""
+    target = watcher(arbiter, props)
+    nostop = flag(props, "nostop")
+    return await in_background(props, locked(
+        [target], lambda: arbiter.rm_watcher(target.name, nostop)))
+
+
+@command("set", "name", "options")
+async def set_options(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Change options of a watcher; all are checked before any is applied.
+    A change to how processes start replaces them gracefully."""
+    target = watcher(arbiter, props)
+    options = props["options"]
+    if not isinstance(options, dict):
+        raise MessageError("'options' property should be an object")
+    if "name" in options:
+        raise MessageError("a watcher cannot be renamed")
+    try:
+        spec = update_watcher(target.spec, options)
+    except ConfigError as err:
+        raise MessageError(str(err)) from None
+    check_references(arbiter, spec)
+
+    async def work() -> None:
+        await target.update(spec, graceful=True)
+
+    return await in_background(props, locked([target], work))
+
+
+def check_references(arbiter: Arbiter, spec: WatcherSpec) -> None:
+    for dep in spec.depends_on:
+        if dep != spec.name and arbiter.get_watcher(dep) is None:
+            raise MessageError(f"depends_on: no watcher named {dep!r}")
+    graph = {w.name: w.spec.depends_on for w in arbiter.watchers.values()}
+    graph[spec.name] = spec.depends_on
+    cycle = find_cycle(graph)
+    if cycle or spec.name in spec.depends_on:
+        raise MessageError("depends_on: dependency cycle: " +
+                           " -> ".join(cycle or [spec.name, spec.name]))
+    for name in spec.sockets + ((spec.stdin_socket,) if spec.stdin_socket else ()):
+        if name not in arbiter.sockets:
+            raise MessageError(f"no socket named {name!r}")
+
+
+@command("options", "name")
+async def options(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Every option of a watcher."""
+    values = watcher(arbiter, props).spec.option_values()
+    return {"options": dict(sorted(values.items()))}
+
+
+@command("get", "name", "keys")
+async def get(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """The value of some options (``keys``) of a watcher."""
+    values = watcher(arbiter, props).spec.option_values()
+    keys = props["keys"]
+    if not isinstance(keys, list):
+        raise MessageError("'keys' must be a list")
+    out = {}
+    for key in keys:
+        if key not in values:
+            raise MessageError(f"{key!r} option not found")
+        out[key] = values[key]
+    return {"options": out}
+
+
+@command("globaloptions")
+async def globaloptions(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """The daemon's options, or one (``option``)."""
+    settings = arbiter.config.settings
+    values = {
+        "endpoint": arbiter.endpoints.get("endpoint"),
+        "stats_endpoint": arbiter.endpoints.get("stats_endpoint"),
+        "pubsub_endpoint": arbiter.endpoints.get("pubsub_endpoint"),
+        "check_delay": settings.check_delay,
+        "multicast_endpoint": settings.multicast_endpoint,
+        "warmup_delay": settings.warmup_delay,
+        "umask": settings.umask,
+        "pidfile": settings.pidfile,
+    }
+    if "option" in props:
+        key = props["option"]
+        if key not in values:
+            raise MessageError(f"{key!r} not an existing option")
+        return {"options": {key: values[key]}}
+    return {"options": values}
+
+
+# -- reading state ---------------------------------------------------------
+
+@command("list")
+async def list_(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Watcher names, or the pids of one watcher (``name``)."""
+    if "name" in props:
+        target = watcher(arbiter, props)
+        return {"pids": [p.pid for _, p in sorted(target.processes.items())]}
+    return {"watchers": sorted(name.lower() for name in arbiter.watchers)}
+
+
+@command("status")
+async def status(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """The state of one watcher (``name``) or of all; bigtop adds
+    ``details``: processes running/wanted, uptime, restarts, last exit."""
+    if "name" in props:
+        target = watcher(arbiter, props)
+        return {"status": target.status, "details": details(target)}
+    return {
+        "statuses": {w.name: w.status for w in arbiter.watchers.values()},
+        "details": {w.name: details(w) for w in arbiter.watchers.values()},
+    }
+
+
+def details(w: Watcher) -> dict[str, Any]:
+    import time
+
+    now = time.time()
+    started = [p.started for p in w.processes.values() if p.started]
+    return {
+        "status": w.status,
+        "running": len(w.processes),
+        "wanted": w.spec.numprocesses if w.state in ("active", "starting") else 0,
+        "numprocesses": w.spec.numprocesses,
+        "uptime": round(now - min(started), 3) if started else None,
+        "restarts": w.restarts,
+        "last_exit": w.last_exits[-1] if w.last_exits else None,
+        "failure": w.failure,
+        "pids": {str(wid): p.pid for wid, p in sorted(w.processes.items())},
+    }
+
+
+@command("listsockets")
+async def listsockets(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """The daemon's sockets: fd, name, backlog and address."""
+    out = []
+    for sock in arbiter.sockets.values():
+        entry: dict[str, Any] = {"fd": sock.fd, "name": sock.name, "backlog": sock.spec.backlog}
+        if sock.spec.path:
+            entry["path"] = sock.spec.path
+        else:
+            host, port = sock.bound_address()
+            entry["host"], entry["port"] = host, port
+        out.append(entry)
+    return {"sockets": sorted(out, key=lambda s: s["fd"])}
+
+
+@command("stats")
+async def stats(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Resource use of every process, of one watcher (``name``), or of one
+    process (``name`` and ``process``)."""
+    from ..stats import sample
+
+    def watcher_info(w: Watcher) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for wid, process in sorted(w.processes.items()):
+            try:
+                info = sample.info(process.pid)
+            except Exception:
+                out[str(process.pid)] = "No such process (stopped?)"
+                continue
+            info["age"] = process.age
+            info["started"] = process.started
+            info["wid"] = wid
+            out[str(process.pid)] = info
+        return out
+
+    if "name" in props:
+        target = watcher(arbiter, props)
+        if "process" in props:
+            pid = number(props, "process", 0)
+            process = next((p for p in target.processes.values() if p.pid == pid), None)
+            if process is None:
+                raise MessageError(f"process {pid} not found in {target.name!r}")
+            return {"process": pid, "info": watcher_info(target)[str(pid)]}
+        return {"name": props["name"], "info": watcher_info(target)}
+    infos = {w.name: watcher_info(w) for w in arbiter.watchers.values()}
+    sample.forget(arbiter.managed_pids())
+    return {"infos": infos}
+
+
+@command("dstats")
+async def dstats(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Resource use of the daemon itself."""
+    import os
+
+    from ..stats import sample
+
+    info = sample.info(os.getpid(), children=False)
+    info["children"] = []
+    return {"info": info}
+
+
+@command("depends")
+async def depends(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """bigtop: the dependency graph, or one watcher's dependencies and dependents."""
+    if "name" in props:
+        target = watcher(arbiter, props)
+        dependents = sorted(w.name for w in arbiter.watchers.values()
+                            if target.name in w.spec.depends_on)
+        return {"depends_on": list(target.spec.depends_on), "dependents": dependents}
+    return {"depends": {w.name: list(w.spec.depends_on) for w in arbiter.watchers.values()}}
+
+
+@command("logs")
+async def logs(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """bigtop: the last output lines of one watcher (``name``) or of all."""
+    count = number(props, "lines", 20)
+    targets = [watcher(arbiter, props)] if "name" in props else list(arbiter.watchers.values())
+    return {"lines": {w.name: list(w.recent_output)[-count:] if count else []
+                      for w in targets}}
+
+
+@command("version")
+async def version(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """bigtop: the daemon's version and the Circus protocol it speaks."""
+    return {"version": __version__, "circus": "0.19"}
+
+
+# -- the daemon ------------------------------------------------------------
+
+@command("reloadconfig")
+async def reloadconfig(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Read the configuration file again and apply the difference."""
+    from ..core import ReloadError
+
+    async def work() -> dict[str, Any]:
+        try:
+            return {"changes": await arbiter.reload_from_file()}
+        except ConfigError as err:
+            raise CommandError(f"configuration not reloaded, nothing changed:\n{err}") from None
+        except ReloadError as err:
+            raise CommandError(f"configuration not reloaded, nothing changed: {err}") from None
+
+    return await in_background(props, work())
+
+
+@command("quit")
+async def quit_(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Stop every watcher and the daemon (the server then stops it)."""
+    if flag(props, "waiting"):
+        await arbiter.stop_watchers(list(arbiter.watchers.values()))
+    return None
+
+
+@command("listen")
+async def listen(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+    """Events are read from the pub/sub endpoint, not here."""
+    raise MessageError("invalid message. use a pub/sub socket")
+

@@ -1,0 +1,49 @@
+"""Where the daemon listens by default, and keeping that place private.
+
+Default endpoints are ``ipc://`` sockets in a runtime directory only its
+owner can enter: ``$BIGTOP_RUNTIME_DIR`` if set, else ``/run/bigtop`` for
+root, ``$XDG_RUNTIME_DIR/bigtop`` otherwise (``/tmp/bigtop-UID`` when that
+is unset).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+
+def runtime_dir() -> str:
+    if os.environ.get("BIGTOP_RUNTIME_DIR"):
+        return os.environ["BIGTOP_RUNTIME_DIR"]
+    if os.geteuid() == 0:
+        return "/run/bigtop"
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base:
+        return os.path.join(base, "bigtop")
+    return f"/tmp/bigtop-{os.geteuid()}"
+
+
+def default_endpoint() -> str:
+    return f"ipc://{runtime_dir()}/control.sock"
+
+
+def default_pubsub_endpoint() -> str:
+    return f"ipc://{runtime_dir()}/events.sock"
+
+
+def default_stats_endpoint() -> str:
+    return f"ipc://{runtime_dir()}/stats.sock"
+
+
+def ipc_path(endpoint: str) -> str | None:
+    return endpoint[len("ipc://"):] if endpoint.startswith("ipc://") else None
+
+
+def ensure_private_dir(path: str) -> None:
+    """Create path 0700 if missing; refuse one that others could enter."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.stat(path)
+    if info.st_uid != os.geteuid():
+        raise PermissionError(f"{path} belongs to uid {info.st_uid}, not to us")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o700)

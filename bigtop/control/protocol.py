@@ -1,0 +1,62 @@
+"""The wire format, shared by server and clients: Circus's JSON messages.
+
+A request is one JSON object ``{"command", "properties", "id"}`` (plus
+``"msg_type": "cast"`` for no reply) sent by a DEALER to the daemon's
+ROUTER; the reply is ``{"status": "ok", "time", "id", ...}`` or
+``{"status": "error", "reason", "errno", "tb", "time", "id"}``. Events are
+published as two frames, ``[topic, json]``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+# Circus's errno values.
+NOT_SPECIFIED = 0
+INVALID_JSON = 1
+UNKNOWN_COMMAND = 2
+MESSAGE_ERROR = 3
+OS_ERROR = 4
+COMMAND_ERROR = 5
+BAD_MSG_DATA_ERROR = 6
+
+MAX_MESSAGE = 1024 * 1024  # larger requests are refused unread
+
+
+class MessageError(Exception):
+    """A request that is well-formed JSON but asks for something invalid."""
+
+    errno = MESSAGE_ERROR
+
+
+class CommandError(Exception):
+    """A valid request that could not be carried out."""
+
+    errno = COMMAND_ERROR
+
+
+def ok(props: dict[str, Any] | None = None) -> dict[str, Any]:
+    reply: dict[str, Any] = {"status": "ok", "time": time.time()}
+    if props:
+        reply.update(props)
+    return reply
+
+
+def error(reason: str, errno: int = NOT_SPECIFIED, tb: str | None = None) -> dict[str, Any]:
+    return {"status": "error", "reason": reason, "tb": tb, "time": time.time(), "errno": errno}
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, default=str).encode()
+
+
+def request(command: str, msg_id: str | None = None, cast: bool = False,
+            **properties: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {"command": command, "properties": properties}
+    if msg_id is not None:
+        message["id"] = msg_id
+    if cast:
+        message["msg_type"] = "cast"
+    return message

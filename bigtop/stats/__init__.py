@@ -1,0 +1,1 @@
+"""Process statistics sampled with psutil (imported only when asked)."""
