@@ -1,0 +1,31 @@
+"""CurveZMQ key pairs for TCP endpoints (``bigtopctl keygen``).
+
+The daemon has a server pair (``server_key`` = its ``.key_secret`` file)
+and accepts the clients whose public ``.key`` files sit in its
+``authorized_keys`` directory; a client passes its own ``.key_secret`` and
+the server's public ``.key``.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def generate(directory: str, name: str) -> tuple[str, str]:
+    """Write NAME.key (public) and NAME.key_secret (0600) in directory;
+    refuses to overwrite. Returns both paths."""
+    import zmq.auth
+
+    os.makedirs(directory, exist_ok=True)
+    public = os.path.join(directory, f"{name}.key")
+    secret = os.path.join(directory, f"{name}.key_secret")
+    for path in (public, secret):
+        if os.path.exists(path):
+            raise FileExistsError(f"{path} exists; remove it first or pick another name")
+    old = os.umask(0o077)
+    try:
+        zmq.auth.create_certificates(directory, name)
+    finally:
+        os.umask(old)
+    os.chmod(public, 0o644)
+    return public, secret
