@@ -403,11 +403,18 @@ def measure_start(daemon: Daemon, tracker: SleepChildren, args) -> float:
 
 
 def measure_respawn(daemon: Daemon, tracker: SleepChildren, args,
-                    rng: random.Random) -> tuple[list[float], int]:
-    """kill -9 one child at a time; ms until N run again. (samples, timeouts)"""
-    samples: list[float] = []
+                    rng: random.Random, result: RunResult) -> None:
+    """kill -9 one child at a time; ms until N run again. Fills ``result``.
+
+    The victim's age is kept too: a daemon may treat the death of a young
+    process as a crash loop and delay its replacement on purpose.
+    """
     for _ in range(args.kills):
         victim = rng.choice(sorted(tracker.scan()))
+        try:
+            age = time.time() - psutil.Process(victim).create_time()
+        except psutil.Error:
+            continue
         tracker.dead.add(victim)
         killed_at = time.monotonic()
         try:
@@ -419,14 +426,15 @@ def measure_respawn(daemon: Daemon, tracker: SleepChildren, args,
                                     args.poll_ms / 1000)
         if seen_at is None:
             # Not recovered: further kills would measure a broken state.
-            return samples, 1
-        samples.append((seen_at - killed_at) * 1000)
+            result.respawn_timeouts = 1
+            return
+        result.respawn_ms.append((seen_at - killed_at) * 1000)
+        result.victim_age_s.append(age)
         # A random pause: a daemon that respawns from a periodic check
         # (Circus: every check_delay = 5 s) is then hit at random phase, as a
         # real crash would be. A fixed pause would phase-lock the kills to
         # its timer and always measure check_delay minus the pause.
         time.sleep(KILL_GAP_S + rng.uniform(0, args.gap_spread))
-    return samples, 0
 
 
 def helper_processes(daemon_proc) -> list:
@@ -482,6 +490,8 @@ FIGURES = [  # key, row label, format
     ("respawn_p99_ms", "respawn p99 [ms]", "{:,.1f}"),
     ("idle_cpu_s", "idle CPU in {idle:g} s [s]", "{:.2f}"),
     ("rss_mb", "RSS [MB]", "{:.1f}"),
+    ("daemon_cpu_s", "idle CPU, daemon alone [s]", "{:.2f}"),
+    ("daemon_rss_mb", "RSS, daemon alone [MB]", "{:.1f}"),
     ("stop_s", "stop (SIGTERM to exit) [s]", "{:.3f}"),
 ]
 
@@ -492,6 +502,7 @@ class RunResult:
     run: int
     start_s: float | None = None
     respawn_ms: list[float] = field(default_factory=list)
+    victim_age_s: list[float] = field(default_factory=list)  # per respawn
     respawn_timeouts: int = 0
     idle_cpu_s: float | None = None
     rss_mb: float | None = None
@@ -552,8 +563,7 @@ def measure_once(system: System, run: int, args,
                 result.start_s = measure_start(daemon, tracker, args)
                 _progress(f"started in {result.start_s:.3f} s; "
                           f"{args.kills} kills")
-                result.respawn_ms, result.respawn_timeouts = measure_respawn(
-                    daemon, tracker, args, rng)
+                measure_respawn(daemon, tracker, args, rng, result)
                 _progress(f"idle {args.idle:g} s")
                 measure_idle(daemon, tracker, args, result)
             except MeasurementError as exc:
@@ -667,21 +677,36 @@ def evaluate_targets(medians: dict[str, dict],
         value = big["respawn_median_ms"]
         add(name, value, 10.0, value < 10.0, f"{value:.1f} ms")
 
-    # CPU times tick in 10 ms: compare at that resolution.
-    for key, name, unit, digits in (
-            ("idle_cpu_s", "idle CPU no more than the best anchor", "s", 2),
-            ("rss_mb", "RSS no more than the best anchor", "MB", 1)):
+    # Judged on the figures with helper processes (as the issue asks), and
+    # shown against the daemons alone too: circusd without circusd-stats is
+    # a stricter bar. CPU times tick in 10 ms: compare at that resolution.
+    for key, alone, name, unit, digits in (
+            ("idle_cpu_s", "daemon_cpu_s", "idle CPU no more than the best anchor",
+             "s", 2),
+            ("rss_mb", "daemon_rss_mb", "RSS no more than the best anchor", "MB", 1)):
         best = best_anchor(medians, key)
         if not big or big[key] is None:
             missing(name, "bigtop not measured")
         elif best is None:
             missing(name, "no anchor measured")
         else:
-            value, limit = round(big[key], digits), round(best[1], digits)
-            add(name, big[key], best[1], value <= limit,
-                f"{value:.{digits}f} {unit} vs {labels[best[0]]} "
-                f"{limit:.{digits}f} {unit}")
+            passed, detail = _no_more_than(big[key], best, digits, unit, labels)
+            passed_alone, detail_alone = _no_more_than(
+                big[alone], best_anchor(medians, alone), digits, unit, labels)
+            if detail_alone != detail:
+                verdict = "pass" if passed_alone else "FAIL"
+                detail += f" (daemons alone: {detail_alone}, {verdict})"
+            add(name, big[key], best[1], passed, detail)
     return targets
+
+
+def _no_more_than(value: float, best: tuple[str, float], digits: int,
+                  unit: str, labels: dict[str, str]) -> tuple[bool, str]:
+    """Is ``value`` <= the best anchor's, at ``digits`` decimals? And why."""
+    name, limit = best
+    value, limit = round(value, digits), round(limit, digits)
+    text = f"{value:.{digits}f} {unit} vs {labels[name]} {limit:.{digits}f} {unit}"
+    return value <= limit, text
 
 
 def print_targets(targets: list[dict]) -> None:
@@ -696,22 +721,47 @@ def print_notes(args, columns, results, labels) -> None:
     print(f"  - medians over runs; per run, respawn median and p99 are over "
           f"{args.kills} kills. p99 is nearest-rank: with {args.kills} "
           f"samples it is the {_rank_word(args.kills)}.")
-    print(f"  - after each respawn the next kill waits 0.2 s + uniform(0, "
-          f"{args.gap_spread:g}) s, so periodic respawn checks are hit at "
-          "random phase.")
+    if args.gap_spread:
+        print(f"  - after each respawn the next kill waits 0.2 s + uniform(0, "
+              f"{args.gap_spread:g}) s, so periodic respawn checks are hit at "
+              "random phase.")
+    else:
+        print("  - fixed 0.2 s between a respawn and the next kill: a daemon "
+              "that respawns from a periodic check is phase-locked to it.")
     print(f"  - children polled every {args.poll_ms:g} ms (plus ~1 ms per "
           "scan of /proc); times include that resolution.")
-    print("  - idle CPU: user+system of the daemon process only (plus helper "
-          "processes, if any), clock-tick resolution 0.01 s.")
+    print("  - idle CPU: user+system of the daemon, not of its children (the "
+          "first rows add helper processes, if any); clock tick 0.01 s.")
     for key in columns:
         runs = results[key]
         ok = sum(1 for r in runs if not r.problems())
         print(f"  - {labels[key]}: {ok}/{len(runs)} runs clean; "
               f"{helper_note(key, runs)}.")
+        slow = outliers(runs)
+        if slow:
+            print(f"    {len(slow)} respawns took over 5x their run's median: "
+                  + ", ".join(f"{ms:,.0f} ms (victim {age:.1f} s old)"
+                              for ms, age in slow[:8])
+                  + (", ..." if len(slow) > 8 else ""))
         orphans = [r.orphans_at_exit for r in runs if r.orphans_at_exit]
         if orphans and not any(r.survivors for r in runs):
             print(f"    children still alive at daemon exit (then died within "
                   f"{ORPHAN_GRACE_S:g} s): {orphans}")
+
+
+def outliers(runs: list[RunResult]) -> list[tuple[float, float]]:
+    """(ms, victim age in s) of respawns slower than 5x their run's median.
+
+    A victim's age tells a slow daemon from a deliberate backoff for a
+    process that died young.
+    """
+    slow = []
+    for r in runs:
+        if r.respawn_ms:
+            limit = 5 * r.respawn_median_ms
+            slow += [(ms, age) for ms, age in zip(r.respawn_ms, r.victim_age_s,
+                                                  strict=True) if ms > limit]
+    return slow
 
 
 def helper_note(key: str, runs: list[RunResult]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 DEFAULT_BACKLOG = 2048
@@ -118,6 +119,13 @@ class WatcherSpec:
     ready: ReadySpec = field(default_factory=ReadySpec)
     ready_timeout: float = 60.0
     origin: Origin | None = field(default=None, compare=False)
+
+    @cached_property
+    def scalar_options(self) -> dict[str, Any]:
+        """The single-valued options, for ``$(circus.OPTION)`` in commands
+        (computed once per spec: specs are immutable)."""
+        return {k: v for k, v in self.option_values().items()
+                if isinstance(v, (str, int, float, bool))}
 
     def option_values(self) -> dict[str, Any]:
         """Every option as an operator would read it back (``options``/``get``)."""

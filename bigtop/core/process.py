@@ -29,10 +29,7 @@ class SpawnError(Exception):
 def command_line(spec: WatcherSpec, wid: int, socket_fds: Mapping[str, int],
                  env: Mapping[str, str]) -> list[str]:
     """The argv for a process, after ``$(circus.*)`` substitution."""
-    variables: dict[str, Any] = {"wid": wid}
-    for name, value in spec.option_values().items():
-        if isinstance(value, (str, int, float, bool)):
-            variables[name] = value
+    variables: dict[str, Any] = {"wid": wid, **spec.scalar_options}
     variables.update(env_variables(env))
     variables.update({f"sockets.{name.lower()}": fd for name, fd in socket_fds.items()})
     cmd = substitute(spec.cmd, variables)
@@ -92,6 +89,22 @@ def _user_ids(spec: WatcherSpec) -> tuple[int | None, int | None, list[int] | No
     return uid, gid, groups, login
 
 
+_found: dict[tuple[str, str], str] = {}
+
+
+def _which(program: str, path: str) -> str | None:
+    """shutil.which, remembering what it found (not what it did not)."""
+    import shutil
+
+    key = (program, path)
+    if key not in _found or not os.access(_found[key], os.X_OK):
+        found = shutil.which(program, path=path)
+        if found is None:
+            return None
+        _found[key] = found
+    return _found[key]
+
+
 def _rlimit_setter(rlimits: Mapping[str, int]) -> Callable[[], None] | None:
     """Resource limits need code in the child between fork and exec."""
     if not rlimits:
@@ -149,9 +162,7 @@ class Process:
         executable = spec.executable
         if executable is None and "PATH" not in env and os.sep not in argv[0]:
             # No PATH for the child: find the program with the daemon's.
-            import shutil
-
-            executable = shutil.which(argv[0])
+            executable = _which(argv[0], os.environ.get("PATH", os.defpath))
         # Our own pipes, not Popen's: the read ends belong to the loop's
         # readers, and no file object may close those fd numbers later.
         pipes: dict[str, tuple[int, int]] = {}
