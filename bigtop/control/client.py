@@ -165,12 +165,13 @@ class AsyncClient:
 
 
 def subscribe(topics: list[str] | None = None, endpoint: str | None = None,
-              timeout: float | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(topic, payload)`` events as they come (prefix-matched topics)."""
+              timeout: float | None = None, key: str | None = None,
+              server_key: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(topic, payload)`` events as they come (prefix-matched topics);
+    stop after ``timeout`` seconds without one."""
     endpoint = endpoint or os.environ.get("BIGTOPCTL_PUBSUB_ENDPOINT") or default_pubsub_endpoint()
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
-    sock.linger = 0
-    sock.connect(endpoint)
+    _setup(sock, endpoint, key, server_key)
     for topic in topics or [""]:
         sock.subscribe(topic.encode())
     try:

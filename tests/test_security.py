@@ -1,0 +1,133 @@
+"""Who may drive the daemon: private ipc sockets by default, CurveZMQ keys
+on TCP."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from bigtop.control.client import CallError, Client
+from bigtop.control.keys import generate
+
+from .test_lifecycle import free_port
+
+
+def test_default_endpoints_are_private(daemon):
+    d = daemon("""
+        [watcher:one]
+        cmd = sleep 1000
+    """)
+    d.wait_pids("one", 1)
+    assert stat.S_IMODE(os.stat(d.run_dir).st_mode) == 0o700
+    for name in ("control.sock", "events.sock"):
+        assert stat.S_IMODE(os.stat(d.run_dir / name).st_mode) == 0o600
+    assert d.client().call("status")["statuses"] == {"one": "active"}
+
+
+def test_tcp_needs_keys_or_insecure(daemon, tmp_path):
+    port = free_port()
+    d = daemon(f"""
+        [circus]
+        endpoint = tcp://127.0.0.1:{port}
+
+        [watcher:one]
+        cmd = sleep 1000
+    """, start=False)
+    d.start(wait=False)
+    assert d.proc.wait(10) == 2
+    assert "a tcp:// endpoint needs CurveZMQ keys" in d.log_text()
+
+
+def test_insecure_tcp_works_and_warns(daemon):
+    port, pub = free_port(), free_port()
+    d = daemon(f"""
+        [circus]
+        endpoint = tcp://127.0.0.1:{port}
+        pubsub_endpoint = tcp://127.0.0.1:{pub}
+        insecure = true
+
+        [watcher:one]
+        cmd = sleep 1000
+    """)
+    d.wait_pids("one", 1)
+    assert "insecure = true: anyone who can reach" in d.log_text()
+    with Client(f"tcp://127.0.0.1:{port}", timeout=5) as client:
+        assert client.call("list")["watchers"] == ["one"]
+
+
+def test_curve_keys_admit_listed_clients_only(daemon, tmp_path):
+    keys = tmp_path / "keys"
+    authorized = tmp_path / "authorized"
+    authorized.mkdir()
+    server_public, server_secret = generate(str(keys), "server")
+    client_public, client_secret = generate(str(keys), "ops")
+    _, stranger_secret = generate(str(keys), "stranger")
+    assert stat.S_IMODE(os.stat(client_secret).st_mode) == 0o600
+    os.link(client_public, authorized / "ops.key")
+    port, pub = free_port(), free_port()
+    d = daemon(f"""
+        [circus]
+        endpoint = tcp://127.0.0.1:{port}
+        pubsub_endpoint = tcp://127.0.0.1:{pub}
+        server_key = {server_secret}
+        authorized_keys = {authorized}
+
+        [watcher:one]
+        cmd = sleep 1000
+    """)
+    d.wait_pids("one", 1)
+    endpoint = f"tcp://127.0.0.1:{port}"
+    with Client(endpoint, timeout=5, key=client_secret, server_key=server_public) as client:
+        assert client.call("list")["watchers"] == ["one"]
+    with Client(endpoint, timeout=1, key=stranger_secret, server_key=server_public) as client, \
+            pytest.raises(CallError):
+        client.call("list")
+    with Client(endpoint, timeout=1) as client, pytest.raises(CallError):
+        client.call("list")  # no key at all: not even a handshake
+    assert d.proc.poll() is None
+
+
+def test_events_over_curve(daemon, tmp_path):
+    import threading
+
+    from bigtop.control.client import subscribe
+
+    keys = tmp_path / "keys"
+    authorized = tmp_path / "authorized"
+    authorized.mkdir()
+    server_public, server_secret = generate(str(keys), "server")
+    client_public, client_secret = generate(str(keys), "ops")
+    os.link(client_public, authorized / "ops.key")
+    port, pub = free_port(), free_port()
+    d = daemon(f"""
+        [circus]
+        endpoint = tcp://127.0.0.1:{port}
+        pubsub_endpoint = tcp://127.0.0.1:{pub}
+        server_key = {server_secret}
+        authorized_keys = {authorized}
+
+        [watcher:one]
+        cmd = sleep 1000
+    """)
+    d.wait_pids("one", 1)
+    seen: list[str] = []
+
+    def listen() -> None:
+        for topic, _ in subscribe(["watcher.one."], f"tcp://127.0.0.1:{pub}", timeout=5,
+                                  key=client_secret, server_key=server_public):
+            seen.append(topic)
+            if topic.endswith(".spawn"):
+                return
+
+    thread = threading.Thread(target=listen)
+    thread.start()
+    import time
+
+    time.sleep(0.5)  # let the subscription settle (a PUB drops what comes before)
+    with Client(f"tcp://127.0.0.1:{port}", timeout=5, key=client_secret,
+                server_key=server_public) as client:
+        client.call("incr", name="one", waiting=True)
+    thread.join(10)
+    assert "watcher.one.spawn" in seen
