@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bigtop.control")
 
 
-class EndpointInUse(Exception):
+class EndpointInUse(OSError):
     pass
 
 
