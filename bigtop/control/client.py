@@ -65,7 +65,8 @@ def _setup(sock: zmq.Socket[Any], endpoint: str, key: str | None,
 
 
 def _check(reply: dict[str, Any], raise_on_error: bool) -> dict[str, Any]:
-    if raise_on_error and reply.get("status") != "ok":
+    # Not `!= "ok"`: `status NAME` puts the watcher's state there, as Circus.
+    if raise_on_error and reply.get("status") == "error":
         raise CommandFailed(reply)
     return reply
 

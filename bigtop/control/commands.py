@@ -213,11 +213,13 @@ async def reload(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | No
     one_by_one = flag(props, "sequential") or flag(props, "rolling")
 
     async def work() -> dict[str, Any] | None:
+        from ..core import ReloadAborted
+
         before = {w.name: pids(w) for w in targets}
         for target in sorted(targets, key=lambda w: -w.spec.priority):
             try:
                 await target.reload(graceful=graceful, sequential=one_by_one)
-            except Exception as err:  # ReloadAborted, with the old processes kept
+            except ReloadAborted as err:
                 raise CommandError(f"{target.name}: reload aborted, old processes kept: "
                                    f"{err}") from None
         if "name" not in props:
@@ -381,7 +383,13 @@ async def set_options(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any]
     check_references(arbiter, spec)
 
     async def work() -> None:
-        await target.update(spec, graceful=True)
+        from ..core import ReloadAborted
+
+        try:
+            await target.update(spec, graceful=True)
+        except ReloadAborted as err:
+            raise CommandError(f"{target.name}: reload aborted, old options and processes "
+                               f"kept: {err}") from None
 
     return await in_background(props, locked([target], work))
 

@@ -3,5 +3,6 @@
 from .arbiter import Arbiter, ReloadError
 from .events import EventBus
 from .sockets import SocketError
+from .watcher import ReloadAborted
 
-__all__ = ["Arbiter", "EventBus", "ReloadError", "SocketError"]
+__all__ = ["Arbiter", "EventBus", "ReloadAborted", "ReloadError", "SocketError"]
