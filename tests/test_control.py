@@ -79,6 +79,10 @@ def test_set_with_a_broken_command_keeps_the_old_processes(daemon):
 
 
 def test_rolling_reload_waits_for_readiness(daemon):
+    import threading
+
+    from bigtop.control.client import subscribe
+
     d = daemon("""
         [watcher:web]
         cmd = sleep 1000
@@ -86,12 +90,34 @@ def test_rolling_reload_waits_for_readiness(daemon):
         ready = delay:0.3
     """)
     old = d.wait_pids("web", 3)
+    events: list[str] = []
+    listening = threading.Event()
+
+    def listen() -> None:
+        listening.set()
+        for topic, _ in subscribe(["watcher.web."], d.pubsub_endpoint, timeout=3):
+            events.append(topic.rsplit(".", 1)[1])
+            if events[-1] == "reload":
+                return
+
+    thread = threading.Thread(target=listen)
+    thread.start()
+    listening.wait()
+    import time
+
+    time.sleep(0.3)  # the subscription must be in place before the reload
     reply = d.client(timeout=20).call("reload", name="web", rolling=True, waiting=True)
+    thread.join(10)
     info = reply["info"]
     assert set(info["stopped"]) == old and len(info["started"]) == 3 and not info["kept"]
-    # Never fewer than 3 processes running: each old one went after its
-    # replacement was ready (checked from the event order in the log).
     assert d.pids("web") == set(info["started"])
+    # Never fewer than 3 processes: each old one is stopped only after its
+    # replacement was spawned and ready.
+    running, lowest = 3, 3
+    for event in events:
+        running += {"spawn": 1, "reap": -1}.get(event, 0)
+        lowest = min(lowest, running)
+    assert events.count("spawn") == 3 and lowest == 3, events
 
 
 def test_add_and_rm_at_run_time(daemon):
