@@ -8,10 +8,6 @@ def _not_yet(name: str) -> int:
     return 1
 
 
-def bigtopctl() -> int:
-    return _not_yet("bigtopctl")
-
-
 def bigtop_top() -> int:
     return _not_yet("bigtop-top")
 

@@ -28,24 +28,35 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bigtop.control")
 
-Handler = Callable[["Arbiter", dict[str, Any]], Awaitable[dict[str, Any] | None]]
+Reply = dict[str, Any] | None
+Handler = Callable[["Arbiter", dict[str, Any]], Any]
 
 
 class Command:
+    """A handler that is a plain function is *instant*: it is answered
+    within the loop callback that read the request. Coroutine handlers run
+    as tasks."""
+
     def __init__(self, name: str, handler: Handler, required: tuple[str, ...] = (),
                  doc: str = ""):
         self.name = name
         self.handler = handler
         self.required = required
         self.doc = doc
+        self.instant = not asyncio.iscoroutinefunction(handler)
 
     def validate(self, props: dict[str, Any]) -> None:
         for key in self.required:
             if key not in props:
                 raise MessageError(f"message invalid {key!r} is missing")
 
-    async def execute(self, arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
-        return await self.handler(arbiter, props)
+    def run(self, arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+        result: Reply = self.handler(arbiter, props)
+        return result
+
+    async def execute(self, arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+        result: Reply = await self.handler(arbiter, props)
+        return result
 
 
 COMMANDS: dict[str, Command] = {}
@@ -157,11 +168,11 @@ def pids(w: Watcher) -> set[int]:
 
 # -- watchers: lifecycle -------------------------------------------------
 
-async def _lifecycle(arbiter: Arbiter, props: dict[str, Any], action: str) -> dict[str, Any] | None:
+async def _lifecycle(arbiter: Arbiter, props: dict[str, Any], action: str) -> Reply:
     targets = matching(arbiter, props) if "name" in props else list(arbiter.watchers.values())
     single = "name" in props and len(targets) == 1
 
-    async def work() -> dict[str, Any] | None:
+    async def work() -> Reply:
         before = {w.name: pids(w) for w in targets}
         if action == "start":
             chosen = targets if single else [w for w in targets if w.spec.autostart]
@@ -185,25 +196,25 @@ async def _lifecycle(arbiter: Arbiter, props: dict[str, Any], action: str) -> di
 
 
 @command("start")
-async def start(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+async def start(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Start watchers (all, or those matching ``name``), dependencies first."""
     return await _lifecycle(arbiter, props, "start")
 
 
 @command("stop")
-async def stop(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+async def stop(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Stop watchers (all, or those matching ``name``), dependents first."""
     return await _lifecycle(arbiter, props, "stop")
 
 
 @command("restart")
-async def restart(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+async def restart(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Stop then start watchers (all, or those matching ``name``)."""
     return await _lifecycle(arbiter, props, "restart")
 
 
 @command("reload")
-async def reload(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+async def reload(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Replace the processes of one watcher (``name``) or all. ``graceful``
     (default): new processes first, old ones stopped once the new are
     ready; ``sequential`` or ``rolling``: one process at a time;
@@ -212,7 +223,7 @@ async def reload(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | No
     graceful = flag(props, "graceful", True)
     one_by_one = flag(props, "sequential") or flag(props, "rolling")
 
-    async def work() -> dict[str, Any] | None:
+    async def work() -> Reply:
         from ..core import ReloadAborted
 
         before = {w.name: pids(w) for w in targets}
@@ -232,7 +243,7 @@ async def reload(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | No
 
 
 @command("kill", "name")
-async def kill(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+async def kill(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Stop the processes of a watcher (or one, ``pid``) with ``signum``
     (default: its stop_signal) and ``graceful_timeout``; they are replaced."""
     target = watcher(arbiter, props)
@@ -249,7 +260,7 @@ async def kill(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None
 
 
 @command("signal", "name", "signum")
-async def send_signal(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def send_signal(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Send ``signum`` to a watcher's processes, or to ``pid``; ``children``
     adds their children, ``recursive`` all their descendants, ``childpid``
     targets one child of ``pid``."""
@@ -286,7 +297,7 @@ def signal_of(value: Any) -> int:
 
 # -- watchers: number of processes ----------------------------------------
 
-async def _scale(arbiter: Arbiter, props: dict[str, Any], sign: int) -> dict[str, Any] | None:
+async def _scale(arbiter: Arbiter, props: dict[str, Any], sign: int) -> Reply:
     target = watcher(arbiter, props)
     count = number(props, "nb", 1)
     if count < 0:
@@ -299,19 +310,19 @@ async def _scale(arbiter: Arbiter, props: dict[str, Any], sign: int) -> dict[str
 
 
 @command("incr", "name")
-async def incr(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+async def incr(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Add ``nb`` (default 1) processes to a watcher."""
     return await _scale(arbiter, props, 1)
 
 
 @command("decr", "name")
-async def decr(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+async def decr(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Remove ``nb`` (default 1) processes from a watcher, newest slots first."""
     return await _scale(arbiter, props, -1)
 
 
 @command("numprocesses")
-async def numprocesses(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def numprocesses(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Processes running: in all watchers, or in ``name``."""
     if "name" in props:
         target = watcher(arbiter, props)
@@ -320,7 +331,7 @@ async def numprocesses(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any
 
 
 @command("numwatchers")
-async def numwatchers(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def numwatchers(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """How many watchers there are."""
     return {"numwatchers": len(arbiter.watchers)}
 
@@ -328,7 +339,7 @@ async def numwatchers(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any]
 # -- watchers: adding, removing, options -----------------------------------
 
 @command("add", "name", "cmd")
-async def add(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+async def add(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Add a watcher: ``name``, ``cmd``, ``args``, ``options`` (any watcher
     option, checked as in a file), ``start``."""
     name, cmd = text(props, "name"), text(props, "cmd")
@@ -358,7 +369,7 @@ async def add(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @command("rm", "name")
-async def rm(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+async def rm(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Remove a watcher, stopping its processes (unless ``nostop``)."""
     target = watcher(arbiter, props)
     nostop = flag(props, "nostop")
@@ -367,7 +378,7 @@ async def rm(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @command("set", "name", "options")
-async def set_options(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+async def set_options(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Change options of a watcher; all are checked before any is applied.
     A change to how processes start replaces them gracefully."""
     target = watcher(arbiter, props)
@@ -410,14 +421,14 @@ def check_references(arbiter: Arbiter, spec: WatcherSpec) -> None:
 
 
 @command("options", "name")
-async def options(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def options(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Every option of a watcher."""
     values = watcher(arbiter, props).spec.option_values()
     return {"options": dict(sorted(values.items()))}
 
 
 @command("get", "name", "keys")
-async def get(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def get(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """The value of some options (``keys``) of a watcher."""
     values = watcher(arbiter, props).spec.option_values()
     keys = props["keys"]
@@ -432,7 +443,7 @@ async def get(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @command("globaloptions")
-async def globaloptions(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def globaloptions(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """The daemon's options, or one (``option``)."""
     settings = arbiter.config.settings
     values = {
@@ -456,7 +467,7 @@ async def globaloptions(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, An
 # -- reading state ---------------------------------------------------------
 
 @command("list")
-async def list_(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def list_(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Watcher names, or the pids of one watcher (``name``)."""
     if "name" in props:
         target = watcher(arbiter, props)
@@ -465,16 +476,19 @@ async def list_(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | Non
 
 
 @command("status")
-async def status(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
-    """The state of one watcher (``name``) or of all; bigtop adds
-    ``details``: processes running/wanted, uptime, restarts, last exit."""
+def status(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+    """The state of one watcher (``name``) or of all; with ``details``
+    (bigtop), also processes running/wanted, uptime, restarts, last exit."""
     if "name" in props:
         target = watcher(arbiter, props)
-        return {"status": target.status, "details": details(target)}
-    return {
-        "statuses": {w.name: w.status for w in arbiter.watchers.values()},
-        "details": {w.name: details(w) for w in arbiter.watchers.values()},
-    }
+        reply: dict[str, Any] = {"status": target.status}
+        if flag(props, "details"):
+            reply["details"] = details(target)
+        return reply
+    reply = {"statuses": {w.name: w.status for w in arbiter.watchers.values()}}
+    if flag(props, "details"):
+        reply["details"] = {w.name: details(w) for w in arbiter.watchers.values()}
+    return reply
 
 
 def details(w: Watcher) -> dict[str, Any]:
@@ -496,7 +510,7 @@ def details(w: Watcher) -> dict[str, Any]:
 
 
 @command("listsockets")
-async def listsockets(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def listsockets(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """The daemon's sockets: fd, name, backlog and address."""
     out = []
     for sock in arbiter.sockets.values():
@@ -511,7 +525,7 @@ async def listsockets(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any]
 
 
 @command("stats")
-async def stats(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def stats(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Resource use of every process, of one watcher (``name``), or of one
     process (``name`` and ``process``)."""
     from ..stats import sample
@@ -539,13 +553,11 @@ async def stats(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | Non
                 raise MessageError(f"process {pid} not found in {target.name!r}")
             return {"process": pid, "info": watcher_info(target)[str(pid)]}
         return {"name": props["name"], "info": watcher_info(target)}
-    infos = {w.name: watcher_info(w) for w in arbiter.watchers.values()}
-    sample.forget(arbiter.managed_pids())
-    return {"infos": infos}
+    return {"infos": {w.name: watcher_info(w) for w in arbiter.watchers.values()}}
 
 
 @command("dstats")
-async def dstats(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def dstats(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Resource use of the daemon itself."""
     import os
 
@@ -557,7 +569,7 @@ async def dstats(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | No
 
 
 @command("depends")
-async def depends(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def depends(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """bigtop: the dependency graph, or one watcher's dependencies and dependents."""
     if "name" in props:
         target = watcher(arbiter, props)
@@ -568,7 +580,7 @@ async def depends(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | N
 
 
 @command("logs")
-async def logs(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def logs(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """bigtop: the last output lines of one watcher (``name``) or of all."""
     count = number(props, "lines", 20)
     targets = [watcher(arbiter, props)] if "name" in props else list(arbiter.watchers.values())
@@ -577,7 +589,7 @@ async def logs(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None
 
 
 @command("version")
-async def version(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def version(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """bigtop: the daemon's version and the Circus protocol it speaks."""
     return {"version": __version__, "circus": "0.19"}
 
@@ -585,7 +597,7 @@ async def version(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | N
 # -- the daemon ------------------------------------------------------------
 
 @command("reloadconfig")
-async def reloadconfig(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+async def reloadconfig(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Read the configuration file again and apply the difference."""
     from ..core import ReloadError
 
@@ -601,7 +613,7 @@ async def reloadconfig(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any
 
 
 @command("quit")
-async def quit_(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+async def quit_(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Stop every watcher and the daemon (the server then stops it)."""
     if flag(props, "waiting"):
         await arbiter.stop_watchers(list(arbiter.watchers.values()))
@@ -609,7 +621,7 @@ async def quit_(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | Non
 
 
 @command("listen")
-async def listen(arbiter: Arbiter, props: dict[str, Any]) -> dict[str, Any] | None:
+def listen(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Events are read from the pub/sub endpoint, not here."""
     raise MessageError("invalid message. use a pub/sub socket")
 

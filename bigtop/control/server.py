@@ -16,7 +16,6 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 import zmq
-import zmq.asyncio
 
 from . import protocol
 from .commands import COMMANDS
@@ -34,6 +33,10 @@ class EndpointInUse(OSError):
 
 
 class ControlServer:
+    """Plain (not asyncio) ZeroMQ sockets driven by the loop through their
+    notification fds: a request that needs no waiting is answered within
+    the same loop callback, with no task or future in between."""
+
     def __init__(self, arbiter: Arbiter, endpoint: str, pubsub_endpoint: str,
                  curve: tuple[bytes, bytes, str] | None = None,
                  endpoint_owner: int | None = None):
@@ -44,32 +47,31 @@ class ControlServer:
         self.pubsub_endpoint = pubsub_endpoint
         self.curve = curve
         self.endpoint_owner = endpoint_owner
-        self.context = zmq.asyncio.Context()
-        self.router: zmq.asyncio.Socket | None = None
-        self.pub: zmq.asyncio.Socket | None = None
+        self.loop = asyncio.get_running_loop()
+        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.router: zmq.Socket[bytes] | None = None
+        self.pub: zmq.Socket[bytes] | None = None
         self.authenticator: Any = None
+        self._zap_busy = False
+        self._dirty = False  # a reply was sent outside _drain
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._reader: asyncio.Task[None] | None = None
         self._unsubscribe: Any = None
 
     async def start(self) -> None:
-        if self.curve:
-            from zmq.auth.asyncio import AsyncioAuthenticator
-
-            self.authenticator = AsyncioAuthenticator(self.context)
-            self.authenticator.start()
-            self.authenticator.configure_curve(domain="*", location=self.curve[2])
         try:
+            if self.curve:
+                self._start_authenticator(self.curve[2])
             self.router = self._bind(zmq.ROUTER, self.endpoint)
             self.pub = self._bind(zmq.PUB, self.pubsub_endpoint)
         except Exception:
             self.close()
             raise
         self._unsubscribe = self.arbiter.bus.subscribe(self.publish)
-        self._reader = asyncio.get_running_loop().create_task(self._serve())
+        self.loop.add_reader(_fd(self.router), self._drain)
+        self.loop.call_soon(self._drain)
         log.info("control on %s, events on %s", self.endpoint, self.pubsub_endpoint)
 
-    def _bind(self, kind: int, endpoint: str) -> zmq.asyncio.Socket:
+    def _bind(self, kind: int, endpoint: str) -> zmq.Socket[bytes]:
         path = ipc_path(endpoint)
         if path and os.path.exists(path):
             if _listening(path):
@@ -99,18 +101,48 @@ class ControlServer:
     def close(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
-        if self._reader:
-            self._reader.cancel()
         for sock, endpoint in ((self.router, self.endpoint), (self.pub, self.pubsub_endpoint)):
-            if sock is not None:
-                sock.close()
-                path = ipc_path(endpoint)
-                if path:
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)
+            if sock is None:
+                continue
+            if sock is self.router:
+                self.loop.remove_reader(_fd(sock))
+            sock.close()
+            path = ipc_path(endpoint)
+            if path:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        self.router = self.pub = None
         if self.authenticator:
+            self.loop.remove_reader(_fd(self.authenticator.zap_socket))
             self.authenticator.stop()
         self.context.term()
+
+    # -- CurveZMQ authentication (ZAP), on the loop --------------------------
+
+    def _start_authenticator(self, authorized_keys: str) -> None:
+        from zmq.auth.base import Authenticator
+
+        self.authenticator = Authenticator(self.context, log=log)
+        self.authenticator.start()
+        self.authenticator.configure_curve(domain="*", location=authorized_keys)
+        self.loop.add_reader(_fd(self.authenticator.zap_socket), self._zap)
+
+    def _zap(self) -> None:
+        """One ZAP request at a time: its REP socket must answer in turn."""
+        if self._zap_busy or self.authenticator is None:
+            return
+        zap = self.authenticator.zap_socket
+        if not _readable(zap):
+            return
+        message = zap.recv_multipart(zmq.NOBLOCK)
+        self._zap_busy = True
+        task = self.loop.create_task(self.authenticator.handle_zap_message(message))
+
+        def done(_: object) -> None:
+            self._zap_busy = False
+            self.loop.call_soon(self._zap)
+
+        task.add_done_callback(done)
 
     # -- events ----------------------------------------------------------
 
@@ -124,17 +156,20 @@ class ControlServer:
 
     # -- commands --------------------------------------------------------
 
-    async def _serve(self) -> None:
-        assert self.router is not None
-        while True:
+    def _drain(self) -> None:
+        """Read every waiting request (the fd only signals changes)."""
+        router = self.router
+        while router is not None and _readable(router):
             try:
-                frames = await self.router.recv_multipart(copy=True)
+                frames = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
             except zmq.ZMQError as err:
-                if err.errno == zmq.ETERM:
-                    return
                 log.warning("control socket: %s", err)
-                continue
+                return
             self._handle(frames)
+            router = self.router
+        self._dirty = False
 
     def _handle(self, frames: list[bytes]) -> None:
         identity, body = frames[0], frames[1:]
@@ -177,8 +212,15 @@ class ControlServer:
             self._reply(identity, msg_id, cast, protocol.error(
                 "'properties' must be a JSON object", protocol.MESSAGE_ERROR))
             return
-        task = asyncio.get_running_loop().create_task(
-            self._run(identity, msg_id, cast, command, props))
+        if command.instant:
+            try:
+                command.validate(props)
+                reply = protocol.ok(command.run(self.arbiter, props))
+            except Exception as err:
+                reply = self._failure(command, err)
+            self._reply(identity, msg_id, cast, reply)
+            return
+        task = self.loop.create_task(self._run(identity, msg_id, cast, command, props))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -186,19 +228,22 @@ class ControlServer:
                    props: dict[str, Any]) -> None:
         try:
             command.validate(props)
-            result = await command.execute(self.arbiter, props)
-            reply = protocol.ok(result)
-        except (MessageError, protocol.CommandError) as err:
-            reply = protocol.error(str(err), err.errno)
-        except OSError as err:
-            reply = protocol.error(str(err), protocol.OS_ERROR)
+            reply = protocol.ok(await command.execute(self.arbiter, props))
         except Exception as err:
-            log.exception("command %s failed", command.name)
-            reply = protocol.error(f"command {command.name!r}: {err}", protocol.COMMAND_ERROR,
-                                   traceback.format_exc())
+            reply = self._failure(command, err)
         self._reply(identity, msg_id, cast, reply)
         if command.name == "quit" and reply["status"] == "ok":
-            asyncio.get_running_loop().create_task(self.arbiter.stop())
+            self.loop.create_task(self.arbiter.stop())
+
+    @staticmethod
+    def _failure(command: Any, err: Exception) -> dict[str, Any]:
+        if isinstance(err, (MessageError, protocol.CommandError)):
+            return protocol.error(str(err), err.errno)
+        if isinstance(err, OSError):
+            return protocol.error(str(err), protocol.OS_ERROR)
+        log.exception("command %s failed", command.name, exc_info=err)
+        return protocol.error(f"command {command.name!r}: {err}", protocol.COMMAND_ERROR,
+                              "".join(traceback.format_exception(err)))
 
     def _reply(self, identity: bytes, msg_id: Any, cast: bool, reply: dict[str, Any]) -> None:
         if cast:
@@ -213,6 +258,20 @@ class ControlServer:
             self.router.send_multipart([identity, protocol.encode(reply)], flags=zmq.NOBLOCK)
         except zmq.ZMQError as err:
             log.debug("could not reply: %s", err)
+        # Sending can consume the edge the fd would have signalled: look
+        # again (the _drain loop in progress, if any, does that itself).
+        if not self._dirty:
+            self._dirty = True
+            self.loop.call_soon(self._drain)
+
+
+def _fd(sock: zmq.Socket[bytes]) -> int:
+    """The fd that becomes readable when the socket's events change."""
+    return int(sock.getsockopt(zmq.FD))
+
+
+def _readable(sock: zmq.Socket[bytes]) -> bool:
+    return bool(int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
 
 def _listening(path: str) -> bool:

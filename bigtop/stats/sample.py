@@ -2,6 +2,8 @@
 
 psutil.Process objects are kept between samples so that ``cpu`` is the
 usage since the previous sample, as ``top`` shows it, without sleeping.
+Descendants come from /proc's per-task children lists, not from a scan of
+every process (which psutil's ``children()`` does, once per call).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from datetime import timedelta
 from typing import Any
 
 import psutil
+
+from ..core.tree import descendants
 
 _cache: dict[int, psutil.Process] = {}
 
@@ -29,22 +33,37 @@ def _ctime(seconds: float) -> str:
     return f"{td.seconds // 60 % 60}:{str(td.seconds % 60).zfill(2)}.{str(td.microseconds)[:2]}"
 
 
+_users: dict[int, str] = {}
+
+
 def _process(pid: int) -> psutil.Process:
+    """Cached: the daemon drops pids it has reaped (see forget)."""
     proc = _cache.get(pid)
-    if proc is None or not proc.is_running():
+    if proc is None:
         proc = _cache[pid] = psutil.Process(pid)
     return proc
 
 
-def forget(live: set[int]) -> None:
-    """Drop cached processes that are gone."""
-    for pid in list(_cache):
-        if pid not in live:
-            del _cache[pid]
+def _username(proc: psutil.Process) -> str:
+    uid = proc.uids().real
+    if uid not in _users:
+        try:
+            _users[uid] = proc.username()
+        except (psutil.AccessDenied, KeyError):
+            _users[uid] = str(uid)
+    return _users[uid]
 
 
 def info(pid: int, children: bool = True) -> dict[str, Any]:
     """Raises psutil.NoSuchProcess if the process is gone."""
+    try:
+        return _info(pid, children)
+    except psutil.NoSuchProcess:
+        _cache.pop(pid, None)
+        raise
+
+
+def _info(pid: int, children: bool) -> dict[str, Any]:
     proc = _process(pid)
     out: dict[str, Any] = {}
     with proc.oneshot():
@@ -68,10 +87,7 @@ def info(pid: int, children: bool = True) -> dict[str, Any]:
         except psutil.AccessDenied:
             out["ctime"] = "N/A"
         out["pid"] = pid
-        try:
-            out["username"] = proc.username()
-        except (psutil.AccessDenied, KeyError):
-            out["username"] = "N/A"
+        out["username"] = _username(proc)
         try:
             out["nice"] = proc.nice()
         except psutil.AccessDenied:
@@ -92,13 +108,10 @@ def info(pid: int, children: bool = True) -> dict[str, Any]:
             pass
     kids = []
     if children:
-        try:
-            for child in proc.children(recursive=True):
-                try:
-                    kids.append(info(child.pid, children=False))
-                except psutil.Error:
-                    continue
-        except psutil.Error:
-            pass
+        for child in sorted(descendants(pid)):
+            try:
+                kids.append(info(child, children=False))
+            except psutil.Error:
+                _cache.pop(child, None)
     out["children"] = kids
     return out

@@ -1,0 +1,265 @@
+"""bigtopctl commands that follow the daemon's event stream: ``listen``, and
+``reload --rolling`` with its progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from .ctlsession import Session, Unreachable, timeout_message
+
+if TYPE_CHECKING:
+    import zmq
+
+EVENT_ROOTS = ("watcher", "arbiter", "stat")
+
+
+def pubsub_endpoint(session: Session) -> str:
+    """--pubsub-endpoint, $BIGTOPCTL_PUBSUB_ENDPOINT, what the daemon says
+    (``globaloptions``), or a guess from the control endpoint."""
+    if session.pubsub_option:
+        return session.pubsub_option
+    if os.environ.get("BIGTOPCTL_PUBSUB_ENDPOINT"):
+        return os.environ["BIGTOPCTL_PUBSUB_ENDPOINT"]
+    control = session.endpoint
+    try:
+        reply = session.call("globaloptions", timeout=min(session.timeout, 2.0),
+                             option="pubsub_endpoint")
+        told = (reply.get("options") or {}).get("pubsub_endpoint")
+    except Unreachable:
+        told = None
+    if isinstance(told, str) and told:
+        return reachable_host(told, control)
+    return guess_pubsub(control)
+
+
+def reachable_host(endpoint: str, control: str) -> str:
+    """A PUB bound on every address (tcp://0.0.0.0:N, tcp://*:N) is reached
+    at the host we reach the control endpoint on."""
+    for wildcard in ("tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"):
+        if endpoint.startswith(wildcard) and control.startswith("tcp://"):
+            host = control[len("tcp://"):].rsplit(":", 1)[0]
+            return f"tcp://{host}:{endpoint[len(wildcard):]}"
+    return endpoint
+
+
+def guess_pubsub(control: str) -> str:
+    """ipc://DIR/control.sock -> ipc://DIR/events.sock; tcp://H:P -> tcp://H:P+1
+    (Circus's 5555/5556); else the default events endpoint."""
+    if control.startswith("ipc://"):
+        return f"ipc://{os.path.join(os.path.dirname(control[len('ipc://'):]), 'events.sock')}"
+    if control.startswith("tcp://"):
+        host, _, port = control.rpartition(":")
+        if port.isdigit():
+            return f"{host}:{int(port) + 1}"
+    from ..control.endpoints import default_pubsub_endpoint
+
+    return default_pubsub_endpoint()
+
+
+def open_subscriber(session: Session, endpoint: str, topics: list[str]) -> zmq.Socket[bytes]:
+    """A SUB socket on endpoint, with this session's CurveZMQ keys on tcp://."""
+    import zmq
+
+    from ..control.client import CallError, load_keys
+
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+    sock.linger = 0
+    try:
+        if endpoint.startswith("tcp://") and session.key:
+            import zmq.auth
+
+            sock.curve_publickey, sock.curve_secretkey = load_keys(session.key)
+            if not session.server_key:
+                raise Unreachable("bigtopctl: a tcp:// endpoint with --key also needs "
+                                  "--server-key (the daemon's public key)")
+            sock.curve_serverkey = zmq.auth.load_certificate(session.server_key)[0]
+        sock.connect(endpoint)
+    except (CallError, OSError, zmq.ZMQError) as err:
+        sock.close()
+        raise Unreachable(f"bigtopctl: cannot subscribe to {endpoint}: {err}") from None
+    for topic in topics:
+        sock.subscribe(topic.encode())
+    return sock
+
+
+def topic_prefix(word: str) -> str:
+    """A bare watcher name means all of its events."""
+    if "." not in word and word and word not in EVENT_ROOTS:
+        return f"watcher.{word.lower()}."
+    return word
+
+
+# -- listen --------------------------------------------------------------------------
+
+def listen(session: Session, ns: argparse.Namespace) -> int:
+    import sys
+
+    topics = [topic_prefix(t) for t in ns.topics] or [""]
+    endpoint = pubsub_endpoint(session)
+    sock = open_subscriber(session, endpoint, topics)
+    out = None
+    if not session.json:
+        from . import display
+
+        out = display.console()
+        if sys.stderr.isatty():
+            display.console(stderr=True).print(
+                f"listening to {endpoint} (Ctrl-C to stop)", style="dim")
+    seen = 0
+    try:
+        while ns.count is None or seen < ns.count:
+            if not sock.poll(250):
+                continue
+            frames = sock.recv_multipart()
+            topic = frames[0].decode("utf-8", "replace")
+            try:
+                payload = json.loads(frames[1]) if len(frames) > 1 else {}
+            except ValueError:
+                payload = {"raw": frames[1].decode("utf-8", "replace")}
+            if out is None:
+                sys.stdout.write(json.dumps({"topic": topic, "payload": payload}) + "\n")
+                sys.stdout.flush()
+            else:
+                out.print(event_line(topic, payload), soft_wrap=True)
+                out.file.flush()
+            seen += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    return 0
+
+
+def event_line(topic: str, payload: Any) -> Any:
+    from rich.text import Text
+
+    from .display import watcher_style
+
+    when = payload.get("time") if isinstance(payload, dict) else None
+    stamp = time.strftime("%H:%M:%S", time.localtime(when if isinstance(when, (int, float))
+                                                       else time.time()))
+    if isinstance(when, (int, float)):
+        stamp += f".{int(when * 1000) % 1000:03d}"
+    line = Text(stamp + " ", style="dim")
+    parts = topic.split(".")
+    if parts[0] == "watcher" and len(parts) >= 3:
+        line.append(f"watcher.{'.'.join(parts[1:-1])}.", style=watcher_style(parts[1]))
+        line.append(parts[-1], style="bold")
+    else:
+        line.append(topic, style="bold")
+    if isinstance(payload, dict):
+        for key, value in payload.items():
+            if key == "time":
+                continue
+            shown = value if isinstance(value, (int, float, str)) else json.dumps(value)
+            line.append(f" {key}=", style="dim")
+            line.append(str(shown))
+    return line
+
+
+# -- reload with progress -------------------------------------------------------------
+
+def reload_with_progress(session: Session, ns: argparse.Namespace,
+                         props: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Send ``reload`` with waiting=true and show its ``reload_progress``
+    events as a progress bar until the reply comes. The wait is not bounded
+    by --timeout while the daemon keeps answering: when it has been quiet
+    for --timeout, it is pinged (``version``) and only a missed ping fails.
+    Returns the reply and whether a bar was shown."""
+    import uuid
+
+    import zmq
+
+    from ..control import protocol
+
+    name = props.get("name")
+    totals: dict[str, int] = {}
+    if name:
+        status = session.call("status", name=name, details=True)
+        if status.get("status") == "error":
+            return status, False
+        details = status.get("details") or {}
+        totals[name.lower()] = int(details.get("running") or 0)
+    endpoint = pubsub_endpoint(session)
+    prefix = f"watcher.{name.lower()}." if name else "watcher."
+    sub = open_subscriber(session, endpoint, [prefix])
+    time.sleep(0.05)  # let the subscription reach the publisher first
+    client = session.client()
+    progress = None
+    tasks: dict[str, Any] = {}
+    if not session.json:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from . import display
+
+        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TextColumn("processes"),
+                            TimeElapsedColumn(), console=display.console())
+        for watcher, total in totals.items():
+            tasks[watcher] = progress.add_task(name or watcher, total=total or None)
+        progress.start()
+    msg_id = uuid.uuid4().hex
+    poller = zmq.Poller()
+    poller.register(client.socket, zmq.POLLIN)
+    poller.register(sub, zmq.POLLIN)
+    aborted: list[str] = []
+    try:
+        client.socket.send(protocol.encode(
+            protocol.request("reload", msg_id, **{**props, "waiting": True})))
+        quiet_since = time.monotonic()
+        ping: tuple[str, float] | None = None
+        while True:
+            ready = dict(poller.poll(100))
+            now = time.monotonic()
+            if sub in ready:
+                while sub.poll(0):
+                    frames = sub.recv_multipart()
+                    topic = frames[0].decode("utf-8", "replace")
+                    payload = json.loads(frames[1]) if len(frames) > 1 else {}
+                    watcher = topic[len("watcher."):].rsplit(".", 1)[0]
+                    quiet_since = now
+                    if topic.endswith(".reload_progress") and progress is not None:
+                        if watcher not in tasks:
+                            tasks[watcher] = progress.add_task(watcher)
+                        progress.update(tasks[watcher], total=payload.get("total"),
+                                        completed=payload.get("done", 0))
+                    elif topic.endswith(".reload_aborted"):
+                        aborted.append(f"{watcher}: {payload.get('reason', '?')}")
+            if client.socket in ready:
+                while client.socket.poll(0):
+                    try:
+                        reply = json.loads(client.socket.recv())
+                    except ValueError:
+                        continue
+                    if not isinstance(reply, dict):
+                        continue
+                    if reply.get("id") == msg_id:
+                        if reply.get("status") != "error" and progress is not None:
+                            for task in tasks.values():
+                                total = progress.tasks[task].total
+                                progress.update(task, completed=total or 1, total=total or 1)
+                        if reply.get("status") == "error" and aborted:
+                            reply.setdefault("aborted", aborted)
+                        return reply, progress is not None
+                    if ping and reply.get("id") == ping[0]:
+                        ping, quiet_since = None, now
+            if now - quiet_since > session.timeout:
+                if ping is None:
+                    ping = (uuid.uuid4().hex, now)
+                    client.socket.send(protocol.encode(protocol.request("version", ping[0])))
+                elif now - ping[1] > session.timeout:
+                    raise Unreachable(timeout_message(session.endpoint, session.timeout))
+    finally:
+        if progress is not None:
+            progress.stop()
+        sub.close()

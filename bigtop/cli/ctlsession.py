@@ -1,0 +1,167 @@
+"""A bigtopctl session: the global options and one connection to the daemon,
+shared by every command of a one-shot run or of an interactive shell."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..control.client import Client
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class Unreachable(Exception):
+    """No reply from the daemon; the message says where we looked and what
+    to try next."""
+
+
+class Session:
+    def __init__(self, endpoint: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 as_json: bool = False, key: str | None = None, server_key: str | None = None,
+                 pubsub_endpoint: str | None = None):
+        self.endpoint_option = endpoint
+        self.timeout = timeout
+        self.json = as_json
+        self.key = key or os.environ.get("BIGTOPCTL_KEY") or None
+        self.server_key = server_key or os.environ.get("BIGTOPCTL_SERVER_KEY") or None
+        self.pubsub_option = pubsub_endpoint
+        self.interactive = False
+        self._client: Client | None = None
+        self._checked = False
+
+    @classmethod
+    def from_options(cls, ns: argparse.Namespace) -> Session:
+        timeout = getattr(ns, "timeout", None)
+        return cls(endpoint=getattr(ns, "endpoint", None),
+                   timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+                   as_json=bool(getattr(ns, "json", False)), key=getattr(ns, "key", None),
+                   server_key=getattr(ns, "server_key", None),
+                   pubsub_endpoint=getattr(ns, "pubsub_endpoint", None))
+
+    def with_overrides(self, ns: argparse.Namespace) -> Session:
+        """This session, or a copy with the global options given on a shell
+        line (a different endpoint or keys get their own connection)."""
+        given = {k: getattr(ns, k) for k in ("endpoint", "timeout", "json", "key",
+                                              "server_key", "pubsub_endpoint") if hasattr(ns, k)}
+        if not given:
+            return self
+        copy = Session(given.get("endpoint", self.endpoint_option),
+                       given.get("timeout", self.timeout), given.get("json", self.json),
+                       given.get("key", self.key), given.get("server_key", self.server_key),
+                       given.get("pubsub_endpoint", self.pubsub_option))
+        copy.interactive = self.interactive
+        same_wire = all(getattr(copy, a) == getattr(self, a)
+                        for a in ("endpoint_option", "key", "server_key"))
+        if same_wire:
+            copy._client, copy._checked = self._client, self._checked
+        return copy
+
+    @property
+    def endpoint(self) -> str:
+        from ..control.client import resolve_endpoint
+
+        return resolve_endpoint(self.endpoint_option)
+
+    def client(self) -> Client:
+        """The connection (made on first use). Raises Unreachable when an
+        ipc:// endpoint has nobody listening, without waiting for a timeout."""
+        if self._client is None:
+            import zmq
+
+            CallError, Client = client_classes()
+            endpoint = self.endpoint
+            if not self._checked:
+                check_ipc(endpoint)
+                self._checked = True
+            try:
+                self._client = Client(endpoint, timeout=self.timeout, key=self.key,
+                                      server_key=self.server_key)
+            except CallError as err:
+                raise Unreachable(f"bigtopctl: {err}") from None
+            except zmq.ZMQError as err:
+                raise Unreachable(f"bigtopctl: cannot connect to {endpoint!r}: {err}") from None
+            except OSError as err:
+                raise Unreachable(f"bigtopctl: cannot read a key: {err}") from None
+        return self._client
+
+    def call(self, command: str, timeout: float | None = None, **props: Any) -> dict[str, Any]:
+        """The daemon's reply (``status: error`` included); Unreachable if
+        there is none."""
+        client = self.client()
+        CallError = client_classes()[0]
+        if timeout is not None:
+            client.timeout = timeout
+        try:
+            return client.call(command, raise_on_error=False, **props)
+        except CallError as err:
+            if "timed out" in str(err):
+                raise Unreachable(timeout_message(self.endpoint, client.timeout)) from None
+            raise Unreachable(f"bigtopctl: {self.endpoint}: {err}") from None
+        finally:
+            client.timeout = self.timeout
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def client_classes() -> tuple[type[Exception], type[Client]]:
+    """The synchronous client, imported without what only AsyncClient needs.
+
+    bigtop.control.client imports zmq.asyncio (and so asyncio and OpenSSL,
+    about 25 ms) at module level, for AsyncClient alone; bigtopctl uses
+    the synchronous Client. While the module loads, ``zmq.asyncio`` is an
+    empty placeholder (AsyncClient only touches it when instantiated); the
+    placeholder is removed at once, so a later real import works as usual.
+    """
+    if "bigtop.control.client" not in sys.modules and "zmq.asyncio" not in sys.modules:
+        import types
+
+        sys.modules["zmq.asyncio"] = types.ModuleType("zmq.asyncio")
+        try:
+            from ..control.client import CallError, Client
+        finally:
+            del sys.modules["zmq.asyncio"]
+    from ..control.client import CallError, Client
+
+    return CallError, Client
+
+
+def timeout_message(endpoint: str, timeout: float) -> str:
+    return (f"bigtopctl: no reply from the daemon at {endpoint} within {timeout:g}s.\n"
+            "Is bigtopd running there? Pick another daemon with --endpoint (or "
+            "BIGTOPCTL_ENDPOINT),\nor wait longer with --timeout SECONDS.")
+
+
+def check_ipc(endpoint: str) -> None:
+    """Fail at once, rather than after the timeout, when an ipc:// endpoint
+    has no socket file or nobody accepting on it."""
+    if not endpoint.startswith("ipc://"):
+        return
+    path = endpoint[len("ipc://"):]
+    if path.startswith("@"):
+        return  # abstract namespace: nothing to look at
+    import socket
+
+    problem = None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except FileNotFoundError:
+            problem = "no such socket"
+        except ConnectionRefusedError:
+            problem = "nothing is listening on it"
+        except PermissionError:
+            problem = "permission denied"
+        except OSError as err:
+            problem = err.strerror or str(err)
+    if problem:
+        raise Unreachable(
+            f"bigtopctl: cannot reach the daemon at {endpoint}: {problem}.\n"
+            "Is bigtopd running? Pick another daemon with --endpoint (or BIGTOPCTL_ENDPOINT).")
