@@ -42,16 +42,20 @@ Global options may also follow the command word (bigtopctl status --json).
 Put -- before a command line that has options of its own:
 bigtopctl add web -- python -m http.server --bind 127.0.0.1
 
+reloadconfig waits for the outcome by default, so that a refused
+configuration is reported (--no-waiting replies at once, as circusctl does).
+
 In the shell, destructive commands (quit, rm, stop or restart of every
-watcher) ask first; 'quit' there stops the daemon, 'exit' or Ctrl-D leaves.
+watcher) ask first (from a pipe they need --yes); 'quit' there stops the
+daemon, as in circusctl, while 'exit' or Ctrl-D leaves the shell.
 """
 
 
 def top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bigtopctl", usage="bigtopctl [global options] [COMMAND] [ARGS ...]",
-        description="Control a bigtop daemon. With no COMMAND, an interactive shell "
-                    "(or, with commands on stdin, run them one per line).",
+        description="Control a bigtop daemon. With no COMMAND: an interactive shell,\n"
+                    "or, when stdin is not a terminal, the commands on stdin, one per line.",
         epilog=EPILOG.format(commands=summary_lines()),
         formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False,
         allow_abbrev=False)
@@ -108,9 +112,8 @@ def run(argv: list[str]) -> int:
         else:
             parser.print_help()
         return OK
-    session = Session.from_options(options)
     if word is None:
-        return start_shell(session)
+        return start_shell(Session.from_options(options))
     spec = COMMANDS.get(word.lower())
     if spec is None:
         return unknown_command(parser, word)
@@ -133,8 +136,8 @@ def run(argv: list[str]) -> int:
 def unknown_command(parser: argparse.ArgumentParser, word: str) -> int:
     import difflib
 
-    close = difflib.get_close_matches(word.lower(), list(COMMANDS), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = difflib.get_close_matches(word.lower(), list(COMMANDS), n=3)
+    hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
     sys.stderr.write(f"{parser.format_usage()}bigtopctl: error: unknown command {word!r}"
                      f"{hint}; see bigtopctl --help\n")
     return USAGE
@@ -156,14 +159,9 @@ def execute(session: Session, spec: Spec, ns: argparse.Namespace, props: dict[st
         if spec.name == "reload" and (ns.rolling or ns.sequential) and not ns.terminate:
             from .ctlevents import reload_with_progress
 
-            reply, shown = reload_with_progress(session, ns, props)
-            if shown and reply.get("status") != "error":
-                from . import display
-
-                display.show("reload", reply, ns)
-                return OK
-            return report(session, spec.name, reply, ns)
-        reply = session.call(spec.name, **props)
+            reply = reload_with_progress(session, props)
+        else:
+            reply = session.call(spec.name, **props)
     except Unreachable as err:
         sys.stderr.write(f"{err}\n")
         return TRANSPORT
@@ -236,17 +234,20 @@ def cmd_shell(session: Session, ns: argparse.Namespace) -> int:
 
 
 def cmd_help(session: Session, ns: argparse.Namespace) -> int:
-    sys.stdout.write(help_text(ns.topic))
-    return OK if ns.topic is None or ns.topic.lower() in COMMANDS else USAGE
+    text = help_text(ns.topic)
+    if text is None:
+        sys.stderr.write(f"bigtopctl help: no command {ns.topic!r}; 'help' lists them\n")
+        return USAGE
+    sys.stdout.write(text)
+    return OK
 
 
-def help_text(topic: str | None) -> str:
+def help_text(topic: str | None) -> str | None:
+    """The top-level help, a command's usage, or None for no such command."""
     if topic is None:
         return top_parser().format_help()
     spec = COMMANDS.get(topic.lower())
-    if spec is None:
-        return f"no command {topic!r}; 'help' lists them\n"
-    return spec.parser().format_help()
+    return spec.parser().format_help() if spec else None
 
 
 LOCAL = {

@@ -49,6 +49,16 @@ def value_options() -> list[str]:
     return sorted(flags)
 
 
+def option_choices() -> dict[str, str]:
+    """``--a|--b`` -> the words its value can be, over every command."""
+    found: dict[str, str] = {}
+    for spec in COMMANDS.values():
+        for option in command_options(spec):
+            if option.choices:
+                found["|".join(option.flags)] = " ".join(option.choices)
+    return found
+
+
 def first_positional(spec: Spec) -> str:
     """What the first positional of a command completes to: watcher,
     command, a word list, or nothing."""
@@ -71,36 +81,47 @@ def bash() -> str:
         first = first_positional(spec)
         rest = ("keys" if spec.option_keys else "signals" if spec.name == "signal" else "")
         cases.append(f'        {spec.name}) opts="{opts}"; first="{first}"; rest="{rest}" ;;')
-    choices = []
-    for spec in COMMANDS.values():
-        for option in command_options(spec):
-            if option.choices:
-                choices.append(f'        {"|".join(option.flags)}) '
-                               f'COMPREPLY=($(compgen -W "{" ".join(option.choices)}" '
-                               '-- "$cur")); return 0 ;;')
+    choices = [f'        {flags}) COMPREPLY=($(compgen -W "{words}" -- "$cur")); return 0 ;;'
+               for flags, words in option_choices().items()]
     lines = "\n".join
     return HEADER.format(shell="bash") + f"""
+_bigtopctl_words() {{
+    # The words before the cursor, split on blanks only: COMP_WORDS also
+    # splits on ':' (COMP_WORDBREAKS), which would cut ipc:// endpoints.
+    local line=${{COMP_LINE:0:COMP_POINT}}
+    read -ra _bigtopctl_w <<< "$line"
+    _bigtopctl_cur=""
+    if [[ -n $line && $line != *[[:space:]] ]]; then
+        _bigtopctl_cur=${{_bigtopctl_w[${{#_bigtopctl_w[@]}}-1]}}
+        unset '_bigtopctl_w[${{#_bigtopctl_w[@]}}-1]'
+    fi
+}}
+
 _bigtopctl_call() {{
     # bigtopctl with the endpoint options typed so far, and a short timeout.
     local args=() i w
-    for ((i = 1; i < COMP_CWORD; i++)); do
-        w=${{COMP_WORDS[i]}}
+    for ((i = 1; i < ${{#_bigtopctl_w[@]}}; i++)); do
+        w=${{_bigtopctl_w[i]}}
         case "$w" in
-            --endpoint|--key|--server-key) args+=("$w" "${{COMP_WORDS[i+1]}}"); ((i++)) ;;
+            --endpoint|--key|--server-key) args+=("$w" "${{_bigtopctl_w[i+1]}}"); ((i++)) ;;
+            --endpoint=*|--key=*|--server-key=*) args+=("$w") ;;
         esac
     done
     command bigtopctl "${{args[@]}}" --timeout 1 "$@" 2>/dev/null
 }}
 
 _bigtopctl() {{
-    local cur=${{COMP_WORDS[COMP_CWORD]}} prev=${{COMP_WORDS[COMP_CWORD-1]}}
+    local _bigtopctl_w _bigtopctl_cur
+    _bigtopctl_words
+    local cur=$_bigtopctl_cur prev=""
+    ((${{#_bigtopctl_w[@]}} > 1)) && prev=${{_bigtopctl_w[${{#_bigtopctl_w[@]}}-1]}}
     local commands="{' '.join(COMMANDS)}"
     local globals="{flags}"
     local valued=" {' '.join(value_options())} "
     local cmd="" npos=0 i w opts first rest watcher
     COMPREPLY=()
-    for ((i = 1; i < COMP_CWORD; i++)); do
-        w=${{COMP_WORDS[i]}}
+    for ((i = 1; i < ${{#_bigtopctl_w[@]}}; i++)); do
+        w=${{_bigtopctl_w[i]}}
         if [[ $w == -* ]]; then
             [[ $valued == *" $w "* ]] && ((i++))
         elif [[ -z $cmd ]]; then
@@ -132,7 +153,7 @@ _bigtopctl() {{
         *) return 0 ;;
     esac
     if [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W "$opts --help $globals" -- "$cur"))
+        COMPREPLY=($(compgen -W "$opts $globals" -- "$cur"))
         return 0
     fi
     if ((npos == 0)); then
@@ -170,15 +191,11 @@ def zsh() -> str:
         rest = "keys" if spec.option_keys else "signals" if spec.name == "signal" else ""
         first = zsh_quote(first_positional(spec))
         cases.append(f"        {spec.name}) opts=({opts}); first={first}; rest={rest} ;;")
-    choices = []
-    for spec in COMMANDS.values():
-        for option in command_options(spec):
-            if option.choices:
-                choices.append(f"        {'|'.join(option.flags)}) "
-                               f"compadd -- {' '.join(option.choices)}; return ;;")
+    choices = [f"        {flags}) compadd -- {words}; return ;;"
+               for flags, words in option_choices().items()]
     globals_ = " ".join(f for o in global_options() for f in o.flags)
     lines = "\n".join
-    return HEADER.format(shell="zsh") + f"""#compdef bigtopctl
+    return "#compdef bigtopctl\n" + HEADER.format(shell="zsh") + f"""
 
 _bigtopctl_call() {{
     local -a args
@@ -231,7 +248,7 @@ _bigtopctl() {{
         *) return ;;
     esac
     if [[ $cur == -* ]]; then
-        compadd -- $opts --help {globals_}
+        compadd -- $opts {globals_}
         return
     fi
     if ((npos == 0)); then

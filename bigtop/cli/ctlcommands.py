@@ -89,11 +89,12 @@ def add_global_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup
         kwargs: dict[str, Any] = {"help": argparse.SUPPRESS if hidden else option.help}
         if hidden:
             kwargs["default"] = argparse.SUPPRESS
+        if option.type is not None:
+            kwargs["type"] = option.type
         if option.metavar is None:
             parser.add_argument(option.flag, action="store_true", **kwargs)
         else:
-            parser.add_argument(option.flag, metavar=option.metavar, type=option.type,
-                                **kwargs)
+            parser.add_argument(option.flag, metavar=option.metavar, **kwargs)
 
 
 # -- the table ---------------------------------------------------------------

@@ -163,13 +163,12 @@ def event_line(topic: str, payload: Any) -> Any:
 
 # -- reload with progress -------------------------------------------------------------
 
-def reload_with_progress(session: Session, ns: argparse.Namespace,
-                         props: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def reload_with_progress(session: Session, props: dict[str, Any]) -> dict[str, Any]:
     """Send ``reload`` with waiting=true and show its ``reload_progress``
     events as a progress bar until the reply comes. The wait is not bounded
     by --timeout while the daemon keeps answering: when it has been quiet
     for --timeout, it is pinged (``version``) and only a missed ping fails.
-    Returns the reply and whether a bar was shown."""
+    Returns the reply."""
     import uuid
 
     import zmq
@@ -181,9 +180,9 @@ def reload_with_progress(session: Session, ns: argparse.Namespace,
     if name:
         status = session.call("status", name=name, details=True)
         if status.get("status") == "error":
-            return status, False
+            return status
         details = status.get("details") or {}
-        totals[name.lower()] = int(details.get("running") or 0)
+        totals[name.lower()] = int(details.get("running") or details.get("numprocesses") or 1)
     endpoint = pubsub_endpoint(session)
     prefix = f"watcher.{name.lower()}." if name else "watcher."
     sub = open_subscriber(session, endpoint, [prefix])
@@ -206,13 +205,12 @@ def reload_with_progress(session: Session, ns: argparse.Namespace,
                             MofNCompleteColumn(), TextColumn("processes"),
                             TimeElapsedColumn(), console=display.console())
         for watcher, total in totals.items():
-            tasks[watcher] = progress.add_task(name or watcher, total=total or None)
+            tasks[watcher] = progress.add_task(name or watcher, total=total)
         progress.start()
     msg_id = uuid.uuid4().hex
     poller = zmq.Poller()
     poller.register(client.socket, zmq.POLLIN)
     poller.register(sub, zmq.POLLIN)
-    aborted: list[str] = []
     try:
         client.socket.send(protocol.encode(
             protocol.request("reload", msg_id, **{**props, "waiting": True})))
@@ -228,13 +226,16 @@ def reload_with_progress(session: Session, ns: argparse.Namespace,
                     payload = json.loads(frames[1]) if len(frames) > 1 else {}
                     watcher = topic[len("watcher."):].rsplit(".", 1)[0]
                     quiet_since = now
-                    if topic.endswith(".reload_progress") and progress is not None:
+                    if progress is None:
+                        continue
+                    if topic.endswith(".reload_progress"):
+                        totals[watcher] = int(payload.get("total") or 1)
                         if watcher not in tasks:
                             tasks[watcher] = progress.add_task(watcher)
-                        progress.update(tasks[watcher], total=payload.get("total"),
+                        progress.update(tasks[watcher], total=totals[watcher],
                                         completed=payload.get("done", 0))
-                    elif topic.endswith(".reload_aborted"):
-                        aborted.append(f"{watcher}: {payload.get('reason', '?')}")
+                    elif topic.endswith(".reload_aborted") and watcher in tasks:
+                        progress.update(tasks[watcher], description=f"{watcher} (aborted)")
             if client.socket in ready:
                 while client.socket.poll(0):
                     try:
@@ -245,12 +246,9 @@ def reload_with_progress(session: Session, ns: argparse.Namespace,
                         continue
                     if reply.get("id") == msg_id:
                         if reply.get("status") != "error" and progress is not None:
-                            for task in tasks.values():
-                                total = progress.tasks[task].total
-                                progress.update(task, completed=total or 1, total=total or 1)
-                        if reply.get("status") == "error" and aborted:
-                            reply.setdefault("aborted", aborted)
-                        return reply, progress is not None
+                            for watcher, task in tasks.items():
+                                progress.update(task, completed=totals.get(watcher, 1))
+                        return reply
                     if ping and reply.get("id") == ping[0]:
                         ping, quiet_since = None, now
             if now - quiet_since > session.timeout:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,7 +28,6 @@ class Session:
         self.key = key or os.environ.get("BIGTOPCTL_KEY") or None
         self.server_key = server_key or os.environ.get("BIGTOPCTL_SERVER_KEY") or None
         self.pubsub_option = pubsub_endpoint
-        self.interactive = False
         self._client: Client | None = None
         self._checked = False
 
@@ -53,7 +51,6 @@ class Session:
                        given.get("timeout", self.timeout), given.get("json", self.json),
                        given.get("key", self.key), given.get("server_key", self.server_key),
                        given.get("pubsub_endpoint", self.pubsub_option))
-        copy.interactive = self.interactive
         same_wire = all(getattr(copy, a) == getattr(self, a)
                         for a in ("endpoint_option", "key", "server_key"))
         if same_wire:
@@ -93,16 +90,14 @@ class Session:
         there is none."""
         client = self.client()
         CallError = client_classes()[0]
-        if timeout is not None:
-            client.timeout = timeout
+        # The connection may be shared with a shell line's own --timeout.
+        client.timeout = self.timeout if timeout is None else timeout
         try:
             return client.call(command, raise_on_error=False, **props)
         except CallError as err:
             if "timed out" in str(err):
                 raise Unreachable(timeout_message(self.endpoint, client.timeout)) from None
             raise Unreachable(f"bigtopctl: {self.endpoint}: {err}") from None
-        finally:
-            client.timeout = self.timeout
 
     def close(self) -> None:
         if self._client is not None:
@@ -111,22 +106,6 @@ class Session:
 
 
 def client_classes() -> tuple[type[Exception], type[Client]]:
-    """The synchronous client, imported without what only AsyncClient needs.
-
-    bigtop.control.client imports zmq.asyncio (and so asyncio and OpenSSL,
-    about 25 ms) at module level, for AsyncClient alone; bigtopctl uses
-    the synchronous Client. While the module loads, ``zmq.asyncio`` is an
-    empty placeholder (AsyncClient only touches it when instantiated); the
-    placeholder is removed at once, so a later real import works as usual.
-    """
-    if "bigtop.control.client" not in sys.modules and "zmq.asyncio" not in sys.modules:
-        import types
-
-        sys.modules["zmq.asyncio"] = types.ModuleType("zmq.asyncio")
-        try:
-            from ..control.client import CallError, Client
-        finally:
-            del sys.modules["zmq.asyncio"]
     from ..control.client import CallError, Client
 
     return CallError, Client

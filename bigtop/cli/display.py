@@ -2,8 +2,8 @@
 on a terminal and plain text otherwise.
 
 Every ``show_<command>(reply, ns, out)`` prints one successful reply;
-``show`` picks the function, and falls back to ``ok`` (or the reply's
-fields) for commands with nothing more to say.
+``show`` picks the function, and prints ``ok`` for commands with nothing
+more to say.
 """
 
 from __future__ import annotations
@@ -43,9 +43,12 @@ def console(stderr: bool = False) -> Console:
     name = "err" if stderr else "out"
     if name not in _consoles:
         stream = sys.stderr if stderr else sys.stdout
-        width = None if stream.isatty() else int(os.environ.get("COLUMNS", "0") or 0) or 400
-        _consoles[name] = Console(file=stream, stderr=stderr, highlight=False, width=width,
-                                  soft_wrap=False)
+        columns = os.environ.get("COLUMNS", "")
+        width = None if stream.isatty() else int(columns) if columns.isdigit() else 400
+        # No markup or emoji codes: names and output lines are printed as
+        # they are, brackets and colons included.
+        _consoles[name] = Console(file=stream, stderr=stderr, highlight=False, markup=False,
+                                  emoji=False, width=width, soft_wrap=False)
     return _consoles[name]
 
 
@@ -204,7 +207,8 @@ def _stats_rows(grid: Table, watcher: str, info: dict[str, Any] | str, pid: str,
     rss = human_bytes(info.get("rss")) if "rss" in info else str(info.get("mem_info1", "?"))
     memory = f"{rss} {mem}%" if isinstance(mem, (int, float)) else rss
     cpu = info.get("cpu")
-    row = [Text(watcher, style=watcher_style(watcher)), str(info.get("pid", pid)),
+    row: list[Text | str] = [Text(watcher, style=watcher_style(watcher)),
+                             str(info.get("pid", pid)),
            str(info.get("wid", "")),
            f"{cpu:.1f}" if isinstance(cpu, (int, float)) else str(cpu), memory,
            duration(info["age"]) if isinstance(info.get("age"), (int, float)) else "-",
@@ -372,8 +376,11 @@ def show_info(reply: dict[str, Any], ns: argparse.Namespace, out: Console) -> No
     """start/stop/restart/reload/add: what happened to which pids."""
     info = reply.get("info", reply if "started" in reply else None)
     name = getattr(ns, "name", None)
-    if "info" in reply and info is None and name:  # stop NAME --waiting
-        out.print(f"{name}: stopped")
+    if getattr(ns, "match", None) not in (None, "simple") or any(c in (name or "")
+                                                                  for c in "*?["):
+        name = None  # a pattern: the reply does not say which watcher it matched
+    if "info" in reply and info is None:  # stop NAME --waiting
+        out.print(f"{name}: stopped" if name else "stopped")
         return
     if not isinstance(info, dict):
         out.print("ok")

@@ -133,7 +133,7 @@ def question(spec_name: str, ns: argparse.Namespace, session: Session) -> str:
     return f"{spec_name.capitalize()} every watcher?"
 
 
-def shell_help(topic: str | None) -> str:
+def shell_help(topic: str | None) -> str | None:
     from .bigtopctl import help_text
     from .ctlcommands import summary_lines
 
@@ -164,8 +164,12 @@ def run_line(session: Session, state: ShellState, line: str, confirm: Confirm | 
         raise LeaveShell
     if name == "help":
         topic = rest[0] if rest else None
-        sys.stdout.write(shell_help(topic))
-        return OK if topic is None or topic.lower() in COMMANDS else USAGE
+        text = shell_help(topic)
+        if text is None:
+            print(f"error: no command {topic!r}; 'help' lists them", file=sys.stderr)
+            return USAGE
+        sys.stdout.write(text)
+        return OK
     if name == "shell":
         print("already in the shell")
         return OK
@@ -261,6 +265,7 @@ def interactive(session: Session) -> int:
     history: History
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         history = FileHistory(path)
     except OSError as err:
         display.error(f"no history file ({err})", prefix="warning: ")
@@ -305,7 +310,6 @@ def interactive(session: Session) -> int:
 def run_shell(session: Session) -> int:
     try:
         if sys.stdin.isatty() and sys.stdout.isatty():
-            session.interactive = True
             return interactive(session)
         return run_lines(session, sys.stdin)
     finally:

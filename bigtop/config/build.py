@@ -471,12 +471,16 @@ def update_watcher(spec: WatcherSpec, changes: Mapping[str, Any],
                                                                                **env}))
     merged = {k: getattr(spec, k) for k in WATCHER_OPTIONS} | values
     if "respawn" in values and "restart" not in values:
-        merged.pop("restart")
+        # respawn = true brings back the default policy; false means never.
+        merged["restart"] = "always" if spec.restart == "never" else spec.restart
+        if not values["respawn"]:
+            merged.pop("restart")
     b.watcher_rules(section, merged)
     if not merged.get("cmd", "").strip():
         b.problem("'cmd' is empty", section, "cmd", section.values.get("cmd"))
     if b.problems:
         raise ConfigError(b.problems)
+    merged.setdefault("restart", "never")
     return replace(
         spec,
         env=env,

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import zmq
-import zmq.asyncio
 
 from . import protocol
 from .endpoints import default_endpoint, default_pubsub_endpoint
@@ -116,6 +115,8 @@ class AsyncClient:
                  key: str | None = None, server_key: str | None = None):
         self.endpoint = resolve_endpoint(endpoint)
         self.timeout = timeout
+        import zmq.asyncio  # here: importing asyncio would slow every CLI start
+
         self.context = zmq.asyncio.Context.instance()
         self.socket = self.context.socket(zmq.DEALER)
         _setup(self.socket, self.endpoint, key, server_key)

@@ -185,12 +185,12 @@ async def _lifecycle(arbiter: Arbiter, props: dict[str, Any], action: str) -> Re
         if not single:
             return None
         if action == "stop":
-            return {"info": None}
+            return {"info": None, "name": targets[0].name}
         now, old = pids(targets[0]), before[targets[0].name]
         info = {"started": sorted(now - old), "kept": sorted(now & old)}
         if action == "restart":
             info["stopped"] = sorted(old - now)
-        return {"info": info}
+        return {"info": info, "name": targets[0].name}
 
     return await in_background(props, locked(targets, work))
 
@@ -237,7 +237,7 @@ async def reload(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
             return None
         now, old = pids(targets[0]), before[targets[0].name]
         return {"info": {"stopped": sorted(old - now), "started": sorted(now - old),
-                         "kept": sorted(now & old)}}
+                         "kept": sorted(now & old)}, "name": targets[0].name}
 
     return await in_background(props, locked(targets, work))
 

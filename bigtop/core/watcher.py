@@ -473,7 +473,8 @@ class Watcher:
             del self.processes[process.wid]
         self.arbiter.unregister(process)
         self.last_exits.append({"wid": process.wid, "pid": process.pid, "exit_code": code,
-                                "time": time.time(), "uptime": round(process.age, 3)})
+                                "time": time.time(), "uptime": round(process.age, 3),
+                                "requested": process.stopping})
         self.emit("reap", process_pid=process.pid, exit_code=code)
         if process.stopping or process.replacing:
             return
