@@ -5,6 +5,12 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test test-all bench lint clean
 
+# The real Circus, in its own venv, for the wire-compatibility tests
+# (tests/test_circus_compat.py runs its circusctl and CircusClient).
+CIRCUS_VENV    := .venv-circus
+CIRCUS_VERSION := 0.19.0
+CIRCUS_STAMP   := $(CIRCUS_VENV)/.installed-$(CIRCUS_VERSION)
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -18,21 +24,31 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+$(CIRCUS_VENV)/bin/python:
+	$(PYTHON) -m venv $(CIRCUS_VENV)
+
+# The stamp names the version, so changing CIRCUS_VERSION reinstalls.
+$(CIRCUS_STAMP): | $(CIRCUS_VENV)/bin/python
+	$(CIRCUS_VENV)/bin/pip install -q --disable-pip-version-check circus==$(CIRCUS_VERSION)
+	$(CIRCUS_VENV)/bin/python -c "import circus.client, circus.circusctl"
+	touch $@
+
 run: $(VENV)/.installed
 	$(BIN)/bigtopd examples/quickstart.ini
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(CIRCUS_STAMP)
 	$(BIN)/pytest -m "not slow"
 
-test-all: $(VENV)/.installed-test
+test-all: $(VENV)/.installed-test $(CIRCUS_STAMP)
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/lifecycle.py
+	$(BIN)/python bench/control.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bigtop tests bench
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) bench/.venv-anchors .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CIRCUS_VENV) bench/.venv-anchors .pytest_cache .mypy_cache .ruff_cache

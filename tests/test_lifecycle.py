@@ -186,8 +186,9 @@ def test_depends_on_waits_for_readiness(daemon, tmp_path):
         ready = delay:0.4
     """)
     d.wait_pids("app", 1, timeout=15)
+    # The pid exists before the shell has written its stamp: wait for it.
+    app_start = wait_for(lambda: stamps(tmp_path / "app_start"), message="app stamp")[0]
     db_ready = float((tmp_path / "db_ready").read_text())
-    app_start = stamps(tmp_path / "app_start")[0]
     assert app_start >= db_ready
     assert d.log_text().index("db: ready") < d.log_text().index("app: started")
     assert d.log_text().index("cache: ready") < d.log_text().index("app: started")
@@ -377,7 +378,8 @@ def test_singleton_autostart_and_warmup(daemon, tmp_path):
     d.wait_pids("slow", 3)
     assert len(d.pids("one")) == 1
     assert not d.pids("later")
-    times = stamps(tmp_path / "slow")
+    times = wait_for(lambda: len(stamps(tmp_path / "slow")) == 3 and stamps(tmp_path / "slow"),
+                     message="3 stamps")
     assert all(b - a >= 0.18 for a, b in zip(times, times[1:], strict=False)), times
 
 

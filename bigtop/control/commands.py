@@ -98,7 +98,7 @@ def number(props: dict[str, Any], key: str, default: int) -> int:
     value = props.get(key, default)
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise MessageError(f"{key!r} must be an integer") from None
 
 
@@ -304,9 +304,13 @@ async def _scale(arbiter: Arbiter, props: dict[str, Any], sign: int) -> Reply:
         raise MessageError("'nb' must not be negative")
     if target.spec.singleton:
         return {"numprocesses": target.spec.numprocesses, "singleton": True}
-    wanted = max(target.spec.numprocesses + sign * count, 0)
-    await in_background(props, locked([target], lambda: target.set_numprocesses(wanted)))
-    return {"numprocesses": wanted}
+
+    async def work() -> dict[str, Any]:
+        # Counted under the lock, so queued incr/decr all add up.
+        wanted = max(target.spec.numprocesses + sign * count, 0)
+        return {"numprocesses": await target.set_numprocesses(wanted)}
+
+    return await in_background(props, locked([target], work))
 
 
 @command("incr", "name")
@@ -423,17 +427,28 @@ def check_references(arbiter: Arbiter, spec: WatcherSpec) -> None:
 @command("options", "name")
 def options(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Every option of a watcher."""
-    values = watcher(arbiter, props).spec.option_values()
-    return {"options": dict(sorted(values.items()))}
+    return {"options": dict(sorted(option_values(watcher(arbiter, props)).items()))}
+
+
+def option_values(w: Watcher) -> dict[str, Any]:
+    """The options, with Circus's names for streams too, and the directory
+    processes really run in."""
+    import os
+
+    values = w.spec.option_values()
+    values["stdout_stream_conf"] = values["stdout_stream"]
+    values["stderr_stream_conf"] = values["stderr_stream"]
+    values["working_dir"] = w.spec.working_dir or os.getcwd()
+    return values
 
 
 @command("get", "name", "keys")
 def get(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """The value of some options (``keys``) of a watcher."""
-    values = watcher(arbiter, props).spec.option_values()
+    values = option_values(watcher(arbiter, props))
     keys = props["keys"]
-    if not isinstance(keys, list):
-        raise MessageError("'keys' must be a list")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise MessageError("'keys' must be a list of option names")
     out = {}
     for key in keys:
         if key not in values:
@@ -458,7 +473,7 @@ def globaloptions(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     }
     if "option" in props:
         key = props["option"]
-        if key not in values:
+        if not isinstance(key, str) or key not in values:
             raise MessageError(f"{key!r} not an existing option")
         return {"options": {key: values[key]}}
     return {"options": values}

@@ -167,31 +167,35 @@ class ControlServer:
             except zmq.ZMQError as err:
                 log.warning("control socket: %s", err)
                 return
-            self._handle(frames)
+            try:
+                self._handle(frames)
+            except Exception:  # never let one message stop the others
+                log.exception("control message not handled")
             router = self.router
         self._dirty = False
 
     def _handle(self, frames: list[bytes]) -> None:
         identity, body = frames[0], frames[1:]
         if len(body) != 1:
-            self._send(identity, protocol.error(
+            self._reply(identity, None, False, protocol.error(
                 f"expected one frame holding a JSON object, got {len(body)}",
                 protocol.MESSAGE_ERROR))
             return
         raw = body[0]
         if len(raw) > protocol.MAX_MESSAGE:
-            self._send(identity, protocol.error(
+            self._reply(identity, None, False, protocol.error(
                 f"message of {len(raw)} bytes is over the limit of {protocol.MAX_MESSAGE}",
                 protocol.MESSAGE_ERROR))
             return
         try:
             message = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            self._send(identity, protocol.error("json invalid", protocol.INVALID_JSON))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            self._reply(identity, None, False, protocol.error("json invalid",
+                                                              protocol.INVALID_JSON))
             return
         if not isinstance(message, dict):
-            self._send(identity, protocol.error("a message must be a JSON object",
-                                                protocol.MESSAGE_ERROR))
+            self._reply(identity, None, False, protocol.error(
+                "a message must be a JSON object", protocol.MESSAGE_ERROR))
             return
         msg_id = message.get("id")
         cast = message.get("msg_type") == "cast"
