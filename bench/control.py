@@ -457,18 +457,7 @@ def print_table(columns: list[str], medians: dict[str, dict], args) -> None:
         rows.append([label.format(children=args.children),
                      *(fmt(medians[c][key], pattern) for c in columns),
                      ratio(big, circus) if better else ratio(circus, big)])
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        first, *rest = cells
-        padded = [first.ljust(widths[0])]
-        padded += [c.rjust(w) for c, w in zip(rest, widths[1:], strict=True)]
-        return "| " + " | ".join(padded) + " |"
-
-    print(line(header))
-    print("| " + " | ".join("-" * w for w in widths) + " |")
-    for row in rows:
-        print(line(row))
+    lifecycle.print_markdown(header, rows)
 
 
 def evaluate_targets(medians: dict[str, dict], ctl_notes: dict[str, str],

@@ -81,9 +81,9 @@ class Daemon:
         with open(self.out, "ab") as out, open(self.log, "ab") as err:
             self.proc = subprocess.Popen(cmd, cwd=self.path, stdout=out, stderr=err,
                                          start_new_session=True, env=env)
-        if wait:
-            wait_for(lambda: "bigtopd" in self.log_text() and "starting" in self.log_text()
-                     or self.proc.poll() is not None, message="daemon start")
+        if wait:  # until the control endpoint is up (or the daemon gave up)
+            wait_for(lambda: "control on " in self.log_text() or self.proc.poll() is not None,
+                     message="daemon start")
         return self
 
     @property

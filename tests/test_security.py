@@ -57,77 +57,69 @@ def test_insecure_tcp_works_and_warns(daemon):
         assert client.call("list")["watchers"] == ["one"]
 
 
-def test_curve_keys_admit_listed_clients_only(daemon, tmp_path):
-    keys = tmp_path / "keys"
-    authorized = tmp_path / "authorized"
-    authorized.mkdir()
-    server_public, server_secret = generate(str(keys), "server")
-    client_public, client_secret = generate(str(keys), "ops")
-    _, stranger_secret = generate(str(keys), "stranger")
-    assert stat.S_IMODE(os.stat(client_secret).st_mode) == 0o600
-    os.link(client_public, authorized / "ops.key")
-    port, pub = free_port(), free_port()
-    d = daemon(f"""
-        [circus]
-        endpoint = tcp://127.0.0.1:{port}
-        pubsub_endpoint = tcp://127.0.0.1:{pub}
-        server_key = {server_secret}
-        authorized_keys = {authorized}
+class CurveDaemon:
+    """A daemon on TCP endpoints with CurveZMQ, and the keys around it."""
 
-        [watcher:one]
-        cmd = sleep 1000
-    """)
-    d.wait_pids("one", 1)
-    endpoint = f"tcp://127.0.0.1:{port}"
-    with Client(endpoint, timeout=5, key=client_secret, server_key=server_public) as client:
+    def __init__(self, daemon, tmp_path):
+        keys = tmp_path / "keys"
+        authorized = tmp_path / "authorized"
+        authorized.mkdir()
+        self.server_public, server_secret = generate(str(keys), "server")
+        client_public, self.client_secret = generate(str(keys), "ops")
+        _, self.stranger_secret = generate(str(keys), "stranger")
+        os.link(client_public, authorized / "ops.key")
+        port, pub = free_port(), free_port()
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.pubsub_endpoint = f"tcp://127.0.0.1:{pub}"
+        self.daemon = daemon(f"""
+            [circus]
+            endpoint = {self.endpoint}
+            pubsub_endpoint = {self.pubsub_endpoint}
+            server_key = {server_secret}
+            authorized_keys = {authorized}
+
+            [watcher:one]
+            cmd = sleep 1000
+        """)
+        self.daemon.wait_pids("one", 1)
+
+    def client(self, secret: str | None, timeout: float = 5) -> Client:
+        return Client(self.endpoint, timeout=timeout, key=secret,
+                      server_key=self.server_public if secret else None)
+
+
+def test_curve_keys_admit_listed_clients_only(daemon, tmp_path):
+    curve = CurveDaemon(daemon, tmp_path)
+    assert stat.S_IMODE(os.stat(curve.client_secret).st_mode) == 0o600
+    with curve.client(curve.client_secret) as client:
         assert client.call("list")["watchers"] == ["one"]
-    with Client(endpoint, timeout=1, key=stranger_secret, server_key=server_public) as client, \
-            pytest.raises(CallError):
+    with curve.client(curve.stranger_secret, timeout=1) as client, pytest.raises(CallError):
         client.call("list")
-    with Client(endpoint, timeout=1) as client, pytest.raises(CallError):
+    with curve.client(None, timeout=1) as client, pytest.raises(CallError):
         client.call("list")  # no key at all: not even a handshake
-    assert d.proc.poll() is None
+    assert curve.daemon.proc.poll() is None
 
 
 def test_events_over_curve(daemon, tmp_path):
     import threading
+    import time
 
     from bigtop.control.client import subscribe
 
-    keys = tmp_path / "keys"
-    authorized = tmp_path / "authorized"
-    authorized.mkdir()
-    server_public, server_secret = generate(str(keys), "server")
-    client_public, client_secret = generate(str(keys), "ops")
-    os.link(client_public, authorized / "ops.key")
-    port, pub = free_port(), free_port()
-    d = daemon(f"""
-        [circus]
-        endpoint = tcp://127.0.0.1:{port}
-        pubsub_endpoint = tcp://127.0.0.1:{pub}
-        server_key = {server_secret}
-        authorized_keys = {authorized}
-
-        [watcher:one]
-        cmd = sleep 1000
-    """)
-    d.wait_pids("one", 1)
+    curve = CurveDaemon(daemon, tmp_path)
     seen: list[str] = []
 
     def listen() -> None:
-        for topic, _ in subscribe(["watcher.one."], f"tcp://127.0.0.1:{pub}", timeout=5,
-                                  key=client_secret, server_key=server_public):
+        for topic, _ in subscribe(["watcher.one."], curve.pubsub_endpoint, timeout=5,
+                                  key=curve.client_secret, server_key=curve.server_public):
             seen.append(topic)
             if topic.endswith(".spawn"):
                 return
 
     thread = threading.Thread(target=listen)
     thread.start()
-    import time
-
     time.sleep(0.5)  # let the subscription settle (a PUB drops what comes before)
-    with Client(f"tcp://127.0.0.1:{port}", timeout=5, key=client_secret,
-                server_key=server_public) as client:
+    with curve.client(curve.client_secret) as client:
         client.call("incr", name="one", waiting=True)
     thread.join(10)
     assert "watcher.one.spawn" in seen

@@ -132,18 +132,32 @@ async def serve(config: Config, path: str) -> int:
         loop.add_signal_handler(sig, on_stop, sig.name)
     loop.add_signal_handler(signal.SIGHUP, lambda: spawn(reload()))
     log.info("bigtopd %s starting (pid %d) with %s", __version__, os.getpid(), path)
+    from ..control.endpoints import check_free, default_endpoint, default_pubsub_endpoint
+
     try:
-        server = await start_control(arbiter, config)
-    except (OSError, ValueError) as err:
+        check_free(config.settings.endpoint or default_endpoint(),
+                   config.settings.pubsub_endpoint or default_pubsub_endpoint())
+    except OSError as err:
         log.error("%s; nothing started", err)
         return 1
-    try:
-        async with reload_lock:  # a SIGHUP during the start waits for it
-            await arbiter.start()
-    except SocketError as err:
-        log.error("%s; nothing started", err)
-        server.close()
-        return 1
+    async with reload_lock:  # a SIGHUP during the start waits for it
+        # Processes first: the control plane (ZeroMQ) loads while they start.
+        starting = loop.create_task(arbiter.start())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        try:
+            server = await start_control(arbiter, config)
+        except (OSError, ValueError) as err:
+            log.error("%s; stopping", err)
+            starting.cancel()
+            await arbiter.stop()
+            return 1
+        try:
+            await starting
+        except SocketError as err:
+            log.error("%s; nothing started", err)
+            server.close()
+            return 1
     await arbiter.stopped.wait()
     server.close()
     log.info("stopped")

@@ -47,3 +47,24 @@ def ensure_private_dir(path: str) -> None:
         raise PermissionError(f"{path} belongs to uid {info.st_uid}, not to us")
     if stat.S_IMODE(info.st_mode) & 0o077:
         os.chmod(path, 0o700)
+
+
+def listening(path: str) -> bool:
+    """Is something accepting on this Unix socket path?"""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def check_free(*endpoints: str) -> None:
+    """Refuse, before anything starts, ipc endpoints another daemon serves."""
+    for endpoint in endpoints:
+        path = ipc_path(endpoint)
+        if path and os.path.exists(path) and listening(path):
+            raise OSError(f"{endpoint} is in use: is another bigtopd running?")

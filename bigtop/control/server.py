@@ -19,7 +19,7 @@ import zmq
 
 from . import protocol
 from .commands import COMMANDS
-from .endpoints import ipc_path
+from .endpoints import ipc_path, listening
 from .protocol import MessageError
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class ControlServer:
     def _bind(self, kind: int, endpoint: str) -> zmq.Socket[bytes]:
         path = ipc_path(endpoint)
         if path and os.path.exists(path):
-            if _listening(path):
+            if listening(path):
                 raise EndpointInUse(f"{endpoint} is in use: is another bigtopd running?")
             os.unlink(path)
         sock = self.context.socket(kind)
@@ -276,16 +276,3 @@ def _fd(sock: zmq.Socket[bytes]) -> int:
 
 def _readable(sock: zmq.Socket[bytes]) -> bool:
     return bool(int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
-
-
-def _listening(path: str) -> bool:
-    """Is something accepting on this Unix socket path?"""
-    import socket
-
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        try:
-            probe.connect(path)
-        except OSError:
-            return False
-    return True
