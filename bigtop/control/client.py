@@ -82,6 +82,7 @@ class Client:
         # Request ids: unique per client, cheap to make.
         self._prefix = uuid.uuid4().hex[:12] + "-"
         self._counter = itertools.count()
+        self._rcvtimeo = -1.0
 
     def close(self) -> None:
         self.socket.close()
@@ -95,12 +96,18 @@ class Client:
     def call(self, command: str, raise_on_error: bool = True, **properties: Any) -> dict[str, Any]:
         msg_id = f"{self._prefix}{next(self._counter)}"
         self.socket.send(protocol.encode(protocol.request(command, msg_id, **properties)))
-        wait = int(self.timeout * 1000)
+        # A receive timeout, not a poll: no Poller built for every call.
+        if self._rcvtimeo != self.timeout:
+            self.socket.rcvtimeo = int(self.timeout * 1000)
+            self._rcvtimeo = self.timeout
         while True:
-            if not self.socket.poll(wait):
-                raise CallError(f"timed out after {self.timeout:g}s waiting for {self.endpoint}")
             try:
-                reply = json.loads(self.socket.recv())
+                raw = self.socket.recv()
+            except zmq.Again:
+                raise CallError(
+                    f"timed out after {self.timeout:g}s waiting for {self.endpoint}") from None
+            try:
+                reply = json.loads(raw)
             except ValueError as err:
                 raise CallError(f"not a JSON reply: {err}") from None
             if isinstance(reply, dict) and reply.get("id") == msg_id:
