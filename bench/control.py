@@ -158,6 +158,51 @@ main()
 '''
 
 
+# The transport's own limit: a do-nothing pyzmq ROUTER echoing a DEALER's
+# request over ipc, both in Python, one request in flight. No control server
+# written on pyzmq can answer faster than this on the same machine.
+FLOOR_SCRIPT = r'''
+import json, os, sys, time
+import zmq
+endpoint, seconds = sys.argv[1], float(sys.argv[2])
+if os.fork() == 0:
+    server = zmq.Context().socket(zmq.ROUTER)
+    server.bind(endpoint)
+    while True:
+        frames = server.recv_multipart()
+        if frames[1] == b"quit":
+            os._exit(0)
+        server.send_multipart(frames)
+client = zmq.Context().socket(zmq.DEALER)
+client.connect(endpoint)
+request = b'{"command": "list", "properties": {}, "id": "0123456789ab-1"}'
+for _ in range(500):
+    client.send(request)
+    client.recv()
+calls, start = 0, time.perf_counter()
+while time.perf_counter() - start < seconds:
+    client.send(request)
+    client.recv()
+    calls += 1
+elapsed = time.perf_counter() - start
+client.send(b"quit")
+os.wait()
+print(json.dumps({"calls_per_s": calls / elapsed}))
+'''
+
+
+def measure_floor(seconds: float) -> float | None:
+    """Round trips per second of the bare transport (see FLOOR_SCRIPT)."""
+    with tempfile.TemporaryDirectory(prefix="bigtop-bench-floor-") as tmp:
+        try:
+            done = subprocess.run(
+                [str(REPO_BIN / "python"), "-c", FLOOR_SCRIPT, f"ipc://{tmp}/floor.sock",
+                 str(seconds)], capture_output=True, text=True, timeout=seconds + 30)
+            return float(json.loads(done.stdout)["calls_per_s"])
+        except (subprocess.SubprocessError, ValueError, KeyError):
+            return None
+
+
 @dataclass(frozen=True)
 class Phase:
     key: str
@@ -607,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{SYSTEMS[key].label}: {why}")
     columns = [k for k in SYSTEMS if k in args.only and k not in unavailable]
     results, interrupted = run_all(columns, args)
+    floors = [f for f in (measure_floor(args.seconds) for _ in range(args.runs)) if f]
+    floor = statistics.median(floors) if floors else None
 
     medians = {k: median_figures(results[k]) for k in columns}
     ctl_notes = {k: f"CLI {ctl_summary(results[k])}" for k in columns}
@@ -615,9 +662,15 @@ def main(argv: list[str] | None = None) -> int:
     if columns:
         print_table(columns, medians, args)
     print_targets(targets)
+    if floor:
+        circus = medians.get("circus", {}).get(figure_key("status", "rate"))
+        versus = f", {floor / circus:.2f}x Circus's status rate" if circus else ""
+        print(f"\nTransport floor (a bare pyzmq ROUTER echoing a DEALER over ipc, both in "
+              f"Python): {floor:,.0f} round trips/s{versus}.")
     print_notes(args, columns, results)
     if args.json:
-        write_json(args.json, command, args, versions, unavailable, results, medians, targets)
+        write_json(args.json, command, args, versions, unavailable, results, medians, targets,
+                   floor)
         print(f"\nwrote {args.json}")
 
     problems = any(r.problems() for runs in results.values() for r in runs)
@@ -625,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_json(path: Path, command: str, args, versions, unavailable, results,
-               medians, targets) -> None:
+               medians, targets, floor: float | None) -> None:
     systems = {}
     for key in args.only:
         entry: dict = {"label": SYSTEMS[key].label, "available": key not in unavailable}
@@ -643,6 +696,7 @@ def write_json(path: Path, command: str, args, versions, unavailable, results,
         "anchor_versions": versions,
         "systems": systems,
         "targets": targets,
+        "transport_floor_calls_per_s": floor,
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
 
