@@ -204,22 +204,22 @@ def to_rlimit(value: Any) -> int:
     return non_negative(to_int)(value)
 
 
-def to_family(value: Any) -> str:
-    text = str(value).strip().upper()
-    if not text.startswith("AF_"):
-        text = "AF_" + text
-    if text not in SOCKET_FAMILIES:
-        raise ValueError(f"{value!r} is not one of {', '.join(SOCKET_FAMILIES)}")
-    return text
+def _constant(prefix: str, allowed: tuple[str, ...]) -> Callable[[Any], str]:
+    """``AF_INET`` or ``inet``: a socket constant, with or without its prefix."""
+
+    def convert(value: Any) -> str:
+        text = str(value).strip().upper()
+        if not text.startswith(prefix):
+            text = prefix + text
+        if text not in allowed:
+            raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+        return text
+
+    return convert
 
 
-def to_socktype(value: Any) -> str:
-    text = str(value).strip().upper()
-    if not text.startswith("SOCK_"):
-        text = "SOCK_" + text
-    if text not in SOCKET_TYPES:
-        raise ValueError(f"{value!r} is not one of {', '.join(SOCKET_TYPES)}")
-    return text
+to_family = _constant("AF_", SOCKET_FAMILIES)
+to_socktype = _constant("SOCK_", SOCKET_TYPES)
 
 
 def to_port(value: Any) -> int:

@@ -34,10 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bigtop.watcher")
 
-
-class ReloadAborted(Exception):
-    """A graceful reload stopped part way; the old processes still serve."""
-
 RECENT_LINES = 20
 RECENT_EXITS = 10
 
@@ -49,6 +45,10 @@ PROCESS_OPTIONS = frozenset({
     "virtualenv_py_ver", "close_child_stdin", "close_child_stdout", "close_child_stderr",
     "stdout_stream", "stderr_stream", "stdin_socket", "ready",
 })
+
+
+class ReloadAborted(Exception):
+    """A graceful reload stopped part way; the old processes still serve."""
 
 
 class Watcher:
@@ -219,7 +219,7 @@ class Watcher:
                 await self._abort_roll(fresh, f"cannot spawn a new process: {err}")
             timeout = self.spec.ready_timeout or 60.0
             await asyncio.wait([asyncio.shield(p.ready) for p in fresh.values()],
-                                         timeout=timeout)
+                               timeout=timeout)
             if not all(p.is_ready for p in fresh.values()):
                 late = [p for p in fresh.values() if not p.is_ready]
                 await self._abort_roll(fresh, f"new process {late[0].wid} (pid {late[0].pid}) "
@@ -237,12 +237,6 @@ class Watcher:
         await asyncio.gather(*(self._stop_process(p) for p in fresh.values()))
         self.emit("reload_aborted", reason=reason)
         raise ReloadAborted(reason)
-
-    async def incr(self, count: int = 1) -> int:
-        return await self.set_numprocesses(self.spec.numprocesses + count)
-
-    async def decr(self, count: int = 1) -> int:
-        return await self.set_numprocesses(max(self.spec.numprocesses - count, 0))
 
     def send_signal(self, signum: int, pid: int | None = None, children: bool = False,
                     recursive: bool = False) -> list[int]:
@@ -394,9 +388,10 @@ class Watcher:
             self.processes[wid] = process
         readers = [PipeReader(self.loop, fd, self._line_sink(process, stream))
                    for stream, fd in process.pipes.items()]
-        arbiter.reaper.watch(process.pid, lambda status: self._exited(process, status, readers))
+        # Announced before it is watched: its reap may be reported at once.
         self.emit("spawn", process_pid=process.pid)
         log.debug("%s: spawned process %d (pid %d)", self.name, wid, process.pid)
+        arbiter.reaper.watch(process.pid, lambda status: self._exited(process, status, readers))
         self._arm_readiness(process)
         if self.spec.max_age:
             variance = int.from_bytes(os.urandom(4), "big") % (self.spec.max_age_variance + 1)
