@@ -45,6 +45,7 @@ test-all: $(VENV)/.installed-test $(CIRCUS_STAMP)
 bench: $(VENV)/.installed
 	$(BIN)/python bench/lifecycle.py
 	$(BIN)/python bench/control.py
+	$(BIN)/python bench/logs.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bigtop tests bench
