@@ -31,7 +31,9 @@ from .options import (
     SOCKET_OPTIONS,
     WATCHER_OPTIONS,
     WATCHER_PREFIXES,
+    non_negative,
     to_bool,
+    to_int,
     to_rlimit,
 )
 from .raw import RawSection, RawValue
@@ -192,9 +194,8 @@ class Builder:
         origin = f"{section.file}:{section.line}: [{section.title}]"
         if hooks:
             self.warnings.append(f"{origin} hooks are read but not run by this version")
-        if any(streams.values()):
-            self.warnings.append(f"{origin} stdout_stream/stderr_stream are read but not applied "
-                                 "by this version: output goes to the daemon's console")
+        for stream, options in streams.items():
+            self.stream_rules(section, stream, options, origin)
         return WatcherSpec(
             name=name,
             env=env,
@@ -239,6 +240,27 @@ class Builder:
                 known = [*WATCHER_OPTIONS, "env", *(p + "*" for p in WATCHER_PREFIXES)]
                 self.unknown(section, key, raw, known)
         return values, rlimits, hooks, streams
+
+    def stream_rules(self, section: RawSection, stream: str, options: dict[str, str],
+                     origin: str) -> None:
+        if not options:
+            return
+        cls = (options.get("class") or "").rsplit(".", 1)[-1]
+        raw = section.values.get(f"{stream}.class") or section.values.get(
+            f"{stream}.{next(iter(options))}")
+        if cls == "FileStream":
+            if not options.get("filename"):
+                self.problem("FileStream needs a filename", section, f"{stream}.filename", raw)
+            for key in ("max_bytes", "backup_count"):
+                if key in options:
+                    try:
+                        non_negative(to_int)(options[key])
+                    except ValueError as err:
+                        self.problem(str(err), section, f"{stream}.{key}",
+                                     section.values.get(f"{stream}.{key}"))
+        elif cls not in ("StdoutStream", "FancyStdoutStream", ""):
+            self.warnings.append(f"{origin} {stream}.class = {cls} is not applied by this "
+                                 "version: output goes to the daemon's console")
 
     def watcher_rules(self, section: RawSection, values: dict[str, Any]) -> None:
         """Checks between options of one watcher; fixes values it can derive."""

@@ -22,6 +22,7 @@ from .output import ConsoleSink
 from .process import Process
 from .reaper import Reaper
 from .sockets import Socket, SocketError
+from .streams import Writer
 from .tree import adopted_orphans, group_alive, signal_tree, wait_gone
 from .watcher import PROCESS_OPTIONS, Watcher
 
@@ -55,6 +56,13 @@ class Arbiter:
         self._on_demand: dict[int, str] = {}
         # Where the control plane listens, for the globaloptions command.
         self.endpoints: dict[str, str | None] = {}
+        self._writer: Writer | None = None
+
+    def writer(self) -> Writer:
+        """The file-writing thread, started with the first file stream."""
+        if self._writer is None:
+            self._writer = Writer()
+        return self._writer
 
     # -- life of the daemon ----------------------------------------------
 
@@ -99,6 +107,10 @@ class Arbiter:
         await self.stop_watchers(list(self.watchers.values()))
         for task in list(self._tasks):
             task.cancel()
+        for watcher in self.watchers.values():
+            watcher.close_sinks()
+        if self._writer is not None:
+            await self._writer.close()  # everything read is written first
         self._close_sockets()
         if self.notify:
             self.notify.close()
@@ -280,6 +292,7 @@ class Arbiter:
             watcher.detach()
         else:
             await self.stop_watchers([watcher])
+        watcher.close_sinks()
         log.info("%s: removed", watcher.name)
 
     # -- reload ----------------------------------------------------------
@@ -342,6 +355,7 @@ class Arbiter:
         await self.stop_watchers(removed + restart)
         for watcher in removed:
             del self.watchers[watcher.name]
+            watcher.close_sinks()
             watcher.emit("remove")
         problems = []
         for name in removed_sockets + changed_sockets:

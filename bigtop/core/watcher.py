@@ -26,6 +26,7 @@ from ..config.substitute import circus_vars
 from .output import PipeReader
 from .process import Process, SpawnError
 from .reaper import exit_code
+from .streams import FileSink, stream_class
 from .tree import children as tree_children
 from .tree import descendants
 
@@ -68,6 +69,7 @@ class Watcher:
         self.failure: str | None = None
         self._ready: asyncio.Future[bool] = self.loop.create_future()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.sinks: dict[str, tuple[tuple[tuple[str, str], ...], FileSink]] = {}
 
     def __repr__(self) -> str:
         return f"<Watcher {self.name} {self.state} {len(self.processes)}/{self.wanted}>"
@@ -401,12 +403,38 @@ class Watcher:
         return process
 
     def _line_sink(self, process: Process, stream: str) -> Any:
+        file_sink = self._file_sink(stream)
+
         def sink(line: bytes) -> None:
             text = line.decode("utf-8", "replace")
             self.recent_output.append(text)
-            self.arbiter.output(self, process, stream, text)
+            if file_sink is not None:
+                file_sink.write(line)
+            else:
+                self.arbiter.output(self, process, stream, text)
 
         return sink
+
+    def _file_sink(self, stream: str) -> FileSink | None:
+        """The file this stream goes to, if its class is FileStream; one per
+        set of options (a changed set closes the previous file)."""
+        options = getattr(self.spec, f"{stream}_stream").options
+        if stream_class(options) != "FileStream":
+            return None
+        key = tuple(sorted(options.items()))
+        current = self.sinks.get(stream)
+        if current is not None and current[0] == key:
+            return current[1]
+        if current is not None:
+            current[1].close()
+        sink = FileSink(self.arbiter.writer(), options)
+        self.sinks[stream] = (key, sink)
+        return sink
+
+    def close_sinks(self) -> None:
+        for _, sink in self.sinks.values():
+            sink.close()
+        self.sinks.clear()
 
     def _arm_readiness(self, process: Process) -> None:
         ready = self.spec.ready

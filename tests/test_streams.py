@@ -1,0 +1,87 @@
+"""Child output into files: rotation never drops, duplicates or splits a
+line, and what is in the pipes when a child exits is still written."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from .conftest import wait_for
+
+WRITER = (
+    "import sys\n"
+    "out = sys.stdout\n"
+    "for n in range({count}):\n"
+    "    out.write(f'line {{n:08d}} ' + 'x' * (n % 50) + '\\n')\n"
+    "out.flush()\n"
+)
+
+
+def read_rotated(path):
+    """Every line of path and its numbered backups, oldest first."""
+    files = sorted(path.parent.glob(path.name + ".*"), key=lambda p: -int(p.suffix[1:]))
+    lines = []
+    for file in [*files, path]:
+        lines += file.read_bytes().split(b"\n")[:-1]
+    return lines, len(files)
+
+
+def test_rotation_keeps_every_line_exactly_once(daemon, tmp_path):
+    count = 200_000
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER.format(count=count))
+    log = tmp_path / "logs" / "out.log"
+    d = daemon(f"""
+        [watcher:chatty]
+        cmd = {sys.executable} {script}
+        restart = never
+        stdout_stream.class = FileStream
+        stdout_stream.filename = {log}
+        stdout_stream.max_bytes = 200000
+        stdout_stream.backup_count = 1000
+    """)
+    d.wait_log("chatty: process 1", timeout=60)  # it exited: its pipe is drained
+    assert d.stop() == 0  # and the writer has written everything
+    lines, backups = read_rotated(log)
+    assert backups > 20
+    numbers = []
+    for line in lines:
+        match = re.fullmatch(rb"line (\d{8}) x*", line)
+        assert match, line[:80]
+        number = int(match.group(1))
+        assert len(line) == 14 + number % 50, "a whole line"
+        numbers.append(number)
+    assert numbers == list(range(count)), "every line once, in order"
+    for file in log.parent.iterdir():
+        assert file.stat().st_size <= 200_000
+
+
+def test_time_format_prefix_and_output_left_in_the_pipe(daemon, tmp_path):
+    log = tmp_path / "out.log"
+    d = daemon(f"""
+        [watcher:burst]
+        cmd = sh -c 'for i in 1 2 3; do echo "burst $i"; done; printf "no newline"'
+        restart = never
+        stdout_stream.class = circus.stream.FileStream
+        stdout_stream.filename = {log}
+        stdout_stream.time_format = %Y-%m-%d %H:%M:%S
+    """)
+    d.wait_log("burst: process 1")
+    d.stop()
+    lines = log.read_text().splitlines()
+    assert len(lines) == 4
+    for line, text in zip(lines, ["burst 1", "burst 2", "burst 3", "no newline"], strict=True):
+        assert re.fullmatch(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d {text}", line)
+
+
+def test_stderr_to_a_file_and_stdout_to_the_console(daemon, tmp_path):
+    err = tmp_path / "err.log"
+    d = daemon(f"""
+        [watcher:mixed]
+        cmd = sh -c 'echo to-out; echo to-err >&2; exec sleep 1000'
+        stderr_stream.class = FileStream
+        stderr_stream.filename = {err}
+    """)
+    wait_for(lambda: err.exists() and err.read_text() == "to-err\n")
+    wait_for(lambda: "mixed.1 | to-out" in d.out_text())
+    assert "to-err" not in d.out_text()
