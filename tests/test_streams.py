@@ -85,3 +85,58 @@ def test_stderr_to_a_file_and_stdout_to_the_console(daemon, tmp_path):
     wait_for(lambda: err.exists() and err.read_text() == "to-err\n")
     wait_for(lambda: "mixed.1 | to-out" in d.out_text())
     assert "to-err" not in d.out_text()
+
+
+def test_json_stream(daemon, tmp_path):
+    import json
+
+    log = tmp_path / "out.jsonl"
+    d = daemon(f"""
+        [watcher:jsony]
+        cmd = sh -c 'echo "hello \\"world\\""; exec sleep 1000'
+        stdout_stream.class = JsonStream
+        stdout_stream.filename = {log}
+    """)
+    pid = d.wait_pids("jsony", 1).pop()
+    wait_for(lambda: log.exists() and log.read_text())
+    record = json.loads(log.read_text())
+    assert record["line"] == 'hello "world"'
+    assert (record["watcher"], record["pid"], record["wid"], record["stream"]) == (
+        "jsony", pid, 1, "stdout")
+    assert record["time"] > 0
+
+
+def test_watched_file_reopens_after_logrotate_moves_it(daemon, tmp_path):
+    log = tmp_path / "out.log"
+    flag = tmp_path / "go"
+    d = daemon(f"""
+        [watcher:rotated]
+        cmd = sh -c 'echo before; while [ ! -e {flag} ]; do sleep 0.05; done; echo after; exec sleep 1000'
+        stdout_stream.class = WatchedFileStream
+        stdout_stream.filename = {log}
+    """)
+    wait_for(lambda: log.exists() and log.read_text() == "before\n")
+    log.rename(tmp_path / "out.log.1")  # what logrotate does
+    flag.touch()
+    wait_for(lambda: log.exists() and log.read_text() == "after\n")
+    assert (tmp_path / "out.log.1").read_text() == "before\n"
+    d.stop()
+
+
+def test_timed_rotation_keeps_every_line(daemon, tmp_path):
+    log = tmp_path / "out.log"
+    d = daemon(f"""
+        [watcher:ticker]
+        cmd = sh -c 'i=0; while [ $i -lt 60 ]; do echo "tick $i"; i=$((i+1)); sleep 0.05; done'
+        restart = never
+        stdout_stream.class = TimedRotatingFileStream
+        stdout_stream.filename = {log}
+        stdout_stream.rotate_when = S
+        stdout_stream.backup_count = 100
+    """)
+    d.wait_log("ticker: process 1", timeout=20)
+    d.stop()
+    files = sorted(tmp_path.glob("out.log.*")) + [log]
+    assert len(files) >= 3
+    lines = [line for f in files for line in f.read_text().splitlines()]
+    assert lines == [f"tick {i}" for i in range(60)]

@@ -248,10 +248,14 @@ class Builder:
         cls = (options.get("class") or "").rsplit(".", 1)[-1]
         raw = section.values.get(f"{stream}.class") or section.values.get(
             f"{stream}.{next(iter(options))}")
-        if cls == "FileStream":
+        if cls in ("FileStream", "WatchedFileStream", "TimedRotatingFileStream", "JsonStream"):
             if not options.get("filename"):
-                self.problem("FileStream needs a filename", section, f"{stream}.filename", raw)
-            for key in ("max_bytes", "backup_count"):
+                self.problem(f"{cls} needs a filename", section, f"{stream}.filename", raw)
+            when = options.get("rotate_when", "H").upper()
+            if not re.fullmatch(r"[SMHD]|MIDNIGHT|W[0-6]", when):
+                self.problem(f"{when!r} is not S, M, H, D, midnight or W0-W6", section,
+                             f"{stream}.rotate_when", section.values.get(f"{stream}.rotate_when"))
+            for key in ("max_bytes", "backup_count", "rotate_interval"):
                 if key in options:
                     try:
                         non_negative(to_int)(options[key])

@@ -11,6 +11,7 @@ drops nor duplicates one.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import queue
@@ -29,13 +30,25 @@ def stream_class(options: dict[str, str]) -> str | None:
     return cls.rsplit(".", 1)[-1] if cls else None
 
 
-class FileTarget:
-    """An append-only file with size rotation; used by the writer thread only."""
+ROTATE_SECONDS = {"S": 1, "M": 60, "H": 3600, "D": 86400, "MIDNIGHT": 86400}
 
-    def __init__(self, filename: str, max_bytes: int = 0, backup_count: int = 5):
+
+class FileTarget:
+    """An append-only file, rotated by size or by time, or reopened when
+    something else moved it (``watched``, for an external logrotate); used
+    by the writer thread only."""
+
+    def __init__(self, filename: str, max_bytes: int = 0, backup_count: int = 5,
+                 watched: bool = False, rotate_when: str | None = None,
+                 rotate_interval: int = 1, utc: bool = False):
         self.filename = filename
         self.max_bytes = max_bytes
         self.backup_count = backup_count
+        self.watched = watched
+        self.rotate_when = rotate_when.upper() if rotate_when else None
+        self.rotate_interval = max(rotate_interval, 1)
+        self.utc = utc
+        self.rotate_at = 0.0
         self.handle: Any = None
         self.size = 0
 
@@ -43,10 +56,39 @@ class FileTarget:
         os.makedirs(os.path.dirname(os.path.abspath(self.filename)), exist_ok=True)
         self.handle = open(self.filename, "ab", buffering=0)  # noqa: SIM115
         self.size = self.handle.tell()
+        if self.rotate_when:
+            self.rotate_at = self._next_rotation(time.time())
+
+    def _next_rotation(self, now: float) -> float:
+        when = self.rotate_when or "D"
+        if when == "MIDNIGHT" or when.startswith("W"):
+            day = time.gmtime(now) if self.utc else time.localtime(now)
+            since_midnight = day.tm_hour * 3600 + day.tm_min * 60 + day.tm_sec
+            days = 1
+            if when.startswith("W"):
+                days = (int(when[1:] or 0) - day.tm_wday) % 7 or 7
+            return now - since_midnight + days * 86400
+        return now + ROTATE_SECONDS.get(when, 86400) * self.rotate_interval
+
+    def _moved(self) -> bool:
+        try:
+            on_disk = os.stat(self.filename)
+        except FileNotFoundError:
+            return True
+        mine = os.fstat(self.handle.fileno())
+        return (on_disk.st_dev, on_disk.st_ino) != (mine.st_dev, mine.st_ino)
 
     def write(self, data: bytes) -> None:
         if self.handle is None:
             self._open()
+        elif self.watched and self._moved():
+            self.handle.close()
+            self._open()
+        if self.rotate_when:
+            if time.time() >= self.rotate_at:
+                self._rotate_by_time()
+            self._put(data)
+            return
         if not self.max_bytes or not self.backup_count:
             self._put(data)
             return
@@ -80,6 +122,23 @@ class FileTarget:
             if os.path.exists(older):
                 os.replace(older, f"{self.filename}.{index + 1}")
         os.replace(self.filename, f"{self.filename}.1")
+        self._open()
+
+    def _rotate_by_time(self) -> None:
+        """Rename to FILE.YYYY-MM-DD_HH-MM-SS and keep backup_count of them."""
+        self.handle.close()
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S",
+                              time.gmtime() if self.utc else time.localtime())
+        target, n = f"{self.filename}.{stamp}", 1
+        while os.path.exists(target):  # never overwrite an earlier backup
+            target, n = f"{self.filename}.{stamp}-{n}", n + 1
+        os.replace(self.filename, target)
+        if self.backup_count:
+            directory = os.path.dirname(os.path.abspath(self.filename))
+            prefix = os.path.basename(self.filename) + "."
+            old = sorted(n for n in os.listdir(directory) if n.startswith(prefix))
+            for name in old[:-self.backup_count]:
+                os.unlink(os.path.join(directory, name))
         self._open()
 
     def close(self) -> None:
@@ -144,21 +203,43 @@ class Writer:
         self._thread.join()
 
 
-class FileSink:
-    """Circus's FileStream: ``filename``, ``max_bytes``, ``backup_count``,
-    ``time_format`` (a strftime prefix for each line)."""
+FILE_CLASSES = ("FileStream", "WatchedFileStream", "TimedRotatingFileStream", "JsonStream")
 
-    def __init__(self, writer: Writer, options: dict[str, str]):
+
+class FileSink:
+    """Circus's FileStream (``filename``, ``max_bytes``, ``backup_count``,
+    ``time_format``: a strftime prefix for each line), WatchedFileStream
+    (reopened when moved away), TimedRotatingFileStream (``rotate_when``
+    S/M/H/D/midnight/W0-W6, ``rotate_interval``, ``utc``), and bigtop's
+    JsonStream (one JSON object a line: time, watcher, pid, wid, stream,
+    line)."""
+
+    def __init__(self, writer: Writer, options: dict[str, str], watcher: str = ""):
+        cls = stream_class(options)
         self.writer = writer
-        self.target = FileTarget(options["filename"], int(options.get("max_bytes", 0)),
-                                 int(options.get("backup_count", 5)))
+        self.watcher = watcher
+        self.json = cls == "JsonStream"
+        self.target = FileTarget(
+            options["filename"],
+            int(options.get("max_bytes", 0)),
+            int(options.get("backup_count", 5)),
+            watched=cls == "WatchedFileStream",
+            rotate_when=(options.get("rotate_when", "H")
+                         if cls == "TimedRotatingFileStream" else None),
+            rotate_interval=int(options.get("rotate_interval", 1)),
+            utc=options.get("utc", "false").lower() in ("1", "true", "yes", "on"),
+        )
         self.time_format = options.get("time_format")
         self.dropped = 0
         self._lines: list[bytes] = []
         self._scheduled = False
 
-    def write(self, line: bytes) -> None:
-        if self.time_format:
+    def write(self, line: bytes, pid: int = 0, wid: int = 0, stream: str = "") -> None:
+        if self.json:
+            line = json.dumps({"time": time.time(), "watcher": self.watcher, "pid": pid,
+                               "wid": wid, "stream": stream,
+                               "line": line.decode("utf-8", "replace")}).encode()
+        elif self.time_format:
             line = time.strftime(self.time_format).encode() + b" " + line
         self._lines.append(line)
         if not self._scheduled:

@@ -26,7 +26,7 @@ from ..config.substitute import circus_vars
 from .output import PipeReader
 from .process import Process, SpawnError
 from .reaper import exit_code
-from .streams import FileSink, stream_class
+from .streams import FILE_CLASSES, FileSink, stream_class
 from .tree import children as tree_children
 from .tree import descendants
 
@@ -409,7 +409,7 @@ class Watcher:
             text = line.decode("utf-8", "replace")
             self.recent_output.append(text)
             if file_sink is not None:
-                file_sink.write(line)
+                file_sink.write(line, process.pid, process.wid, stream)
             else:
                 self.arbiter.output(self, process, stream, text)
 
@@ -419,7 +419,7 @@ class Watcher:
         """The file this stream goes to, if its class is FileStream; one per
         set of options (a changed set closes the previous file)."""
         options = getattr(self.spec, f"{stream}_stream").options
-        if stream_class(options) != "FileStream":
+        if stream_class(options) not in FILE_CLASSES:
             return None
         key = tuple(sorted(options.items()))
         current = self.sinks.get(stream)
@@ -427,7 +427,7 @@ class Watcher:
             return current[1]
         if current is not None:
             current[1].close()
-        sink = FileSink(self.arbiter.writer(), options)
+        sink = FileSink(self.arbiter.writer(), options, self.name)
         self.sinks[stream] = (key, sink)
         return sink
 
