@@ -82,7 +82,7 @@ _bigtopctl() {
         numprocesses) opts="--help"; first="watcher"; rest="" ;;
         numwatchers) opts="--help"; first=""; rest="" ;;
         listsockets) opts="--help"; first=""; rest="" ;;
-        logs) opts="--help --lines"; first="watcher"; rest="" ;;
+        logs) opts="--help --lines --follow --stdout --stderr"; first="watcher"; rest="" ;;
         options) opts="--help"; first="watcher"; rest="" ;;
         get) opts="--help"; first="watcher"; rest="keys" ;;
         set) opts="--help --waiting"; first="watcher"; rest="keys" ;;

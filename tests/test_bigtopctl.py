@@ -141,8 +141,8 @@ def test_reading_commands(daemon: Factory) -> None:
     assert "needed by: worker" in ok(d, "depends", "web")
 
     logs = ok(d, "logs")
-    assert re.search(r"^worker \| hello from worker$", logs, re.M), logs
-    assert re.search(r"^crashy \| boom$", logs, re.M)
+    assert re.search(r"^worker\.1 \| hello from worker$", logs, re.M), logs
+    assert re.search(r"^crashy\.1 \| boom$", logs, re.M)
     assert "hello" not in ok(d, "logs", "crashy", "-n", "1")
 
     version = ok(d, "version")

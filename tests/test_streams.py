@@ -140,3 +140,57 @@ def test_timed_rotation_keeps_every_line(daemon, tmp_path):
     assert len(files) >= 3
     lines = [line for f in files for line in f.read_text().splitlines()]
     assert lines == [f"tick {i}" for i in range(60)]
+
+
+def test_logs_and_live_tail(daemon):
+    import threading
+
+    from bigtop.control.client import subscribe
+
+    d = daemon("""
+        [watcher:talk]
+        cmd = sh -c 'i=0; while true; do i=$((i+1)); echo "out $i"; echo "err $i" >&2; sleep 0.05; done'
+    """)
+    client = d.client()
+    entries = wait_for(lambda: len(e := client.call("logs", name="talk", lines=3,
+                                                     stream="stderr")["lines"]["talk"]) == 3
+                       and e)
+    assert len(entries) == 3 and all(e["stream"] == "stderr" for e in entries)
+    assert all(e["line"].startswith("err ") and e["wid"] == 1 for e in entries)
+
+    seen: list[dict] = []
+
+    def tail() -> None:
+        for topic, payload in subscribe(["stream.talk.stdout"], d.pubsub_endpoint, timeout=5):
+            assert topic == "stream.talk.stdout"
+            seen.append(payload)
+            if len(seen) == 5:
+                return
+
+    thread = threading.Thread(target=tail)
+    thread.start()
+    thread.join(10)
+    assert len(seen) == 5
+    numbers = [int(p["line"].split()[1]) for p in seen]
+    assert numbers == list(range(numbers[0], numbers[0] + 5)), "consecutive, none lost"
+
+
+def test_logs_follow_cli(daemon):
+    import os
+    import subprocess
+    import time
+
+    d = daemon("""
+        [watcher:talk]
+        cmd = sh -c 'i=0; while true; do i=$((i+1)); echo "out $i"; echo "err $i" >&2; sleep 0.05; done'
+    """)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bigtop", "--endpoint", d.endpoint,
+         "--pubsub-endpoint", d.pubsub_endpoint, "logs", "-n", "2", "--stderr", "-f", "talk"],
+        stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    time.sleep(1.5)
+    proc.terminate()
+    output = proc.communicate(timeout=10)[0]
+    lines = output.splitlines()
+    assert len(lines) > 5, output
+    assert all(line.startswith("talk.1 | err ") for line in lines), output

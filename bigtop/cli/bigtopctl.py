@@ -160,6 +160,11 @@ def execute(session: Session, spec: Spec, ns: argparse.Namespace, props: dict[st
             from .ctlevents import reload_with_progress
 
             reply = reload_with_progress(session, props)
+        elif spec.name == "logs" and ns.follow:
+            from .ctlevents import follow_logs
+
+            return follow_logs(session, ns, props, lambda reply: report(
+                session, spec.name, reply, ns))
         else:
             reply = session.call(spec.name, **props)
     except Unreachable as err:

@@ -528,16 +528,26 @@ def _listsockets(p: Parser) -> None:
     return None
 
 
-@command("logs", "the last output lines of every watcher, or of one", "state", watcher=True)
+@command("logs", "the last output lines of every watcher, or of one (-f: then follow)",
+         "state", watcher=True)
 def _logs(p: Parser) -> PropsBuilder:
     p.add_argument("-n", "--lines", type=int, default=20, metavar="N",
-                   help="how many lines per watcher (default: 20)")
+                   help="how many lines per watcher (default: 20, at most 1000)")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="then print new lines as the processes write them (Ctrl-C to stop)")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--stdout", dest="only", action="store_const", const="stdout",
+                      help="standard output only")
+    only.add_argument("--stderr", dest="only", action="store_const", const="stderr",
+                      help="standard error only")
     p.add_argument("name", metavar="NAME", nargs="?")
 
     def props(ns: argparse.Namespace) -> Props:
         out: Props = {"lines": ns.lines}
         if ns.name:
             out["name"] = ns.name
+        if ns.only:
+            out["stream"] = ns.only
         return out
 
     return props

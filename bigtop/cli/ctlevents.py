@@ -261,3 +261,48 @@ def reload_with_progress(session: Session, props: dict[str, Any]) -> dict[str, A
         if progress is not None:
             progress.stop()
         sub.close()
+
+
+# -- logs -f -----------------------------------------------------------------------
+
+def follow_logs(session: Session, ns: argparse.Namespace, props: dict[str, Any],
+                report: Any) -> int:
+    """The last lines, then the lines as they come (``stream.*`` events,
+    which the daemon publishes only while someone subscribes to them)."""
+    import sys
+
+    prefix = f"stream.{ns.name.lower()}." if ns.name else "stream."
+    if ns.only:
+        prefix = f"stream.{ns.name.lower()}.{ns.only}" if ns.name else "stream."
+    sock = open_subscriber(session, pubsub_endpoint(session), [prefix])
+    try:
+        status = report(session.call("logs", **props))
+        if status:
+            return int(status)
+        out = None
+        if not session.json:
+            from . import display
+
+            out = display.console()
+        while True:
+            if not sock.poll(250):
+                continue
+            frames = sock.recv_multipart()
+            try:
+                entry = json.loads(frames[1])
+            except (IndexError, ValueError):
+                continue
+            if ns.only and entry.get("stream") != ns.only:
+                continue
+            if out is None:
+                sys.stdout.write(json.dumps(entry) + "\n")
+                sys.stdout.flush()
+            else:
+                from .display import log_line
+
+                out.print(log_line(entry.get("watcher", "?"), entry), soft_wrap=True)
+                out.file.flush()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        sock.close()

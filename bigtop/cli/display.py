@@ -347,18 +347,32 @@ def show_depends(reply: dict[str, Any], ns: argparse.Namespace, out: Console) ->
 
 
 def show_logs(reply: dict[str, Any], ns: argparse.Namespace, out: Console) -> None:
-    lines: dict[str, list[str]] = reply.get("lines") or {}
-    width = max((len(name) for name in lines), default=0)
-    printed = 0
-    for name in sorted(lines):
-        style = watcher_style(name)
-        for line in lines[name]:
-            text = Text(f"{name:<{width}} | ", style=style)
-            text.append(line)
-            out.print(text, soft_wrap=True)
-            printed += 1
-    if not printed:
+    """Oldest first, across watchers; each line prefixed by its watcher and
+    process, coloured per watcher (like docker compose logs)."""
+    lines: dict[str, list[Any]] = reply.get("lines") or {}
+    only = getattr(ns, "only", None)
+    entries = []
+    for name, items in lines.items():
+        for item in items:
+            entry = item if isinstance(item, dict) else {"line": item}
+            if only and entry.get("stream", only) != only:
+                continue
+            entries.append((entry.get("time", 0), name, entry))
+    for _, name, entry in sorted(entries, key=lambda e: e[0]):
+        out.print(log_line(name, entry), soft_wrap=True)
+    if not entries and not getattr(ns, "follow", False):
         out.print(Text("no output yet", style="dim"))
+
+
+def log_line(name: str, entry: dict[str, Any]) -> Text:
+    wid = entry.get("wid")
+    label = f"{name}.{wid}" if wid else name
+    text = Text(f"{label} | ", style=watcher_style(name))
+    if entry.get("stream") == "stderr":
+        text.append(str(entry.get("line", "")), style="red")
+    else:
+        text.append(str(entry.get("line", "")))
+    return text
 
 
 def show_number(field: str) -> Callable[[dict[str, Any], argparse.Namespace, Console], None]:

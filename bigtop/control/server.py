@@ -62,12 +62,14 @@ class ControlServer:
             if self.curve:
                 self._start_authenticator(self.curve[2])
             self.router = self._bind(zmq.ROUTER, self.endpoint)
-            self.pub = self._bind(zmq.PUB, self.pubsub_endpoint)
+            # XPUB: a PUB that also tells who subscribes to what.
+            self.pub = self._bind(zmq.XPUB, self.pubsub_endpoint)
         except Exception:
             self.close()
             raise
         self._unsubscribe = self.arbiter.bus.subscribe(self.publish)
         self.loop.add_reader(_fd(self.router), self._drain)
+        self.loop.add_reader(_fd(self.pub), self._subscriptions)
         self.loop.call_soon(self._drain)
         log.info("control on %s, events on %s", self.endpoint, self.pubsub_endpoint)
 
@@ -104,7 +106,7 @@ class ControlServer:
         for sock, endpoint in ((self.router, self.endpoint), (self.pub, self.pubsub_endpoint)):
             if sock is None:
                 continue
-            if sock is self.router:
+            if sock is self.router or sock is self.pub:
                 self.loop.remove_reader(_fd(sock))
             sock.close()
             path = ipc_path(endpoint)
@@ -146,6 +148,25 @@ class ControlServer:
 
     # -- events ----------------------------------------------------------
 
+    def _subscriptions(self) -> None:
+        """Subscribe (1 + prefix) and unsubscribe (0 + prefix) messages: the
+        output of watchers is published only while a prefix wants it."""
+        pub = self.pub
+        while pub is not None and _readable(pub):
+            try:
+                message = pub.recv(_NOBLOCK)
+            except zmq.ZMQError:
+                return
+            if not message:
+                continue
+            prefix = message[1:].decode("utf-8", "replace")
+            if not ("stream.".startswith(prefix) or prefix.startswith("stream.")):
+                continue
+            if message[0] == 1:
+                self.arbiter.tails.add(prefix)
+            else:
+                self.arbiter.tails.discard(prefix)
+
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
         if self.pub is None:
             return
@@ -153,6 +174,8 @@ class ControlServer:
             self.pub.send_multipart([topic.encode(), protocol.encode(payload)], flags=zmq.NOBLOCK)
         except zmq.ZMQError:
             pass  # a PUB socket drops what slow subscribers cannot take
+        if _readable(self.pub):  # sending can swallow the fd's signal
+            self._subscriptions()
 
     # -- commands --------------------------------------------------------
 

@@ -57,6 +57,12 @@ class Arbiter:
         # Where the control plane listens, for the globaloptions command.
         self.endpoints: dict[str, str | None] = {}
         self._writer: Writer | None = None
+        # Topic prefixes someone subscribes to: output lines are published
+        # as stream.<watcher>.<stdout|stderr> only while one matches.
+        self.tails: set[str] = set()
+
+    def tailed(self, topic: str) -> bool:
+        return any(topic.startswith(prefix) for prefix in self.tails)
 
     def writer(self) -> Writer:
         """The file-writing thread, started with the first file stream."""

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bigtop.watcher")
 
-RECENT_LINES = 20
+RECENT_LINES = 1000  # per watcher, for `logs` and failure reports
 RECENT_EXITS = 10
 
 # Options whose change needs the processes restarted; any other option
@@ -65,7 +65,8 @@ class Watcher:
         self.lock = asyncio.Lock()
         self.restarts = 0
         self.last_exits: deque[dict[str, Any]] = deque(maxlen=RECENT_EXITS)
-        self.recent_output: deque[str] = deque(maxlen=RECENT_LINES)
+        # (time, pid, wid, stream, line) of the last lines the processes wrote
+        self.recent_output: deque[tuple[float, int, int, str, str]] = deque(maxlen=RECENT_LINES)
         self.failure: str | None = None
         self._ready: asyncio.Future[bool] = self.loop.create_future()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -405,13 +406,19 @@ class Watcher:
     def _line_sink(self, process: Process, stream: str) -> Any:
         file_sink = self._file_sink(stream)
 
+        topic = f"stream.{self.name.lower()}.{stream}"
+        arbiter = self.arbiter
+
         def sink(line: bytes) -> None:
             text = line.decode("utf-8", "replace")
-            self.recent_output.append(text)
+            self.recent_output.append((time.time(), process.pid, process.wid, stream, text))
             if file_sink is not None:
                 file_sink.write(line, process.pid, process.wid, stream)
             else:
-                self.arbiter.output(self, process, stream, text)
+                arbiter.output(self, process, stream, text)
+            if arbiter.tails and arbiter.tailed(topic):
+                arbiter.bus.emit(topic, {"watcher": self.name, "pid": process.pid,
+                                         "wid": process.wid, "stream": stream, "line": text})
 
         return sink
 
@@ -547,7 +554,7 @@ class Watcher:
         self.pending.clear()
         self.wanted = 0
         self._settle_ready(False)
-        lines = list(self.recent_output)[-5:]
+        lines = [entry[4] for entry in list(self.recent_output)[-5:]]
         log.error("%s: failed: %s%s", self.name, reason,
                   "".join(f"\n    | {line}" for line in lines))
         self.emit("failed", reason=reason, exits=list(self.last_exits), output=lines)
