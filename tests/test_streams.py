@@ -194,3 +194,24 @@ def test_logs_follow_cli(daemon):
     lines = output.splitlines()
     assert len(lines) > 5, output
     assert all(line.startswith("talk.1 | err ") for line in lines), output
+
+
+def test_set_stream_options_at_run_time(daemon, tmp_path):
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    d = daemon(f"""
+        [watcher:talk]
+        cmd = sh -c 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.05; done'
+        stdout_stream.class = FileStream
+        stdout_stream.filename = {first}
+    """)
+    pids = d.wait_pids("talk", 1)
+    wait_for(lambda: first.exists() and first.read_text())
+    d.client().call("set", name="talk", options={"stdout_stream.filename": str(second)},
+                    waiting=True)
+    wait_for(lambda: second.exists() and len(second.read_text().splitlines()) > 3)
+    assert d.pids("talk") == pids, "no restart for a new log file"
+    numbers = [int(line.split()[1]) for f in (first, second)
+               for line in f.read_text().splitlines()]
+    assert numbers == list(range(1, len(numbers) + 1)), "nothing lost or doubled in the switch"
+    details = d.client().call("status", name="talk", details=True)["details"]
+    assert details["dropped_lines"] == 0

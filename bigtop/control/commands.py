@@ -520,6 +520,7 @@ def details(w: Watcher) -> dict[str, Any]:
         "restarts": w.restarts,
         "last_exit": w.last_exits[-1] if w.last_exits else None,
         "failure": w.failure,
+        "dropped_lines": w.dropped,
         "pids": {str(wid): p.pid for wid, p in sorted(w.processes.items())},
     }
 

@@ -216,6 +216,7 @@ class FileSink:
 
     def __init__(self, writer: Writer, options: dict[str, str], watcher: str = ""):
         cls = stream_class(options)
+        self.options = dict(options)
         self.writer = writer
         self.watcher = watcher
         self.json = cls == "JsonStream"

@@ -44,7 +44,7 @@ PROCESS_OPTIONS = frozenset({
     "cmd", "args", "shell", "shell_args", "executable", "working_dir", "uid", "gid", "umask",
     "copy_env", "copy_path", "env", "rlimits", "use_sockets", "sockets", "virtualenv",
     "virtualenv_py_ver", "close_child_stdin", "close_child_stdout", "close_child_stderr",
-    "stdout_stream", "stderr_stream", "stdin_socket", "ready",
+    "stdin_socket", "ready",
 })
 
 
@@ -70,7 +70,8 @@ class Watcher:
         self.failure: str | None = None
         self._ready: asyncio.Future[bool] = self.loop.create_future()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.sinks: dict[str, tuple[tuple[tuple[str, str], ...], FileSink]] = {}
+        self.sinks: dict[str, FileSink] = {}  # stream name -> its file, if any
+        self._sinks_spec: WatcherSpec | None = None
 
     def __repr__(self) -> str:
         return f"<Watcher {self.name} {self.state} {len(self.processes)}/{self.wanted}>"
@@ -404,14 +405,15 @@ class Watcher:
         return process
 
     def _line_sink(self, process: Process, stream: str) -> Any:
-        file_sink = self._file_sink(stream)
-
         topic = f"stream.{self.name.lower()}.{stream}"
         arbiter = self.arbiter
 
         def sink(line: bytes) -> None:
             text = line.decode("utf-8", "replace")
             self.recent_output.append((time.time(), process.pid, process.wid, stream, text))
+            if self._sinks_spec is not self.spec:  # options changed: files too
+                self._refresh_sinks()
+            file_sink = self.sinks.get(stream)
             if file_sink is not None:
                 file_sink.write(line, process.pid, process.wid, stream)
             else:
@@ -422,26 +424,31 @@ class Watcher:
 
         return sink
 
-    def _file_sink(self, stream: str) -> FileSink | None:
-        """The file this stream goes to, if its class is FileStream; one per
-        set of options (a changed set closes the previous file)."""
-        options = getattr(self.spec, f"{stream}_stream").options
-        if stream_class(options) not in FILE_CLASSES:
-            return None
-        key = tuple(sorted(options.items()))
-        current = self.sinks.get(stream)
-        if current is not None and current[0] == key:
-            return current[1]
-        if current is not None:
-            current[1].close()
-        sink = FileSink(self.arbiter.writer(), options, self.name)
-        self.sinks[stream] = (key, sink)
-        return sink
+    def _refresh_sinks(self) -> None:
+        """Open, keep or close the files of the streams to match the spec
+        (``set NAME stdout_stream.filename ...`` applies without a restart)."""
+        for stream in ("stdout", "stderr"):
+            options = getattr(self.spec, f"{stream}_stream").options
+            current = self.sinks.get(stream)
+            if current is not None and current.options == options:
+                continue
+            if current is not None:
+                current.close()
+                del self.sinks[stream]
+            if stream_class(options) in FILE_CLASSES:
+                self.sinks[stream] = FileSink(self.arbiter.writer(), options, self.name)
+        self._sinks_spec = self.spec
+
+    @property
+    def dropped(self) -> int:
+        """Output lines dropped because the disk did not keep up."""
+        return sum(sink.dropped for sink in self.sinks.values())
 
     def close_sinks(self) -> None:
-        for _, sink in self.sinks.values():
+        for sink in self.sinks.values():
             sink.close()
         self.sinks.clear()
+        self._sinks_spec = None
 
     def _arm_readiness(self, process: Process) -> None:
         ready = self.spec.ready
