@@ -18,11 +18,10 @@ from typing import Any
 from ..config import Config, SocketSpec, WatcherSpec
 from .events import EventBus
 from .notify import NotifyListener
-from .output import ConsoleSink
 from .process import Process
 from .reaper import Reaper
 from .sockets import Socket, SocketError
-from .streams import Writer
+from .streams import ConsoleSink, Writer
 from .tree import adopted_orphans, group_alive, signal_tree, wait_gone
 from .watcher import PROCESS_OPTIONS, Watcher
 
@@ -49,7 +48,7 @@ class Arbiter:
         self.by_pid: dict[int, tuple[Watcher, Process]] = {}
         self.notify: NotifyListener | None = None
         self.started = time.time()
-        self.console = console or ConsoleSink()
+        self.console = console or ConsoleSink(self.writer)
         self.stopping = False
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -115,6 +114,9 @@ class Arbiter:
             task.cancel()
         for watcher in self.watchers.values():
             watcher.close_sinks()
+        flush = getattr(self.console, "flush", None)
+        if flush is not None:
+            flush()
         if self._writer is not None:
             await self._writer.close()  # everything read is written first
         self._close_sockets()

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
-import time
 from collections.abc import Callable
-from typing import TextIO
 
 READ_SIZE = 256 * 1024
 MAX_LINE = 64 * 1024
@@ -83,27 +80,3 @@ class PipeReader:
             self._emit(self._partial)
             self._partial = b""
 
-
-class ConsoleSink:
-    """Child output on the daemon's stdout, one prefixed line at a time,
-    colored per watcher on a terminal (like ``docker compose``)."""
-
-    COLORS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
-
-    def __init__(self, stream: TextIO | None = None):
-        self.stream = stream if stream is not None else sys.stdout
-        self.color = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._colors: dict[str, int] = {}
-
-    def __call__(self, watcher: str, wid: int, pid: int, stream: str, line: str) -> None:
-        now = time.time()
-        stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
-        prefix = f"{stamp} {watcher}.{wid}"
-        if self.color:
-            code = self._colors.setdefault(watcher, self.COLORS[len(self._colors) % 10])
-            prefix = f"\x1b[2m{stamp}\x1b[0m \x1b[{code}m{watcher}.{wid}\x1b[0m"
-        try:
-            self.stream.write(f"{prefix} | {line}\n")
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass

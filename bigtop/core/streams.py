@@ -17,6 +17,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("bigtop.streams")
@@ -158,7 +159,7 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="bigtop-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, target: FileTarget, data: bytes) -> bool:
+    def submit(self, target: FileTarget | ConsoleTarget, data: bytes) -> bool:
         """Queue a chunk of whole lines; False (dropped) if over the bound."""
         with self._lock:
             if self.pending + len(data) > self.max_pending:
@@ -187,7 +188,7 @@ class Writer:
                 with self._lock:
                     self.pending -= len(data or b"")
 
-    def release(self, target: FileTarget) -> None:
+    def release(self, target: FileTarget | ConsoleTarget) -> None:
         """Close a file once everything queued for it is written."""
         self._queue.put((target, None))
 
@@ -203,48 +204,38 @@ class Writer:
         self._thread.join()
 
 
-FILE_CLASSES = ("FileStream", "WatchedFileStream", "TimedRotatingFileStream", "JsonStream")
+class ConsoleTarget:
+    """The daemon's standard output, written by the writer thread too, so
+    a slow terminal or a full pipe never stalls the loop."""
+
+    filename = "<stdout>"
+
+    def __init__(self, fd: int = 1):
+        self.fd = fd
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def close(self) -> None:
+        pass
 
 
-class FileSink:
-    """Circus's FileStream (``filename``, ``max_bytes``, ``backup_count``,
-    ``time_format``: a strftime prefix for each line), WatchedFileStream
-    (reopened when moved away), TimedRotatingFileStream (``rotate_when``
-    S/M/H/D/midnight/W0-W6, ``rotate_interval``, ``utc``), and bigtop's
-    JsonStream (one JSON object a line: time, watcher, pid, wid, stream,
-    line)."""
+class BatchSink:
+    """Lines gathered during one loop iteration go to the writer as one
+    chunk; a chunk the writer cannot take is dropped and counted."""
 
-    def __init__(self, writer: Writer, options: dict[str, str], watcher: str = ""):
-        cls = stream_class(options)
-        self.options = dict(options)
+    def __init__(self, writer: Writer, target: FileTarget | ConsoleTarget):
         self.writer = writer
-        self.watcher = watcher
-        self.json = cls == "JsonStream"
-        self.target = FileTarget(
-            options["filename"],
-            int(options.get("max_bytes", 0)),
-            int(options.get("backup_count", 5)),
-            watched=cls == "WatchedFileStream",
-            rotate_when=(options.get("rotate_when", "H")
-                         if cls == "TimedRotatingFileStream" else None),
-            rotate_interval=int(options.get("rotate_interval", 1)),
-            utc=options.get("utc", "false").lower() in ("1", "true", "yes", "on"),
-        )
-        self.time_format = options.get("time_format")
+        self.target = target
         self.dropped = 0
         self._lines: list[bytes] = []
         self._scheduled = False
 
-    def write(self, line: bytes, pid: int = 0, wid: int = 0, stream: str = "") -> None:
-        if self.json:
-            line = json.dumps({"time": time.time(), "watcher": self.watcher, "pid": pid,
-                               "wid": wid, "stream": stream,
-                               "line": line.decode("utf-8", "replace")}).encode()
-        elif self.time_format:
-            line = time.strftime(self.time_format).encode() + b" " + line
+    def add(self, line: bytes) -> None:
         self._lines.append(line)
         if not self._scheduled:
-            # Lines of one read go to the writer as one chunk.
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
@@ -257,9 +248,80 @@ class FileSink:
         self._lines = []
         if not self.writer.submit(self.target, data):
             self.dropped += count
-            log.warning("%s: the disk is not keeping up, %d lines dropped (%d so far)",
+            log.warning("%s: not keeping up, %d lines dropped (%d so far)",
                         self.target.filename, count, self.dropped)
 
     def close(self) -> None:
         self.flush()
         self.writer.release(self.target)
+
+
+class ConsoleSink:
+    """Child output on the daemon's stdout, one prefixed line at a time,
+    colored per watcher on a terminal (like ``docker compose``)."""
+
+    COLORS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
+
+    def __init__(self, writer: Callable[[], Writer], fd: int = 1):
+        self._writer = writer
+        self.fd = fd
+        self.color = os.isatty(fd)
+        self._colors: dict[str, int] = {}
+        self._sink: BatchSink | None = None
+
+    def __call__(self, watcher: str, wid: int, pid: int, stream: str, line: str) -> None:
+        now = time.time()
+        stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
+        prefix = f"{stamp} {watcher}.{wid}"
+        if self.color:
+            code = self._colors.setdefault(watcher, self.COLORS[len(self._colors) % 10])
+            prefix = f"\x1b[2m{stamp}\x1b[0m \x1b[{code}m{watcher}.{wid}\x1b[0m"
+        if self._sink is None:
+            self._sink = BatchSink(self._writer(), ConsoleTarget(self.fd))
+        self._sink.add(f"{prefix} | {line}".encode("utf-8", "replace"))
+
+    @property
+    def dropped(self) -> int:
+        return self._sink.dropped if self._sink else 0
+
+    def flush(self) -> None:
+        if self._sink is not None:
+            self._sink.flush()
+
+
+FILE_CLASSES = ("FileStream", "WatchedFileStream", "TimedRotatingFileStream", "JsonStream")
+
+
+class FileSink(BatchSink):
+    """Circus's FileStream (``filename``, ``max_bytes``, ``backup_count``,
+    ``time_format``: a strftime prefix for each line), WatchedFileStream
+    (reopened when moved away), TimedRotatingFileStream (``rotate_when``
+    S/M/H/D/midnight/W0-W6, ``rotate_interval``, ``utc``), and bigtop's
+    JsonStream (one JSON object a line: time, watcher, pid, wid, stream,
+    line)."""
+
+    def __init__(self, writer: Writer, options: dict[str, str], watcher: str = ""):
+        cls = stream_class(options)
+        self.options = dict(options)
+        self.watcher = watcher
+        self.json = cls == "JsonStream"
+        super().__init__(writer, FileTarget(
+            options["filename"],
+            int(options.get("max_bytes", 0)),
+            int(options.get("backup_count", 5)),
+            watched=cls == "WatchedFileStream",
+            rotate_when=(options.get("rotate_when", "H")
+                         if cls == "TimedRotatingFileStream" else None),
+            rotate_interval=int(options.get("rotate_interval", 1)),
+            utc=options.get("utc", "false").lower() in ("1", "true", "yes", "on"),
+        ))
+        self.time_format = options.get("time_format")
+
+    def write(self, line: bytes, pid: int = 0, wid: int = 0, stream: str = "") -> None:
+        if self.json:
+            line = json.dumps({"time": time.time(), "watcher": self.watcher, "pid": pid,
+                               "wid": wid, "stream": stream,
+                               "line": line.decode("utf-8", "replace")}).encode()
+        elif self.time_format:
+            line = time.strftime(self.time_format).encode() + b" " + line
+        self.add(line)
