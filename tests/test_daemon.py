@@ -31,6 +31,10 @@ def test_daemon_mode_with_pidfile_and_log_file(tmp_path):
         numprocesses = 2
     """)
     pidfile, logfile = tmp_path / "bigtopd.pid", tmp_path / "bigtopd.log"
+    config.write_text(config.read_text().replace("[watcher:bg]", f"""[circus]
+log_dir = {tmp_path}/logs
+
+[watcher:bg]""").replace("cmd = sleep 1000", "cmd = sh -c 'echo started $$; exec sleep 1000'"))
     result = subprocess.run([*BIGTOPD, str(config), "--daemon", "--pidfile", str(pidfile),
                              "--log-output", str(logfile)], cwd=tmp_path, timeout=10)
     assert result.returncode == 0
@@ -41,6 +45,10 @@ def test_daemon_mode_with_pidfile_and_log_file(tmp_path):
         assert proc.ppid() != os.getpid(), "detached from the caller"
         assert os.getsid(pid) != os.getsid(0), "in its own session"
         wait_for(lambda: "bg: started 2" in logfile.read_text())
+        # No console in daemon mode: output without a stream goes to a file.
+        out = tmp_path / "logs" / "bg.stdout.log"
+        wait_for(lambda: out.exists() and len(out.read_text().splitlines()) == 2)
+        assert all(line.startswith("started ") for line in out.read_text().splitlines())
         # A second daemon on the same pidfile refuses to start.
         second = subprocess.run([*BIGTOPD, str(config), "--pidfile", str(pidfile)],
                                 cwd=tmp_path, timeout=10, capture_output=True, text=True)

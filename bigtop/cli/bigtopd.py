@@ -82,17 +82,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if settings.umask is not None:
             os.umask(settings.umask)
-        return asyncio.run(serve(config, args.config))
+        return asyncio.run(serve(config, args.config, daemonized=args.daemon))
     finally:
         if pidfile:
             remove_pidfile(pidfile)
 
 
-async def serve(config: Config, path: str) -> int:
+def default_log_dir() -> str:
+    """Where a daemonized bigtopd puts output that has no stream configured."""
+    if os.geteuid() == 0:
+        return "/var/log/bigtop"
+    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(state, "bigtop", "log")
+
+
+async def serve(config: Config, path: str, daemonized: bool = False) -> int:
     from ..core import Arbiter, ReloadError, SocketError
 
     loop = asyncio.get_running_loop()
     arbiter = Arbiter(config)
+    if daemonized:
+        arbiter.log_dir = config.settings.log_dir or default_log_dir()
     interrupts = 0
     reload_lock = asyncio.Lock()
     tasks: set[asyncio.Task[object]] = set()

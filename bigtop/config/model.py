@@ -181,6 +181,7 @@ class Settings:
     endpoint: str | None = None
     endpoint_owner: str | None = None
     insecure: bool = False
+    log_dir: str | None = None
     server_key: str | None = None
     authorized_keys: str | None = None
     pubsub_endpoint: str | None = None

@@ -308,6 +308,7 @@ SETTINGS_OPTIONS: dict[str, Converter] = {
     "endpoint": to_str,
     "endpoint_owner": to_str,
     "insecure": to_bool,
+    "log_dir": to_str,
     "server_key": to_str,
     "authorized_keys": to_str,
     "pubsub_endpoint": to_str,

@@ -56,6 +56,8 @@ class Arbiter:
         # Where the control plane listens, for the globaloptions command.
         self.endpoints: dict[str, str | None] = {}
         self._writer: Writer | None = None
+        # In daemon mode: where output with no configured stream goes.
+        self.log_dir: str | None = None
         # Topic prefixes someone subscribes to: output lines are published
         # as stream.<watcher>.<stdout|stderr> only while one matches.
         self.tails: set[str] = set()

@@ -429,6 +429,11 @@ class Watcher:
         (``set NAME stdout_stream.filename ...`` applies without a restart)."""
         for stream in ("stdout", "stderr"):
             options = getattr(self.spec, f"{stream}_stream").options
+            if not options and self.arbiter.log_dir:
+                # Nothing configured and no console (daemon mode): a file.
+                options = {"class": "FileStream", "max_bytes": str(10 * 1024 * 1024),
+                           "backup_count": "5", "filename": os.path.join(
+                               self.arbiter.log_dir, f"{self.name}.{stream}.log")}
             current = self.sinks.get(stream)
             if current is not None and current.options == options:
                 continue
