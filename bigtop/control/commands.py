@@ -597,19 +597,15 @@ def depends(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
 
 @command("logs")
 def logs(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
-    """bigtop: the last output lines (``lines``, default 20, up to 1000) of
+    """bigtop: the last output lines (``lines``, default 20; 256 KiB kept) of
     one watcher (``name``) or of all, of one ``stream`` (stdout or stderr)
     or both: time, pid, wid, stream, line."""
     count = number(props, "lines", 20)
     targets = [watcher(arbiter, props)] if "name" in props else list(arbiter.watchers.values())
     stream = props.get("stream")
     keys = ("time", "pid", "wid", "stream", "line")
-
-    def last(w: Watcher) -> list[dict[str, Any]]:
-        entries = [e for e in w.recent_output if stream is None or e[3] == stream]
-        return [dict(zip(keys, e, strict=True)) for e in entries[-count:]] if count > 0 else []
-
-    return {"lines": {w.name: last(w) for w in targets}}
+    return {"lines": {w.name: [dict(zip(keys, e, strict=True))
+                               for e in w.recent_lines(count, stream)] for w in targets}}
 
 
 @command("version")

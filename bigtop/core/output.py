@@ -1,8 +1,10 @@
-"""Reading a child's stdout/stderr pipe on the loop, line by line.
+"""Reading a child's stdout/stderr pipe on the loop, in chunks of lines.
 
 This is the capture half; where lines go (console, files, live tails) is a
-sink's business. A line split across reads is joined; a line longer than
-``max_line`` is cut with a marker rather than dropped.
+sink's business. Each read is handed on as one chunk of whole lines, every
+one ending in a newline, with no per-line work here (a plain file sink
+writes the chunk as it is). A line split across reads is joined; a line
+longer than ``max_line`` is cut with a marker rather than dropped.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ READ_SIZE = 256 * 1024
 MAX_LINE = 64 * 1024
 CUT_MARKER = b" [...cut]"
 
-LineSink = Callable[[bytes], None]
+ChunkSink = Callable[[bytes], None]
 
 
 class PipeReader:
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, on_line: LineSink,
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, on_chunk: ChunkSink,
                  max_line: int = MAX_LINE):
         self.loop = loop
         self.fd: int | None = fd
-        self.on_line = on_line
+        self.on_chunk = on_chunk
         self.max_line = max_line
         self._partial = b""
         os.set_blocking(fd, False)
@@ -45,17 +47,16 @@ class PipeReader:
                 return
 
     def _feed(self, data: bytes) -> None:
-        data = self._partial + data
-        lines = data.split(b"\n")
-        self._partial = lines.pop()
-        for line in lines:
-            self._emit(line)
+        end = data.rfind(b"\n") + 1
+        if end:
+            chunk = self._partial + data[:end] if self._partial else data[:end]
+            self._partial = data[end:]
+            self.on_chunk(chunk)
+        else:
+            self._partial += data
         while len(self._partial) > self.max_line:
-            self._emit(self._partial[: self.max_line] + CUT_MARKER)
+            self.on_chunk(self._partial[: self.max_line] + CUT_MARKER + b"\n")
             self._partial = self._partial[self.max_line :]
-
-    def _emit(self, line: bytes) -> None:
-        self.on_line(line)
 
     def drain(self) -> None:
         """Read everything the pipe holds now."""
@@ -77,6 +78,6 @@ class PipeReader:
             self._feed(data)
         os.close(fd)
         if self._partial:
-            self._emit(self._partial)
+            self.on_chunk(self._partial + b"\n")
             self._partial = b""
 

@@ -230,23 +230,23 @@ class BatchSink:
         self.writer = writer
         self.target = target
         self.dropped = 0
-        self._lines: list[bytes] = []
+        self._chunks: list[bytes] = []  # whole lines, each ending in a newline
         self._scheduled = False
 
-    def add(self, line: bytes) -> None:
-        self._lines.append(line)
+    def add(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         self._scheduled = False
-        if not self._lines:
+        if not self._chunks:
             return
-        data = b"\n".join(self._lines) + b"\n"
-        count = len(self._lines)
-        self._lines = []
+        data = b"".join(self._chunks)
+        self._chunks = []
         if not self.writer.submit(self.target, data):
+            count = data.count(b"\n")
             self.dropped += count
             log.warning("%s: not keeping up, %d lines dropped (%d so far)",
                         self.target.filename, count, self.dropped)
@@ -278,7 +278,7 @@ class ConsoleSink:
             prefix = f"\x1b[2m{stamp}\x1b[0m \x1b[{code}m{watcher}.{wid}\x1b[0m"
         if self._sink is None:
             self._sink = BatchSink(self._writer(), ConsoleTarget(self.fd))
-        self._sink.add(f"{prefix} | {line}".encode("utf-8", "replace"))
+        self._sink.add(f"{prefix} | {line}\n".encode("utf-8", "replace"))
 
     @property
     def dropped(self) -> int:
@@ -317,11 +317,18 @@ class FileSink(BatchSink):
         ))
         self.time_format = options.get("time_format")
 
-    def write(self, line: bytes, pid: int = 0, wid: int = 0, stream: str = "") -> None:
+    def write(self, chunk: bytes, pid: int = 0, wid: int = 0, stream: str = "") -> None:
+        """A chunk of whole lines: as it is, or line by line when each line
+        gets a time prefix or becomes a JSON object."""
         if self.json:
-            line = json.dumps({"time": time.time(), "watcher": self.watcher, "pid": pid,
-                               "wid": wid, "stream": stream,
-                               "line": line.decode("utf-8", "replace")}).encode()
+            now = time.time()
+            self.add(b"".join(
+                json.dumps({"time": now, "watcher": self.watcher, "pid": pid, "wid": wid,
+                            "stream": stream, "line": line.decode("utf-8", "replace")}
+                           ).encode() + b"\n"
+                for line in chunk.split(b"\n")[:-1]))
         elif self.time_format:
-            line = time.strftime(self.time_format).encode() + b" " + line
-        self.add(line)
+            prefix = time.strftime(self.time_format).encode() + b" "
+            self.add(b"".join(prefix + line + b"\n" for line in chunk.split(b"\n")[:-1]))
+        else:
+            self.add(chunk)

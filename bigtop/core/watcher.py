@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bigtop.watcher")
 
-RECENT_LINES = 1000  # per watcher, for `logs` and failure reports
+RECENT_BYTES = 256 * 1024  # of output kept per watcher, for `logs` and failures
 RECENT_EXITS = 10
 
 # Options whose change needs the processes restarted; any other option
@@ -65,8 +65,9 @@ class Watcher:
         self.lock = asyncio.Lock()
         self.restarts = 0
         self.last_exits: deque[dict[str, Any]] = deque(maxlen=RECENT_EXITS)
-        # (time, pid, wid, stream, line) of the last lines the processes wrote
-        self.recent_output: deque[tuple[float, int, int, str, str]] = deque(maxlen=RECENT_LINES)
+        # (time, pid, wid, stream, chunk of lines) of the latest output
+        self.recent_output: deque[tuple[float, int, int, str, bytes]] = deque()
+        self._recent_bytes = 0
         self.failure: str | None = None
         self._ready: asyncio.Future[bool] = self.loop.create_future()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -408,21 +409,44 @@ class Watcher:
         topic = f"stream.{self.name.lower()}.{stream}"
         arbiter = self.arbiter
 
-        def sink(line: bytes) -> None:
-            text = line.decode("utf-8", "replace")
-            self.recent_output.append((time.time(), process.pid, process.wid, stream, text))
+        def sink(chunk: bytes) -> None:
+            self._remember(time.time(), process, stream, chunk)
             if self._sinks_spec is not self.spec:  # options changed: files too
                 self._refresh_sinks()
             file_sink = self.sinks.get(stream)
             if file_sink is not None:
-                file_sink.write(line, process.pid, process.wid, stream)
-            else:
-                arbiter.output(self, process, stream, text)
-            if arbiter.tails and arbiter.tailed(topic):
-                arbiter.bus.emit(topic, {"watcher": self.name, "pid": process.pid,
-                                         "wid": process.wid, "stream": stream, "line": text})
+                file_sink.write(chunk, process.pid, process.wid, stream)
+            tailed = arbiter.tails and arbiter.tailed(topic)
+            if file_sink is not None and not tailed:
+                return  # the fast path: no line-by-line work at all
+            for line in chunk.decode("utf-8", "replace").split("\n")[:-1]:
+                if file_sink is None:
+                    arbiter.output(self, process, stream, line)
+                if tailed:
+                    arbiter.bus.emit(topic, {"watcher": self.name, "pid": process.pid,
+                                             "wid": process.wid, "stream": stream,
+                                             "line": line})
 
         return sink
+
+    def _remember(self, now: float, process: Process, stream: str, chunk: bytes) -> None:
+        """The recent output, in chunks, bounded in bytes."""
+        self.recent_output.append((now, process.pid, process.wid, stream, chunk))
+        self._recent_bytes += len(chunk)
+        while self._recent_bytes > RECENT_BYTES and len(self.recent_output) > 1:
+            self._recent_bytes -= len(self.recent_output.popleft()[4])
+
+    def recent_lines(self, count: int, stream: str | None = None) -> list[tuple[Any, ...]]:
+        """The last ``count`` lines: (time, pid, wid, stream, text)."""
+        lines: list[tuple[Any, ...]] = []
+        for now, pid, wid, which, chunk in reversed(self.recent_output):
+            if stream is not None and which != stream:
+                continue
+            texts = chunk.decode("utf-8", "replace").split("\n")[:-1]
+            lines[:0] = [(now, pid, wid, which, text) for text in texts]
+            if len(lines) >= count:
+                break
+        return lines[-count:] if count > 0 else []
 
     def _refresh_sinks(self) -> None:
         """Open, keep or close the files of the streams to match the spec
@@ -566,7 +590,7 @@ class Watcher:
         self.pending.clear()
         self.wanted = 0
         self._settle_ready(False)
-        lines = [entry[4] for entry in list(self.recent_output)[-5:]]
+        lines = [entry[4] for entry in self.recent_lines(5)]
         log.error("%s: failed: %s%s", self.name, reason,
                   "".join(f"\n    | {line}" for line in lines))
         self.emit("failed", reason=reason, exits=list(self.last_exits), output=lines)
