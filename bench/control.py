@@ -31,7 +31,6 @@ Run from the repo root:  .venv/bin/python bench/control.py [--runs 3]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -54,8 +53,11 @@ from lifecycle import (  # noqa: E402
     Daemon,
     MeasurementError,
     SleepChildren,
+    _terminate,
     become_subreaper,
+    environ,
     fmt,
+    print_targets,
     psutil,
     ratio,
     wait_for_sleepers,
@@ -283,25 +285,6 @@ def write_config(workdir: Path, children: int) -> Path:
     return config
 
 
-@contextlib.contextmanager
-def environ(extra: dict[str, str]):
-    """Set variables in os.environ for the block (Daemon inherits them)."""
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-# --------------------------------------------------------------------------
-# One run of one system.
-
-
 @dataclass
 class RunResult:
     system: str
@@ -526,13 +509,6 @@ def evaluate_targets(medians: dict[str, dict], ctl_notes: dict[str, str],
     return targets
 
 
-def print_targets(targets: list[dict]) -> None:
-    print("\nTargets (bigtop):")
-    for t in targets:
-        verdict = {True: "PASS", False: "FAIL", None: "n/a "}[t["pass"]]
-        print(f"  {verdict}  {t['target']}: {t['detail']}")
-
-
 def ctl_summary(runs: list[RunResult]) -> str:
     """Which CLI command was timed, over the runs."""
     used = sorted({r.ctl for r in runs if r.ctl})
@@ -599,10 +575,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if min(args.runs, args.children, args.stats_calls, args.cli_runs) < 1 or args.seconds <= 0:
         parser.error("--runs, --children, --seconds, --stats-calls, --cli-runs must be positive")
     return args
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def print_header(command: str, versions: dict[str, str], args) -> None:

@@ -138,22 +138,7 @@ class Supervisord(System):
         # startsecs=0: a child counts as RUNNING as soon as it is spawned.
         # Child output logs keep their default (AUTO), in the temp dir.
         config = workdir / "supervisord.conf"
-        config.write_text(textwrap.dedent(f"""\
-            [unix_http_server]
-            file = {workdir}/supervisor.sock
-
-            [supervisord]
-            nodaemon = true
-            logfile = {workdir}/supervisord.log
-            pidfile = {workdir}/supervisord.pid
-            childlogdir = {workdir}
-
-            [rpcinterface:supervisor]
-            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-            [supervisorctl]
-            serverurl = unix://{workdir}/supervisor.sock
-
+        config.write_text(supervisord_header(workdir) + "\n" + textwrap.dedent(f"""\
             [program:sleepers]
             command = sleep {SLEEP_ARG}
             numprocs = {children}
@@ -894,6 +879,41 @@ def reexec_with_psutil() -> None:
 
 def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def environ(extra: dict[str, str]):
+    """Set variables in os.environ for the block (Daemon inherits them)."""
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def supervisord_header(workdir: Path) -> str:
+    """What every supervisord.conf here starts with: all files in workdir."""
+    return textwrap.dedent(f"""\
+        [unix_http_server]
+        file = {workdir}/supervisor.sock
+
+        [supervisord]
+        nodaemon = true
+        logfile = {workdir}/supervisord.log
+        pidfile = {workdir}/supervisord.pid
+        childlogdir = {workdir}
+
+        [rpcinterface:supervisor]
+        supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+        [supervisorctl]
+        serverurl = unix://{workdir}/supervisor.sock
+        """)
 
 
 def main(argv: list[str] | None = None) -> int:
