@@ -120,6 +120,11 @@ class WatcherSpec:
     ready_timeout: float = 60.0
     origin: Origin | None = field(default=None, compare=False)
 
+    def changed_from(self, old: WatcherSpec) -> set[str]:
+        """The options whose values differ from old's."""
+        before = old.option_values()
+        return {k for k, v in self.option_values().items() if before.get(k) != v}
+
     @cached_property
     def scalar_options(self) -> dict[str, Any]:
         """The single-valued options, for ``$(circus.OPTION)`` in commands

@@ -354,9 +354,8 @@ class Arbiter:
             uses_changed = set(watcher.socket_names()) & set(changed_sockets + removed_sockets)
             if spec == watcher.spec and not uses_changed:
                 continue
-            diff = {k for k, v in spec.option_values().items()
-                    if watcher.spec.option_values().get(k) != v}
-            if diff & PROCESS_OPTIONS or uses_changed or watcher.state == "failed":
+            restarts = spec.changed_from(watcher.spec) & PROCESS_OPTIONS
+            if restarts or uses_changed or watcher.state == "failed":
                 restart.append(watcher)
             else:
                 in_place.append(watcher)

@@ -58,10 +58,6 @@ class PipeReader:
             self.on_chunk(self._partial[: self.max_line] + CUT_MARKER + b"\n")
             self._partial = self._partial[self.max_line :]
 
-    def drain(self) -> None:
-        """Read everything the pipe holds now."""
-        self._read()
-
     def close(self) -> None:
         """Drain, deliver a last partial line, and close the pipe."""
         if self.fd is None:

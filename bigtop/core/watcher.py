@@ -146,8 +146,7 @@ class Watcher:
         fail, the old spec and processes stay and ReloadAborted is raised)."""
         async with self.lock:
             old, self.spec = self.spec, spec
-            changed = {k for k, v in spec.option_values().items()
-                       if old.option_values().get(k) != v}
+            changed = spec.changed_from(old)
             if self.state not in ("active", "starting"):
                 self.emit("updated")
                 return
@@ -371,11 +370,12 @@ class Watcher:
         process.replacing = replacing
         arbiter = self.arbiter
         try:
-            missing = [n for n in self.socket_names() if n not in arbiter.sockets]
+            names = self.socket_names()
+            missing = [n for n in names if n not in arbiter.sockets]
             if missing:
                 raise SpawnError(f"socket {missing[0]!r} is not bound")
             process.spawn(
-                {name: arbiter.sockets[name].fd for name in self.socket_names()},
+                {name: arbiter.sockets[name].fd for name in names},
                 arbiter.child_env(self.spec),
                 capture_stdout=not self.spec.close_child_stdout,
                 capture_stderr=not self.spec.close_child_stderr,
