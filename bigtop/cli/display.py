@@ -300,15 +300,16 @@ def show_listsockets(reply: dict[str, Any], ns: argparse.Namespace, out: Console
     if not sockets:
         out.print("no sockets")
         return
-    grid = table("FD", "NAME", "ADDRESS", "BACKLOG", right=("FD", "BACKLOG"))
+    grid = table("FD", "NAME", "ADDRESS", "BACKLOG", "WAITING", right=("FD", "BACKLOG", "WAITING"))
     for sock in sockets:
         if "path" in sock:
             address = f"unix:{sock['path']}"
         else:
             host, port = sock.get("host", ""), sock.get("port")
             address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        waiting = sock.get("accept_queue")
         grid.add_row(str(sock.get("fd")), Text(sock.get("name", ""), style="bold"), address,
-                     str(sock.get("backlog", "")))
+                     str(sock.get("backlog", "")), "-" if waiting is None else str(waiting))
     emit(out, grid)
 
 

@@ -5,19 +5,74 @@ sink's business. Each read is handed on as one chunk of whole lines, every
 one ending in a newline, with no per-line work here (a plain file sink
 writes the chunk as it is). A line split across reads is joined; a line
 longer than ``max_line`` is cut with a marker rather than dropped.
+
+Reads are few and large. The pipe is enlarged (``PIPE_SIZE``, within a budget) and, when a
+read found only a little, the reader rests a moment before the next one, so
+that a child writing many small lines fills the pipe for a while instead of
+waking the daemon for each line. The rest is sized from the measured rate
+to let about a quarter of the pipe accumulate, and never longer than
+``MAX_REST`` (the added latency of a live tail): the child never blocks on
+a full pipe because of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import time
 from collections.abc import Callable
 
-READ_SIZE = 256 * 1024
+PIPE_SIZE = 1024 * 1024
+READ_SIZE = 1024 * 1024
 MAX_LINE = 64 * 1024
+MAX_REST = 0.01  # seconds
+MIN_REST = 0.0005
 CUT_MARKER = b" [...cut]"
 
 ChunkSink = Callable[[bytes], None]
+
+
+def _user_budget() -> int:
+    """Bytes of enlarged pipes this daemon allows itself. Root is not
+    limited. Other users share /proc/sys/fs/pipe-user-pages-soft: past it,
+    every new pipe of theirs (their children's too) gets one page, so the
+    daemon keeps to a quarter of it."""
+    if os.geteuid() == 0:
+        return 1 << 62
+    try:
+        with open("/proc/sys/fs/pipe-user-pages-soft") as limit:
+            pages = int(limit.read())
+    except (OSError, ValueError):
+        return 0
+    return 1 << 62 if pages == 0 else pages * os.sysconf("SC_PAGE_SIZE") // 4
+
+
+class PipeBudget:
+    def __init__(self) -> None:
+        self.left: int | None = None
+
+    def enlarge(self, fd: int) -> tuple[int, int]:
+        """Grow a pipe's buffer if the budget allows: its size, and by how
+        much it grew (to be released when the pipe closes)."""
+        if self.left is None:
+            self.left = _user_budget()
+        try:
+            size = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+            if self.left < PIPE_SIZE - size:
+                return size, 0
+            grown = fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            return 64 * 1024, 0
+        self.left -= grown - size
+        return grown, grown - size
+
+    def release(self, grown: int) -> None:
+        if self.left is not None:
+            self.left += grown
+
+
+pipes = PipeBudget()
 
 
 class PipeReader:
@@ -28,23 +83,43 @@ class PipeReader:
         self.on_chunk = on_chunk
         self.max_line = max_line
         self._partial = b""
+        size, self._grown = pipes.enlarge(fd)
+        self._enough = size // 4  # a read this big: no rest
+        self._last = time.monotonic()
+        self._resting: asyncio.TimerHandle | None = None
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._read)
 
     def _read(self) -> None:
+        total = 0
         while self.fd is not None:
             try:
                 data = os.read(self.fd, READ_SIZE)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:
                 data = b""
             if not data:
                 self.close()
                 return
+            total += len(data)
             self._feed(data)
             if len(data) < READ_SIZE:
-                return
+                break
+        now = time.monotonic()
+        elapsed, self._last = now - self._last, now
+        if self.fd is None or total >= self._enough:
+            return
+        # Rest until about a quarter of the pipe has come, at this rate.
+        rest = MAX_REST if total == 0 else min(MAX_REST, elapsed * self._enough / total)
+        if rest >= MIN_REST:
+            self.loop.remove_reader(self.fd)
+            self._resting = self.loop.call_later(rest, self._wake)
+
+    def _wake(self) -> None:
+        self._resting = None
+        if self.fd is not None:
+            self.loop.add_reader(self.fd, self._read)
 
     def _feed(self, data: bytes) -> None:
         end = data.rfind(b"\n") + 1
@@ -63,7 +138,11 @@ class PipeReader:
         if self.fd is None:
             return
         fd, self.fd = self.fd, None
-        self.loop.remove_reader(fd)
+        if self._resting is not None:
+            self._resting.cancel()
+            self._resting = None
+        else:
+            self.loop.remove_reader(fd)
         while True:
             try:
                 data = os.read(fd, READ_SIZE)
@@ -73,7 +152,7 @@ class PipeReader:
                 break
             self._feed(data)
         os.close(fd)
+        pipes.release(self._grown)
         if self._partial:
             self.on_chunk(self._partial + b"\n")
             self._partial = b""
-

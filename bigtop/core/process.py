@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import grp
 import logging
 import os
@@ -119,6 +120,43 @@ def _rlimit_setter(rlimits: Mapping[str, int]) -> Callable[[], None] | None:
     return apply
 
 
+LISTEN_FDS_START = 3  # systemd's SD_LISTEN_FDS_START
+
+
+def _hold_low_fds(count: int) -> None:
+    """Keep fds 3..3+count-1 open in the daemon (a free one gets a
+    /dev/null placeholder, held for good), so that the pipe Popen makes to
+    report exec errors never lands where a child's sockets are moved."""
+    for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            placeholder = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            if placeholder != fd:
+                os.dup2(placeholder, fd, inheritable=False)
+                os.close(placeholder)
+
+
+def _socket_setup(sources: list[int], env: Mapping[str, str],
+                  then: Callable[[], None] | None) -> Callable[[], None]:
+    """Code for the child, between fork and exec: the sockets moved to fds
+    3, 4, ... (systemd's socket activation), and the environment set with
+    LISTEN_PID, which only the child knows (its pid is the exec'd one's)."""
+    first_free = LISTEN_FDS_START + len(sources)
+
+    def setup() -> None:
+        if then is not None:
+            then()
+        copies = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, first_free) for fd in sources]
+        for index, copy in enumerate(copies):
+            os.dup2(copy, LISTEN_FDS_START + index)
+        os.environ.clear()
+        os.environ.update(env)
+        os.environ["LISTEN_PID"] = str(os.getpid())
+
+    return setup
+
+
 class Process:
     """A spawned child. ``exited`` resolves with Circus's exit code
     (negative for a signal); ``ready`` with True once the readiness check
@@ -152,17 +190,35 @@ class Process:
 
     def spawn(self, socket_fds: Mapping[str, int], extra_env: Mapping[str, str],
               capture_stdout: bool, capture_stderr: bool) -> None:
-        """Start the child; raises SpawnError with the reason on failure."""
+        """Start the child; raises SpawnError with the reason on failure.
+
+        ``socket_fds`` maps the names of the sockets it inherits to the
+        daemon's fds; the child finds them at 3, 4, ... in that order, as
+        systemd passes them (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), and
+        ``$(circus.sockets.NAME)`` is the number it has there."""
         spec = self.spec
         uid, gid, groups, login = _user_ids(spec)
         env = {**login, **process_env(spec, self.wid, extra_env)}
-        argv = command_line(spec, self.wid, socket_fds, env)
+        names = list(socket_fds)
+        child_fds = {name: LISTEN_FDS_START + i for i, name in enumerate(names)}
+        if names:
+            env.update(LISTEN_FDS=str(len(names)), LISTEN_FDNAMES=":".join(names))
+        argv = command_line(spec, self.wid, child_fds, env)
         if not argv:
             raise SpawnError("the command is empty")
         executable = spec.executable
-        if executable is None and "PATH" not in env and os.sep not in argv[0]:
-            # No PATH for the child: find the program with the daemon's.
-            executable = _which(argv[0], os.environ.get("PATH", os.defpath))
+        if executable is None and os.sep not in argv[0] and (names or "PATH" not in env):
+            # Found with the child's PATH, or the daemon's when it has none.
+            path = env.get("PATH") or os.environ.get("PATH", os.defpath)
+            executable = _which(argv[0], path)
+            if executable is None:
+                raise SpawnError(f"{argv[0]}: no such file or directory")
+        preexec = _rlimit_setter(spec.rlimits)
+        popen_env: Mapping[str, str] | None = env
+        if names:
+            _hold_low_fds(len(names))
+            preexec = _socket_setup(list(socket_fds.values()), env, preexec)
+            popen_env = None  # the child sets it, see _socket_setup
         # Our own pipes, not Popen's: the read ends belong to the loop's
         # readers, and no file object may close those fd numbers later.
         pipes: dict[str, tuple[int, int]] = {}
@@ -180,19 +236,19 @@ class Process:
             self.popen = subprocess.Popen(
                 argv,
                 executable=executable,
-                env=env,
+                env=popen_env,
                 cwd=spec.working_dir,
                 stdin=stdin,
                 stdout=out,
                 stderr=err,
-                pass_fds=tuple(sorted(set(socket_fds.values()))),
+                pass_fds=tuple(child_fds.values()),
                 close_fds=True,
                 process_group=0,
                 user=uid,
                 group=gid,
                 extra_groups=groups,
                 umask=spec.umask if spec.umask is not None else -1,
-                preexec_fn=_rlimit_setter(spec.rlimits),
+                preexec_fn=preexec,
             )
         except FileNotFoundError as exc:
             missing = exc.filename or argv[0]

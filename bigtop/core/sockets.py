@@ -47,6 +47,19 @@ class Socket:
         return host, port
 
     def bind(self) -> None:
+        """Bind (and listen). With ``so_reuseport`` the daemon's socket only
+        holds the address: each process gets a listening socket of its own
+        (``for_process``), among which the kernel spreads connections."""
+        self.sock = self._bound(listen=not self.spec.so_reuseport)
+
+    def for_process(self) -> socket.socket | None:
+        """A new listening socket on the same address, for one process of
+        an ``so_reuseport`` socket; None for an ordinary one (shared)."""
+        if not self.spec.so_reuseport:
+            return None
+        return self._bound(listen=True)
+
+    def _bound(self, listen: bool) -> socket.socket:
         spec = self.spec
         family = getattr(socket, spec.family)
         kind = getattr(socket, spec.type)
@@ -67,7 +80,7 @@ class Socket:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
                 info = socket.getaddrinfo(spec.host, spec.port, family, kind)
                 sock.bind(info[0][4])
-            if kind in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET):
+            if listen and kind in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET):
                 sock.listen(spec.backlog)
             sock.setblocking(spec.blocking)
         except OSError as err:
@@ -75,7 +88,7 @@ class Socket:
             where = spec.path or f"{spec.host}:{spec.port}"
             raise SocketError(
                 f"socket {spec.name!r} cannot bind {where}: {err.strerror or err}") from None
-        self.sock = sock
+        return sock
 
     @staticmethod
     def _bind_unix(sock: socket.socket, spec: SocketSpec) -> None:
