@@ -182,3 +182,45 @@ def test_listsockets_reports_the_accept_queue(daemon, tmp_path):
         for conn in [*waiting, local]:
             conn.close()
     d.stop()
+
+
+def test_dual_stack_unix_umask_replace_and_interface(daemon, tmp_path):
+    if not socket.has_ipv6:
+        import pytest
+        pytest.skip("no IPv6 here")
+    both, lo = free_port(), free_port()
+    stale = tmp_path / "app.sock"
+    old = socket.socket(socket.AF_UNIX)
+    old.bind(str(stale))
+    old.close()  # a socket file left by a previous run
+    d = daemon(f"""
+        [socket:both]
+        host = ::
+        port = {both}
+        family = AF_INET6
+
+        [socket:local]
+        path = {stale}
+        umask = 077
+        replace = true
+
+        [socket:lo]
+        host = 127.0.0.1
+        port = {lo}
+        interface = lo
+
+        [watcher:idle]
+        cmd = sleep 1000
+        use_sockets = true
+        """)
+    d.wait_pids("idle", 1)
+    for host in ("127.0.0.1", "::1"):
+        with socket.create_connection((host, both), timeout=5):
+            pass
+    with socket.create_connection(("127.0.0.1", lo), timeout=5):
+        pass
+    assert stale.stat().st_mode & 0o777 == 0o700
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.connect(str(stale))
+    d.stop()
+    assert not stale.exists(), "the daemon removes its Unix socket file"

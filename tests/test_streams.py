@@ -215,3 +215,338 @@ def test_set_stream_options_at_run_time(daemon, tmp_path):
     assert numbers == list(range(1, len(numbers) + 1)), "nothing lost or doubled in the switch"
     details = d.client().call("status", name="talk", details=True)["details"]
     assert details["dropped_lines"] == 0
+
+
+# -- compressed backups ------------------------------------------------------
+
+
+def read_gzipped(path):
+    """Every line of path and its backups (FILE.N.gz, or FILE.N where
+    compression failed), oldest first."""
+    import gzip
+
+    backups = {}
+    for file in path.parent.glob(path.name + ".*"):
+        match = re.fullmatch(re.escape(path.name) + r"\.(\d+)(\.gz)?", file.name)
+        assert match, f"unexpected file {file.name}"
+        backups[int(match.group(1))] = file
+    lines = []
+    for _, file in sorted(backups.items(), reverse=True):
+        data = gzip.decompress(file.read_bytes()) if file.suffix == ".gz" else file.read_bytes()
+        assert data.endswith(b"\n"), f"{file.name} ends in a whole line"
+        lines += data.split(b"\n")[:-1]
+    lines += path.read_bytes().split(b"\n")[:-1]
+    return lines, backups
+
+
+def test_gzip_rotation_keeps_every_line_exactly_once(daemon, tmp_path):
+    import gzip
+
+    count = 200_000
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER.format(count=count))
+    log = tmp_path / "logs" / "out.log"
+    d = daemon(f"""
+        [watcher:chatty]
+        cmd = {sys.executable} {script}
+        restart = never
+        stdout_stream.class = FileStream
+        stdout_stream.filename = {log}
+        stdout_stream.max_bytes = 200000
+        stdout_stream.backup_count = 1000
+        stdout_stream.compress = true
+    """)
+    d.wait_log("chatty: process 1", timeout=60)
+    assert d.stop() == 0
+    lines, backups = read_gzipped(log)
+    assert len(backups) > 20
+    assert all(file.suffix == ".gz" for file in backups.values()), "every backup compressed"
+    assert sorted(backups) == list(range(1, len(backups) + 1))
+    assert not [f for f in log.parent.iterdir() if f.name.startswith(".")], "no temp left"
+    numbers = []
+    for line in lines:
+        match = re.fullmatch(rb"line (\d{8}) x*", line)
+        assert match, line[:80]
+        number = int(match.group(1))
+        assert len(line) == 14 + number % 50, "a whole line"
+        numbers.append(number)
+    assert numbers == list(range(count)), "every line once, in order"
+    for file in backups.values():
+        assert len(gzip.decompress(file.read_bytes())) <= 200_000
+        assert file.stat().st_size < 200_000 // 2, "actually compressed"
+    assert "cannot compress" not in d.log_text()
+
+
+def test_gzip_backups_shift_and_the_oldest_goes(tmp_path):
+    from bigtop.core.streams import FileTarget
+
+    log = tmp_path / "out.log"
+    target = FileTarget(str(log), max_bytes=100, backup_count=3, compress=True)
+    for n in range(100):
+        target.write(f"line {n:04d} {'y' * 10}\n".encode())  # 21 bytes: 4 a file
+    target.close()
+    assert sorted(f.name for f in tmp_path.iterdir()) == [
+        "out.log", "out.log.1.gz", "out.log.2.gz", "out.log.3.gz"]
+    lines, _ = read_gzipped(log)
+    numbers = [int(line.split()[1]) for line in lines]
+    assert numbers == list(range(100 - len(numbers), 100)), "the newest, in order"
+    assert len(numbers) == 4 * 4  # three full backups and the current file
+
+
+def test_failed_compression_keeps_the_plain_backup(tmp_path, caplog):
+    from bigtop.core.streams import FileTarget
+
+    log = tmp_path / "out.log"
+    blocker = tmp_path / ".out.log.1.gz.tmp"
+    blocker.mkdir()  # the temporary archive cannot be created: as a full disk would do
+    target = FileTarget(str(log), max_bytes=100, backup_count=5, compress=True)
+    n = 0
+
+    def write_until(files: set[str]) -> None:
+        nonlocal n
+        while {f.name for f in tmp_path.iterdir()} != files:
+            target.write(f"line {n:04d} {'y' * 10}\n".encode())
+            n += 1
+            assert n < 1000, sorted(f.name for f in tmp_path.iterdir())
+
+    write_until({".out.log.1.gz.tmp", "out.log", "out.log.1"})
+    assert "cannot compress" in caplog.text
+    blocker.rmdir()
+    write_until({"out.log", "out.log.1.gz", "out.log.2"})  # the plain one shifted
+    write_until({"out.log", "out.log.1.gz", "out.log.2.gz", "out.log.3"})
+    target.close()
+    lines, _ = read_gzipped(log)
+    assert [int(line.split()[1]) for line in lines] == list(range(n)), "nothing lost"
+
+
+def test_timed_rotation_compresses_and_prunes(tmp_path):
+    import gzip
+
+    from bigtop.core.streams import FileTarget
+
+    log = tmp_path / "out.log"
+    target = FileTarget(str(log), backup_count=3, rotate_when="S", compress=True)
+    for n in range(10):
+        target.write(f"tick {n}\n".encode())
+        target.rotate_at = 0  # the next write starts a new period
+    target.close()
+    backups = sorted(tmp_path.glob("out.log.*"))
+    assert len(backups) == 3
+    assert all(re.fullmatch(r"out\.log\.\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d(-\d+)?\.gz", f.name)
+               for f in backups), backups
+
+    def order(file):  # same-second rotations are numbered -1, -2, ...
+        match = re.search(r"(?:-(\d+))?\.gz$", file.name)
+        return file.name[:len("out.log.") + 19], int(match.group(1) or 0)
+
+    lines = [line for f in sorted(backups, key=order)
+             for line in gzip.decompress(f.read_bytes()).decode().splitlines()]
+    lines += log.read_text().splitlines()
+    assert lines == [f"tick {n}" for n in range(6, 10)], "the newest 3 backups and the file"
+
+
+def test_timed_rotation_compressed_in_a_daemon(daemon, tmp_path):
+    import gzip
+
+    log = tmp_path / "out.log"
+    d = daemon(f"""
+        [watcher:ticker]
+        cmd = sh -c 'i=0; while [ $i -lt 60 ]; do echo "tick $i"; i=$((i+1)); sleep 0.05; done'
+        restart = never
+        stdout_stream.class = TimedRotatingFileStream
+        stdout_stream.filename = {log}
+        stdout_stream.rotate_when = S
+        stdout_stream.backup_count = 100
+        stdout_stream.compress = gzip
+    """)
+    d.wait_log("ticker: process 1", timeout=20)
+    d.stop()
+    backups = sorted(tmp_path.glob("out.log.*"))  # one stamp a second: in order
+    assert backups and all(f.suffix == ".gz" for f in backups)
+    lines = [line for f in backups
+             for line in gzip.decompress(f.read_bytes()).decode().splitlines()]
+    lines += log.read_text().splitlines()
+    assert lines == [f"tick {i}" for i in range(60)]
+
+
+def test_compress_and_color_are_checked_with_file_and_line(tmp_path):
+    import pytest
+
+    from bigtop.config import ConfigError, load
+
+    path = tmp_path / "bigtop.ini"
+    path.write_text(
+        "[watcher:web]\n"
+        "cmd = sleep 1000\n"
+        "stdout_stream.class = FileStream\n"
+        "stdout_stream.filename = /tmp/web.log\n"
+        "stdout_stream.max_bytes = 1000\n"
+        "stdout_stream.compress = maybe\n"
+        "stderr_stream.class = FancyStdoutStream\n"
+        "stderr_stream.color = purple\n")
+    with pytest.raises(ConfigError) as info:
+        load(str(path), environ={})
+    found = {(p.line, p.key): p.message for p in info.value.problems}
+    assert set(found) == {(6, "stdout_stream.compress"), (8, "stderr_stream.color")}
+    assert "not a boolean" in found[6, "stdout_stream.compress"]
+    assert "red, green" in found[8, "stderr_stream.color"]
+    assert str(info.value).startswith(f"{path}:6: ")
+
+    path.write_text(
+        "[watcher:web]\n"
+        "cmd = sleep 1000\n"
+        "stdout_stream.class = circus.stream.TimedRotatingFileStream\n"
+        "stdout_stream.filename = /tmp/web.log\n"
+        "stdout_stream.compress = gzip\n"
+        "stderr_stream.class = circus.stream.FancyStdoutStream\n"
+        "stderr_stream.color = Cyan\n"
+        "stderr_stream.time_format = %H:%M\n")
+    (web,) = load(str(path), environ={}).watchers
+    assert web.stdout_stream.options["compress"] == "gzip"
+    assert web.stderr_stream.options["color"] == "Cyan"
+
+
+# -- StdoutStream and FancyStdoutStream ---------------------------------------
+
+FANCY = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+
+
+def test_stdout_and_fancy_stdout_streams(daemon):
+    d = daemon("""
+        [watcher:plain]
+        cmd = sh -c 'echo "raw 1"; echo "raw | 2"; exec sleep 1000'
+        stdout_stream.class = StdoutStream
+
+        [watcher:fancy]
+        cmd = sh -c 'echo "out 1"; echo "err 1" >&2; echo "err 2" >&2; exec sleep 1000'
+        stdout_stream.class = circus.stream.FancyStdoutStream
+        stderr_stream.class = FancyStdoutStream
+        stderr_stream.color = red
+        stderr_stream.time_format = %H:%M:%S
+
+        [watcher:console]
+        cmd = sh -c 'echo "default"; exec sleep 1000'
+    """)
+    pid = d.wait_pids("fancy", 1).pop()
+    want = ["raw 1", "raw | 2", "out 1", "err 1", "err 2", "default"]
+    wait_for(lambda: all(text in d.out_text() for text in want), message=f"{want} in stdout")
+    lines = d.out_text().splitlines()
+    assert [line for line in lines if "raw" in line] == ["raw 1", "raw | 2"], "no prefix"
+    (out,) = [line for line in lines if "out 1" in line]
+    assert re.fullmatch(rf"{FANCY} fancy\[{pid}\] \| out 1", out), out
+    errs = [line for line in lines if "err " in line]
+    assert len(errs) == 2
+    for line, text in zip(errs, ["err 1", "err 2"], strict=True):
+        # not a terminal: no color, whatever the color option says
+        assert re.fullmatch(rf"\d\d:\d\d:\d\d fancy\[{pid}\] \| {text}", line), line
+    (default,) = [line for line in lines if "default" in line]
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} console\.1 \| default", default), default
+    assert "\x1b" not in d.out_text()
+
+
+def test_switch_to_fancy_stdout_at_run_time(daemon):
+    d = daemon("""
+        [watcher:talk]
+        cmd = sh -c 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.02; done'
+        stdout_stream.class = StdoutStream
+    """)
+    pid = d.wait_pids("talk", 1).pop()
+    wait_for(lambda: d.out_text().count("\n") >= 3, message="plain lines")
+    d.client().call("set", name="talk", options={"stdout_stream.class": "FancyStdoutStream"},
+                    waiting=True)
+    wait_for(lambda: d.out_text().count(f"talk[{pid}] | ") >= 5, message="fancy lines")
+    assert d.pids("talk") == {pid}, "no restart to change the stream class"
+    details = d.client().call("status", name="talk", details=True)["details"]
+    assert details["dropped_lines"] == 0
+    d.stop()
+    numbers, fancy = [], False
+    for line in d.out_text().splitlines():
+        match = re.fullmatch(rf"({FANCY} talk\[{pid}\] \| )?line (\d+)", line)
+        assert match, line
+        assert fancy <= bool(match.group(1)), "once switched, every line is fancy"
+        fancy = bool(match.group(1))
+        numbers.append(int(match.group(2)))
+    assert fancy
+    assert numbers == list(range(1, len(numbers) + 1)), "nothing lost or doubled"
+
+
+def run_sink(make, chunks, max_pending=64 * 1024 * 1024):
+    """Feed chunks (pid, bytes) to a sink made on a real writer thread; the
+    sink once everything is written."""
+    import asyncio
+
+    from bigtop.core.streams import Writer
+
+    async def main():
+        writer = Writer(max_pending)
+        sink = make(writer)
+        for pid, chunk in chunks:
+            sink.write(chunk, pid, 1, "stdout")
+        sink.close()
+        await writer.close()
+        return sink
+
+    return asyncio.run(main())
+
+
+def test_fancy_stdout_colors_on_a_terminal_unless_no_color(monkeypatch):
+    import os
+    import pty
+    import select
+    import tty
+
+    from bigtop.core.streams import FancyStdoutSink, StdoutSink, watcher_color
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    master, slave = pty.openpty()
+    tty.setraw(slave)  # no \n -> \r\n: the bytes as written
+    try:
+        run_sink(lambda w: FancyStdoutSink(w, {"color": "red", "time_format": "T"}, "web",
+                                           fd=slave),
+                 [(42, b"one\ntwo\n"), (43, b"three\n")])
+        run_sink(lambda w: FancyStdoutSink(w, {"time_format": "T"}, "api", fd=slave),
+                 [(7, b"auto\n")])
+        monkeypatch.setenv("NO_COLOR", "1")
+        run_sink(lambda w: FancyStdoutSink(w, {"color": "red", "time_format": "T"}, "web",
+                                           fd=slave),
+                 [(42, b"plain\n")])
+        run_sink(lambda w: StdoutSink(w, {}, "web", fd=slave), [(42, b"as is\x1b[1m\n")])
+        expected = (
+            b"\x1b[31mT web[42]\x1b[0m | one\n\x1b[31mT web[42]\x1b[0m | two\n"
+            b"\x1b[31mT web[43]\x1b[0m | three\n"
+            + f"\x1b[{watcher_color('api')}mT api[7]\x1b[0m | auto\n".encode()
+            + b"T web[42] | plain\n"
+            b"as is\x1b[1m\n")
+        got = b""
+        while len(got) < len(expected) and select.select([master], [], [], 10)[0]:
+            got += os.read(master, 4096)
+        assert got == expected
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_sink_that_cannot_keep_up_counts_its_drops():
+    from bigtop.core.streams import FancyStdoutSink, StdoutSink
+
+    for cls in (StdoutSink, FancyStdoutSink):
+        sink = run_sink(lambda w, cls=cls: cls(w, {}, "web"),
+                        [(1, b"more than ten bytes\nand another line\n")], max_pending=10)
+        assert sink.dropped == 2
+
+
+def test_set_checks_stream_options_and_changes_nothing(daemon):
+    d = daemon("""
+        [watcher:app]
+        cmd = sleep 1000
+        """)
+    d.wait_pids("app", 1)
+    with d.client() as client:
+        reply = client.call("set", raise_on_error=False, name="app",
+                            options={"stdout_stream.class": "FancyStdoutStream",
+                                     "stdout_stream.color": "mauve"})
+        assert reply["status"] == "error" and "'mauve' is not a color" in reply["reason"]
+        options = client.call("options", name="app")["options"]
+        assert not any(key.startswith("stdout_stream") and value
+                       for key, value in options.items()), options
+    d.stop()

@@ -248,6 +248,7 @@ class Builder:
         cls = (options.get("class") or "").rsplit(".", 1)[-1]
         raw = section.values.get(f"{stream}.class") or section.values.get(
             f"{stream}.{next(iter(options))}")
+        rotates = cls == "TimedRotatingFileStream"
         if cls in ("FileStream", "WatchedFileStream", "TimedRotatingFileStream", "JsonStream"):
             if not options.get("filename"):
                 self.problem(f"{cls} needs a filename", section, f"{stream}.filename", raw)
@@ -255,16 +256,37 @@ class Builder:
             if not re.fullmatch(r"[SMHD]|MIDNIGHT|W[0-6]", when):
                 self.problem(f"{when!r} is not S, M, H, D, midnight or W0-W6", section,
                              f"{stream}.rotate_when", section.values.get(f"{stream}.rotate_when"))
+            sizes = {"max_bytes": 0, "backup_count": 5}
             for key in ("max_bytes", "backup_count", "rotate_interval"):
                 if key in options:
                     try:
-                        non_negative(to_int)(options[key])
+                        sizes[key] = non_negative(to_int)(options[key])
                     except ValueError as err:
                         self.problem(str(err), section, f"{stream}.{key}",
                                      section.values.get(f"{stream}.{key}"))
+            if cls in ("FileStream", "JsonStream"):
+                rotates = sizes["max_bytes"] > 0 and sizes["backup_count"] > 0
+        elif cls == "FancyStdoutStream" and "color" in options:
+            colors = ("red", "green", "yellow", "blue", "magenta", "cyan", "white")
+            if options["color"].strip().lower() not in colors:
+                self.problem(f"{options['color']!r} is not a color: {', '.join(colors)}",
+                             section, f"{stream}.color", section.values.get(f"{stream}.color"))
         elif cls not in ("StdoutStream", "FancyStdoutStream", ""):
             self.warnings.append(f"{origin} {stream}.class = {cls} is not applied by this "
                                  "version: output goes to the daemon's console")
+        if "compress" in options:
+            value = options["compress"]
+            try:
+                compress = value.strip().lower() == "gzip" or to_bool(value)
+            except ValueError:
+                self.problem(f"{value!r} is not a boolean (use true, false or gzip)", section,
+                             f"{stream}.compress", section.values.get(f"{stream}.compress"))
+            else:
+                if compress and not rotates:
+                    self.warnings.append(
+                        f"{origin} {stream}.compress has no effect: only rotated files are "
+                        "compressed (FileStream and JsonStream with max_bytes and "
+                        "backup_count, TimedRotatingFileStream)")
 
     def watcher_rules(self, section: RawSection, values: dict[str, Any]) -> None:
         """Checks between options of one watcher; fixes values it can derive."""
@@ -504,6 +526,11 @@ def update_watcher(spec: WatcherSpec, changes: Mapping[str, Any],
     b.watcher_rules(section, merged)
     if not merged.get("cmd", "").strip():
         b.problem("'cmd' is empty", section, "cmd", section.values.get("cmd"))
+    merged_streams = {name: {**getattr(spec, name).options, **streams[name]}
+                      for name in ("stdout_stream", "stderr_stream")}
+    for name, options in merged_streams.items():
+        if streams[name]:
+            b.stream_rules(section, name, options, spec.name)
     if b.problems:
         raise ConfigError(b.problems)
     merged.setdefault("restart", "never")
@@ -512,7 +539,7 @@ def update_watcher(spec: WatcherSpec, changes: Mapping[str, Any],
         env=env,
         rlimits={**spec.rlimits, **rlimits},
         hooks={**spec.hooks, **hooks},
-        stdout_stream=StreamSpec({**spec.stdout_stream.options, **streams["stdout_stream"]}),
-        stderr_stream=StreamSpec({**spec.stderr_stream.options, **streams["stderr_stream"]}),
+        stdout_stream=StreamSpec(merged_streams["stdout_stream"]),
+        stderr_stream=StreamSpec(merged_streams["stderr_stream"]),
         **{k: merged[k] for k in WATCHER_OPTIONS},
     )

@@ -97,9 +97,9 @@ class Arbiter:
     def _boot_watchers(self, watchers: Iterable[Watcher]) -> list[Watcher]:
         out = []
         for watcher in watchers:
-            if watcher.spec.on_demand and watcher.socket_names():
-                self._arm_on_demand(watcher)
-            elif watcher.spec.autostart:
+            if watcher.spec.on_demand and watcher.socket_names() and self._arm_on_demand(watcher):
+                continue
+            if watcher.spec.autostart:
                 out.append(watcher)
         return out
 
@@ -196,14 +196,22 @@ class Arbiter:
 
     # -- on-demand start -------------------------------------------------
 
-    def _arm_on_demand(self, watcher: Watcher) -> None:
-        for name in watcher.socket_names():
+    def _arm_on_demand(self, watcher: Watcher) -> bool:
+        """Start the watcher on a first connection; False if it cannot wait
+        (an so_reuseport socket: the daemon's copy does not listen)."""
+        names = watcher.socket_names()
+        if any(self.sockets[name].spec.so_reuseport for name in names):
+            log.warning("%s: on_demand does not apply to so_reuseport sockets, starting it",
+                        watcher.name)
+            return False
+        for name in names:
             fd = self.sockets[name].fd
             if fd in self._on_demand:
                 continue
             self._on_demand[fd] = watcher.name
             self.loop.add_reader(fd, self._on_connection, fd)
         log.info("%s: waiting for a first connection", watcher.name)
+        return True
 
     def _on_connection(self, fd: int) -> None:
         name = self._on_demand.get(fd)

@@ -5,20 +5,27 @@ whole-line chunks to the Writer, one thread that does every file write, so
 a slow or full disk never stalls the loop or the children. Its queue is
 bounded: what does not fit is dropped and counted, never silently.
 Rotation happens in the writer, between lines, so it neither splits nor
-drops nor duplicates one.
+drops nor duplicates one; a rotated file is gzipped there too, when asked.
+The console stream classes go through the same writer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import json
 import logging
 import os
 import queue
+import re
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from ..config.options import to_bool
 
 log = logging.getLogger("bigtop.streams")
 
@@ -31,7 +38,22 @@ def stream_class(options: dict[str, str]) -> str | None:
     return cls.rsplit(".", 1)[-1] if cls else None
 
 
+def wants_gzip(value: str | None) -> bool:
+    """The ``compress`` option: a boolean, or ``gzip`` (the only format)."""
+    if value is None:
+        return False
+    if value.strip().lower() == "gzip":
+        return True
+    try:
+        return to_bool(value)
+    except ValueError:  # a `set` is not checked as a file is: keep it plain
+        log.warning("compress = %r is not a boolean: rotated files are not compressed", value)
+        return False
+
+
 ROTATE_SECONDS = {"S": 1, "M": 60, "H": 3600, "D": 86400, "MIDNIGHT": 86400}
+GZIP_LEVEL = 1  # rotation blocks the writer while it runs: fast beats small
+GZIP_CHUNK = 1024 * 1024  # read and compressed this much at a time
 
 
 class FileTarget:
@@ -41,8 +63,9 @@ class FileTarget:
 
     def __init__(self, filename: str, max_bytes: int = 0, backup_count: int = 5,
                  watched: bool = False, rotate_when: str | None = None,
-                 rotate_interval: int = 1, utc: bool = False):
+                 rotate_interval: int = 1, utc: bool = False, compress: bool = False):
         self.filename = filename
+        self.compress = compress
         self.max_bytes = max_bytes
         self.backup_count = backup_count
         self.watched = watched
@@ -116,36 +139,93 @@ class FileTarget:
             view = view[written:]
         self.size += len(data)
 
+    def _close(self) -> None:
+        # Closed before anything that may fail: the next write reopens.
+        handle, self.handle = self.handle, None
+        handle.close()
+
     def _rotate(self) -> None:
-        self.handle.close()
+        """FILE becomes FILE.1 (FILE.1.gz when compressing), the older ones
+        shift up by one, and the one past backup_count goes. A backup left
+        plain by a failed compression shifts along with the others."""
+        self._close()
+        base = self.filename
+        for suffix in ("", ".gz"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{base}.{self.backup_count}{suffix}")
         for index in range(self.backup_count - 1, 0, -1):
-            older = f"{self.filename}.{index}"
-            if os.path.exists(older):
-                os.replace(older, f"{self.filename}.{index + 1}")
-        os.replace(self.filename, f"{self.filename}.1")
+            for suffix in ("", ".gz"):
+                older = f"{base}.{index}{suffix}"
+                if os.path.exists(older):
+                    os.replace(older, f"{base}.{index + 1}{suffix}")
+        os.replace(base, f"{base}.1")
         self._open()
+        if self.compress:
+            self._gzip(f"{base}.1")
 
     def _rotate_by_time(self) -> None:
-        """Rename to FILE.YYYY-MM-DD_HH-MM-SS and keep backup_count of them."""
-        self.handle.close()
+        """Rename to FILE.YYYY-MM-DD_HH-MM-SS (plus .gz when compressing) and
+        keep backup_count of them. A second rotation within the same second
+        is FILE.STAMP-1, then -2...: numbered past the newest one, so the
+        newest never sorts before an older one."""
+        self._close()
         stamp = time.strftime("%Y-%m-%d_%H-%M-%S",
                               time.gmtime() if self.utc else time.localtime())
-        target, n = f"{self.filename}.{stamp}", 1
-        while os.path.exists(target):  # never overwrite an earlier backup
-            target, n = f"{self.filename}.{stamp}-{n}", n + 1
+        same = [n for when, n, _ in self._timed_backups() if when == stamp]
+        target = f"{self.filename}.{stamp}" + (f"-{max(same) + 1}" if same else "")
         os.replace(self.filename, target)
+        self._open()
+        if self.compress:
+            self._gzip(target)
         if self.backup_count:
             directory = os.path.dirname(os.path.abspath(self.filename))
-            prefix = os.path.basename(self.filename) + "."
-            old = sorted(n for n in os.listdir(directory) if n.startswith(prefix))
-            for name in old[:-self.backup_count]:
-                os.unlink(os.path.join(directory, name))
-        self._open()
+            for _, _, name in self._timed_backups()[:-self.backup_count]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(directory, name))
+
+    def _timed_backups(self) -> list[tuple[str, int, str]]:
+        """(stamp, same-second number, file name) of each time-stamped
+        backup, compressed or not, oldest first."""
+        directory, base = os.path.split(os.path.abspath(self.filename))
+        pattern = re.compile(re.escape(base) + r"\.(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)"
+                             r"(?:-(\d+))?(?:\.gz)?")
+        found = []
+        for name in os.listdir(directory):
+            match = pattern.fullmatch(name)
+            if match:
+                found.append((match.group(1), int(match.group(2) or 0), name))
+        return sorted(found)
+
+    def _gzip(self, path: str) -> str:
+        """Compress a rotated file to PATH.gz, streaming it, through a hidden
+        temporary name so no one ever sees half an archive; the plain file
+        goes only once the archive is complete. If it fails (a full disk),
+        the plain file stays: nothing is lost. Returns the name kept."""
+        final = f"{path}.gz"
+        directory, name = os.path.split(final)
+        temp = os.path.join(directory, f".{name}.tmp")
+        try:
+            with open(path, "rb") as source, open(temp, "wb") as raw:
+                mtime = os.fstat(source.fileno()).st_mtime
+                with gzip.GzipFile(os.path.basename(path), "wb", GZIP_LEVEL, raw, mtime) as out:
+                    shutil.copyfileobj(source, out, GZIP_CHUNK)
+                raw.flush()
+                os.fsync(raw.fileno())  # on disk before the plain copy goes
+            os.replace(temp, final)
+        except OSError as err:
+            log.warning("cannot compress %s, kept uncompressed: %s", path, err)
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            return path
+        try:
+            os.unlink(path)
+        except OSError as err:
+            log.warning("compressed %s but cannot remove it: %s", path, err)
+        return final
 
     def close(self) -> None:
         if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+            self._close()
 
 
 class Writer:
@@ -256,17 +336,31 @@ class BatchSink:
         self.writer.release(self.target)
 
 
+def use_color(fd: int) -> bool:
+    """Escape codes only for a terminal, and never when NO_COLOR is set
+    (https://no-color.org)."""
+    return os.isatty(fd) and not os.environ.get("NO_COLOR")
+
+
+CONSOLE_COLORS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
+_picked: dict[str, int] = {}  # watcher -> its color, the same in every console sink
+
+
+def watcher_color(watcher: str) -> int:
+    """A color of its own for each watcher, in the order they first speak."""
+    if watcher not in _picked:
+        _picked[watcher] = CONSOLE_COLORS[len(_picked) % len(CONSOLE_COLORS)]
+    return _picked[watcher]
+
+
 class ConsoleSink:
     """Child output on the daemon's stdout, one prefixed line at a time,
     colored per watcher on a terminal (like ``docker compose``)."""
 
-    COLORS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
-
     def __init__(self, writer: Callable[[], Writer], fd: int = 1):
         self._writer = writer
         self.fd = fd
-        self.color = os.isatty(fd)
-        self._colors: dict[str, int] = {}
+        self.color = use_color(fd)
         self._sink: BatchSink | None = None
 
     def __call__(self, watcher: str, wid: int, pid: int, stream: str, line: str) -> None:
@@ -274,7 +368,7 @@ class ConsoleSink:
         stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
         prefix = f"{stamp} {watcher}.{wid}"
         if self.color:
-            code = self._colors.setdefault(watcher, self.COLORS[len(self._colors) % 10])
+            code = watcher_color(watcher)
             prefix = f"\x1b[2m{stamp}\x1b[0m \x1b[{code}m{watcher}.{wid}\x1b[0m"
         if self._sink is None:
             self._sink = BatchSink(self._writer(), ConsoleTarget(self.fd))
@@ -289,21 +383,34 @@ class ConsoleSink:
             self._sink.flush()
 
 
+class StreamSink(BatchSink):
+    """A configured stream class: made from its options (kept, so a changed
+    option can be noticed) and fed chunks of whole lines of one process."""
+
+    def __init__(self, writer: Writer, target: FileTarget | ConsoleTarget,
+                 options: dict[str, str], watcher: str = ""):
+        super().__init__(writer, target)
+        self.options = dict(options)
+        self.watcher = watcher
+
+    def write(self, chunk: bytes, pid: int = 0, wid: int = 0, stream: str = "") -> None:
+        self.add(chunk)
+
+
 FILE_CLASSES = ("FileStream", "WatchedFileStream", "TimedRotatingFileStream", "JsonStream")
+STDOUT_CLASSES = ("StdoutStream", "FancyStdoutStream")
 
 
-class FileSink(BatchSink):
+class FileSink(StreamSink):
     """Circus's FileStream (``filename``, ``max_bytes``, ``backup_count``,
     ``time_format``: a strftime prefix for each line), WatchedFileStream
     (reopened when moved away), TimedRotatingFileStream (``rotate_when``
     S/M/H/D/midnight/W0-W6, ``rotate_interval``, ``utc``), and bigtop's
     JsonStream (one JSON object a line: time, watcher, pid, wid, stream,
-    line)."""
+    line). ``compress`` gzips the files that rotation sets aside."""
 
     def __init__(self, writer: Writer, options: dict[str, str], watcher: str = ""):
         cls = stream_class(options)
-        self.options = dict(options)
-        self.watcher = watcher
         self.json = cls == "JsonStream"
         super().__init__(writer, FileTarget(
             options["filename"],
@@ -314,7 +421,8 @@ class FileSink(BatchSink):
                          if cls == "TimedRotatingFileStream" else None),
             rotate_interval=int(options.get("rotate_interval", 1)),
             utc=options.get("utc", "false").lower() in ("1", "true", "yes", "on"),
-        ))
+            compress=wants_gzip(options.get("compress")),
+        ), options, watcher)
         self.time_format = options.get("time_format")
 
     def write(self, chunk: bytes, pid: int = 0, wid: int = 0, stream: str = "") -> None:
@@ -332,3 +440,58 @@ class FileSink(BatchSink):
             self.add(b"".join(prefix + line + b"\n" for line in chunk.split(b"\n")[:-1]))
         else:
             self.add(chunk)
+
+
+class StdoutSink(StreamSink):
+    """Circus's StdoutStream: the lines on the daemon's standard output as
+    the process wrote them, no prefix; chunks pass through untouched."""
+
+    def __init__(self, writer: Writer, options: dict[str, str], watcher: str = "",
+                 fd: int = 1):
+        super().__init__(writer, ConsoleTarget(fd), options, watcher)
+
+
+FANCY_COLORS = {"red": 31, "green": 32, "yellow": 33, "blue": 34, "magenta": 35, "cyan": 36,
+                "white": 37}
+FANCY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class FancyStdoutSink(StdoutSink):
+    """Circus's FancyStdoutStream: each line on the daemon's standard output
+    after ``TIME WATCHER[PID] | ``, the prefix colored on a terminal
+    (``color``: one of FANCY_COLORS, else the watcher's console color;
+    ``time_format``: strftime, FANCY_TIME_FORMAT by default)."""
+
+    def __init__(self, writer: Writer, options: dict[str, str], watcher: str = "",
+                 fd: int = 1):
+        super().__init__(writer, options, watcher, fd)
+        self.time_format = options.get("time_format") or FANCY_TIME_FORMAT
+        name = options.get("color", "").strip().lower()
+        self.color = FANCY_COLORS.get(name) or watcher_color(watcher)
+        self.colored = use_color(fd)
+
+    def write(self, chunk: bytes, pid: int = 0, wid: int = 0, stream: str = "") -> None:
+        head = f"{time.strftime(self.time_format)} {self.watcher}[{pid}]"
+        if self.colored:
+            head = f"\x1b[{self.color}m{head}\x1b[0m"
+        prefix = head.encode("utf-8", "replace") + b" | "
+        if not chunk:
+            return
+        if not chunk.endswith(b"\n"):
+            chunk += b"\n"
+        # Every line but the last ends in a newline that the next one follows.
+        self.add(prefix + chunk[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
+
+
+def open_sink(writer: Callable[[], Writer], options: dict[str, str],
+              watcher: str) -> StreamSink | None:
+    """The sink of a stream's options, or None for the daemon's console
+    (no class, or one this version does not apply)."""
+    cls = stream_class(options)
+    if cls in FILE_CLASSES:
+        return FileSink(writer(), options, watcher)
+    if cls == "StdoutStream":
+        return StdoutSink(writer(), options, watcher)
+    if cls == "FancyStdoutStream":
+        return FancyStdoutSink(writer(), options, watcher)
+    return None
