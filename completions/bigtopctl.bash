@@ -32,7 +32,7 @@ _bigtopctl() {
     ((${#_bigtopctl_w[@]} > 1)) && prev=${_bigtopctl_w[${#_bigtopctl_w[@]}-1]}
     local commands="add rm start stop restart reload depends incr decr signal kill status list stats dstats numprocesses numwatchers listsockets logs options get set globaloptions reloadconfig quit version listen keygen completion shell help"
     local globals="--endpoint --timeout --json --key --server-key --pubsub-endpoint --version -h --help"
-    local valued=" --childpid --count --dir --endpoint --graceful-timeout --graceful_timeout --key --lines --match --option --pubsub-endpoint --server-key --signum --timeout -n -o "
+    local valued=" --childpid --count --dir --endpoint --graceful-timeout --graceful_timeout --key --lines --match --option --pubsub-endpoint --server-key --signum --since --timeout -n -o "
     local cmd="" npos=0 i w opts first rest watcher
     COMPREPLY=()
     for ((i = 1; i < ${#_bigtopctl_w[@]}; i++)); do
@@ -82,7 +82,7 @@ _bigtopctl() {
         numprocesses) opts="--help"; first="watcher"; rest="" ;;
         numwatchers) opts="--help"; first=""; rest="" ;;
         listsockets) opts="--help"; first=""; rest="" ;;
-        logs) opts="--help --lines --follow --stdout --stderr"; first="watcher"; rest="" ;;
+        logs) opts="--help --lines --follow --since --stdout --stderr"; first="watcher"; rest="" ;;
         options) opts="--help"; first="watcher"; rest="" ;;
         get) opts="--help"; first="watcher"; rest="keys" ;;
         set) opts="--help --waiting"; first="watcher"; rest="keys" ;;

@@ -15,7 +15,7 @@ end
 function __bigtopctl_positionals
     # How many arguments follow the command word.
     set -l words (commandline -opc)
-    set -l valued --childpid --count --dir --endpoint --graceful-timeout --graceful_timeout --key --lines --match --option --pubsub-endpoint --server-key --signum --timeout -n -o
+    set -l valued --childpid --count --dir --endpoint --graceful-timeout --graceful_timeout --key --lines --match --option --pubsub-endpoint --server-key --signum --since --timeout -n -o
     set -l n -1
     set -l skip 0
     for w in $words[2..-1]
@@ -61,7 +61,7 @@ complete -c bigtopctl -n '__fish_use_subcommand' -a dstats -d 'CPU and memory of
 complete -c bigtopctl -n '__fish_use_subcommand' -a numprocesses -d 'how many processes run (in all watchers, or in one)'
 complete -c bigtopctl -n '__fish_use_subcommand' -a numwatchers -d 'how many watchers there are'
 complete -c bigtopctl -n '__fish_use_subcommand' -a listsockets -d 'the sockets the daemon holds'
-complete -c bigtopctl -n '__fish_use_subcommand' -a logs -d 'the last output lines of every watcher, or of one (-f: then follow)'
+complete -c bigtopctl -n '__fish_use_subcommand' -a logs -d 'the last output lines of watchers, or of all (-f: then follow)'
 complete -c bigtopctl -n '__fish_use_subcommand' -a options -d 'every option of a watcher'
 complete -c bigtopctl -n '__fish_use_subcommand' -a get -d 'some options of a watcher'
 complete -c bigtopctl -n '__fish_use_subcommand' -a set -d 'change options of a watcher: set NAME KEY VALUE [KEY VALUE ...]'
@@ -125,6 +125,7 @@ complete -c bigtopctl -n '__fish_seen_subcommand_from listsockets' -s h -l help 
 complete -c bigtopctl -n '__fish_seen_subcommand_from logs' -s h -l help -d 'show this help message and exit'
 complete -c bigtopctl -n '__fish_seen_subcommand_from logs' -s n -l lines -x -d 'how many lines per watcher'
 complete -c bigtopctl -n '__fish_seen_subcommand_from logs' -s f -l follow -d 'then print new lines as the processes write them'
+complete -c bigtopctl -n '__fish_seen_subcommand_from logs' -l since -x -d 'only lines written since TIME: a time ago'
 complete -c bigtopctl -n '__fish_seen_subcommand_from logs' -l stdout -d 'standard output only'
 complete -c bigtopctl -n '__fish_seen_subcommand_from logs' -l stderr -d 'standard error only'
 complete -c bigtopctl -n '__fish_seen_subcommand_from options' -s h -l help -d 'show this help message and exit'

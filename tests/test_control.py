@@ -78,16 +78,18 @@ def test_set_with_a_broken_command_keeps_the_old_processes(daemon):
     assert client.call("get", name="web", keys=["cmd"])["options"]["cmd"] == "sleep 1000"
 
 
-def test_rolling_reload_waits_for_readiness(daemon):
+@pytest.mark.parametrize("asked_by", ["request", "config"])
+def test_rolling_reload_waits_for_readiness(daemon, asked_by):
     import threading
 
     from bigtop.control.client import subscribe
 
-    d = daemon("""
+    d = daemon(f"""
         [watcher:web]
         cmd = sleep 1000
         numprocesses = 3
         ready = delay:0.3
+        rolling_reload = {str(asked_by == "config").lower()}
     """)
     old = d.wait_pids("web", 3)
     events: list[str] = []
@@ -106,18 +108,20 @@ def test_rolling_reload_waits_for_readiness(daemon):
     import time
 
     time.sleep(0.3)  # the subscription must be in place before the reload
-    reply = d.client(timeout=20).call("reload", name="web", rolling=True, waiting=True)
+    asked = {"rolling": True} if asked_by == "request" else {}
+    reply = d.client(timeout=20).call("reload", name="web", waiting=True, **asked)
     thread.join(10)
     info = reply["info"]
     assert set(info["stopped"]) == old and len(info["started"]) == 3 and not info["kept"]
     assert d.pids("web") == set(info["started"])
     # Never fewer than 3 processes: each old one is stopped only after its
     # replacement was spawned and ready.
-    running, lowest = 3, 3
+    # And one at a time: never more than 4.
+    running, lowest, highest = 3, 3, 3
     for event in events:
         running += {"spawn": 1, "reap": -1}.get(event, 0)
-        lowest = min(lowest, running)
-    assert events.count("spawn") == 3 and lowest == 3, events
+        lowest, highest = min(lowest, running), max(highest, running)
+    assert events.count("spawn") == 3 and lowest == 3 and highest == 4, events
 
 
 def test_add_and_rm_at_run_time(daemon):

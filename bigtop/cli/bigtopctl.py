@@ -160,7 +160,7 @@ def execute(session: Session, spec: Spec, ns: argparse.Namespace, props: dict[st
             from .ctlevents import reload_with_progress
 
             reply = reload_with_progress(session, props)
-        elif spec.name == "logs" and ns.follow:
+        elif spec.name == "logs":
             from .ctlevents import follow_logs
 
             return follow_logs(session, ns, props, lambda reply: report(

@@ -528,29 +528,88 @@ def _listsockets(p: Parser) -> None:
     return None
 
 
-@command("logs", "the last output lines of every watcher, or of one (-f: then follow)",
+LOG_LINES = 20  # what `logs` shows of each watcher by default
+LOG_LINES_SINCE = 10_000  # with --since: every line since, as many as the daemon gives
+
+
+@command("logs", "the last output lines of watchers, or of all (-f: then follow)",
          "state", watcher=True)
 def _logs(p: Parser) -> PropsBuilder:
-    p.add_argument("-n", "--lines", type=int, default=20, metavar="N",
-                   help="how many lines per watcher (default: 20, at most 1000)")
+    p.add_argument("-n", "--lines", metavar="N",
+                   help=f"how many lines per watcher (default: {LOG_LINES}; with --since, "
+                        f"every line since, up to {LOG_LINES_SINCE})")
     p.add_argument("-f", "--follow", action="store_true",
                    help="then print new lines as the processes write them (Ctrl-C to stop)")
+    p.add_argument("--since", metavar="TIME",
+                   help="only lines written since TIME: a time ago (30s, 10m, 2h, 1d, 1h30m), "
+                        "an ISO time (2026-11-27T10:00:00, local time unless it has an "
+                        "offset) or Unix seconds")
     only = p.add_mutually_exclusive_group()
     only.add_argument("--stdout", dest="only", action="store_const", const="stdout",
                       help="standard output only")
     only.add_argument("--stderr", dest="only", action="store_const", const="stderr",
                       help="standard error only")
-    p.add_argument("name", metavar="NAME", nargs="?")
+    p.add_argument("names", metavar="WATCHER", nargs="*", help="whose lines (default: all)")
+    p.epilog = ("Lines read back from a file that does not record their process show as "
+                "WATCHER | LINE. With --json (a global option): one JSON object a line, "
+                "time, watcher, pid, wid, stream, line (null where a file does not say).")
+    # bigtopctl.execute hands every `logs` to ctlevents.follow_logs, which
+    # prints the lines itself (--json: one object a line), then follows.
 
     def props(ns: argparse.Namespace) -> Props:
-        out: Props = {"lines": ns.lines}
-        if ns.name:
-            out["name"] = ns.name
+        since = None
+        if ns.since is not None:
+            try:
+                since = since_time(ns.since)
+            except ValueError as err:
+                raise UsageError(p, str(err)) from None
+        if ns.lines is not None:
+            lines = integer(p, "-n", ns.lines)
+            if lines < 0:
+                raise UsageError(p, f"-n must be 0 or more, not {lines}")
+        else:
+            lines = LOG_LINES if since is None else LOG_LINES_SINCE
+        out: Props = {"lines": lines}
+        if len(ns.names) == 1:
+            out["name"] = ns.names[0]
+        elif ns.names:
+            out["name"] = ns.names
         if ns.only:
             out["stream"] = ns.only
+        if since is not None:
+            out["since"] = since
         return out
 
     return props
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def since_time(text: str, now: float | None = None) -> float:
+    """``--since``: a time ago (30s, 10m, 2h, 1d, 1w, or together: 1h30m),
+    an ISO 8601 time (local time unless it has an offset or Z) or Unix
+    seconds; the Unix time it means. ValueError says what is accepted."""
+    import math
+    import re
+    import time
+    from datetime import datetime
+
+    word = text.strip().lower()
+    if re.fullmatch(r"(?:\d+(?:\.\d+)?[smhdw])+", word):
+        ago = sum(float(amount) * DURATION_UNITS[unit]
+                  for amount, unit in re.findall(r"(\d+(?:\.\d+)?)([smhdw])", word))
+        return (time.time() if now is None else now) - ago
+    if re.fullmatch(r"\d+(?:\.\d*)?", word):
+        seconds = float(word)
+        if math.isfinite(seconds):
+            return seconds
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise ValueError(f"--since: expected a time ago (30s, 10m, 2h, 1d), an ISO time "
+                     f"(2026-11-27T10:00:00) or Unix seconds, not {text!r}")
 
 
 # -- options --------------------------------------------------------------------

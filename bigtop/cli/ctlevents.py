@@ -1,5 +1,5 @@
-"""bigtopctl commands that follow the daemon's event stream: ``listen``, and
-``reload --rolling`` with its progress bar."""
+"""bigtopctl commands that follow the daemon's event stream: ``listen``,
+``reload --rolling`` with its progress bar, and ``logs`` (-f)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .ctlsession import Session, Unreachable, timeout_message
@@ -263,27 +264,39 @@ def reload_with_progress(session: Session, props: dict[str, Any]) -> dict[str, A
         sub.close()
 
 
-# -- logs -f -----------------------------------------------------------------------
+# -- logs ------------------------------------------------------------------------------
+
+LOG_KEYS = ("time", "watcher", "pid", "wid", "stream", "line")
+LIVE_SLACK = 0.5  # seconds from a line kept in the daemon's memory to its live event, at most
+
 
 def follow_logs(session: Session, ns: argparse.Namespace, props: dict[str, Any],
-                report: Any) -> int:
-    """The last lines, then the lines as they come (``stream.*`` events,
-    which the daemon publishes only while someone subscribes to them)."""
-    import sys
-
-    prefix = f"stream.{ns.name.lower()}." if ns.name else "stream."
-    if ns.only:
-        prefix = f"stream.{ns.name.lower()}.{ns.only}" if ns.name else "stream."
-    sock = open_subscriber(session, pubsub_endpoint(session), [prefix])
+                report: Callable[[dict[str, Any]], int]) -> int:
+    """Every ``logs``, with or without -f: the last lines of the watchers
+    merged by time, then with -f (``ns.follow``) the lines as they come
+    (``stream.*`` events, which the daemon publishes only while someone
+    subscribes to them). --json: one object a line (time, watcher, pid,
+    wid, stream, line); else ``watcher.wid | line`` like docker compose,
+    colored per watcher and stderr in red on a terminal (not with NO_COLOR)."""
+    sock = None
+    if ns.follow:  # subscribed first: no line falls between the last lines and the live ones
+        sock = open_subscriber(session, pubsub_endpoint(session), live_topics(ns.names, ns.only))
+        sock.poll(100)  # a moment for the subscription to reach the daemon (a line ends it)
     try:
-        status = report(session.call("logs", **props))
-        if status:
-            return int(status)
-        out = None
-        if not session.json:
-            from . import display
-
-            out = display.console()
+        reply = session.call("logs", **props)
+        if reply.get("status") == "error":
+            return report(reply)
+        show = LogPrinter(session.json)
+        history = log_entries(reply)
+        for entry in history:
+            show(entry)
+        if sock is None:
+            if not history:
+                show.nothing()
+            show.flush()
+            return 0
+        show.flush()
+        shown = Shown(history)
         while True:
             if not sock.poll(250):
                 continue
@@ -292,17 +305,109 @@ def follow_logs(session: Session, ns: argparse.Namespace, props: dict[str, Any],
                 entry = json.loads(frames[1])
             except (IndexError, ValueError):
                 continue
-            if ns.only and entry.get("stream") != ns.only:
+            if not isinstance(entry, dict) or (ns.only and entry.get("stream") != ns.only):
                 continue
-            if out is None:
-                sys.stdout.write(json.dumps(entry) + "\n")
-                sys.stdout.flush()
-            else:
-                from .display import log_line
-
-                out.print(log_line(entry.get("watcher", "?"), entry), soft_wrap=True)
-                out.file.flush()
+            if not shown.again(entry):
+                show(entry)
+                show.flush()
     except KeyboardInterrupt:
         return 0
     finally:
-        sock.close()
+        if sock is not None:
+            sock.close()
+
+
+def live_topics(names: list[str], only: str | None) -> list[str]:
+    """stream.NAME.[STREAM] for each watcher; all of them: stream. (and
+    --stdout/--stderr filtered here: a prefix cannot skip the name)."""
+    if not names:
+        return ["stream."]
+    return [f"stream.{name.lower()}.{only or ''}" for name in names]
+
+
+def log_entries(reply: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lines of every watcher in the reply, as one list by time. A line
+    without a time (read from a file that does not say) stays after the line
+    before it of its watcher, at the start when none before it has one."""
+    keyed = []
+    lines = reply.get("lines")
+    for index, (name, items) in enumerate((lines if isinstance(lines, dict) else {}).items()):
+        latest = float("-inf")
+        for position, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict):
+                item = {"line": item}
+            entry = {key: item.get(key) for key in LOG_KEYS}
+            entry["watcher"] = name
+            when = entry["time"]
+            if isinstance(when, int | float) and not isinstance(when, bool):
+                latest = max(latest, when)
+            keyed.append(((latest, index, position), entry))
+    keyed.sort(key=lambda item: item[0])
+    return [entry for _, entry in keyed]
+
+
+class LogPrinter:
+    """Lines as JSON objects, or for people through rich (which leaves
+    colors out off a terminal and with NO_COLOR)."""
+
+    def __init__(self, as_json: bool):
+        self.out = None
+        if not as_json:
+            from . import display
+
+            self.out = display.console()
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        import sys
+
+        if self.out is None:
+            sys.stdout.write(json.dumps({key: entry.get(key) for key in LOG_KEYS}) + "\n")
+            return
+        from .display import log_line
+
+        self.out.print(log_line(str(entry.get("watcher") or "?"), entry), soft_wrap=True)
+
+    def nothing(self) -> None:
+        if self.out is not None:
+            from rich.text import Text
+
+            self.out.print(Text("no output yet", style="dim"))
+
+    def flush(self) -> None:
+        import sys
+
+        (sys.stdout if self.out is None else self.out.file).flush()
+
+
+class Shown:
+    """The lines just shown that came from the daemon's memory, which a live
+    event may repeat: subscribing comes first, so a line written before the
+    reply may come both ways. A live line is that repeat when its watcher,
+    pid, stream and text are those of a shown line, within LIVE_SLACK."""
+
+    def __init__(self, history: list[dict[str, Any]]):
+        self.times: dict[tuple[Any, ...], list[float]] = {}
+        self.until = float("-inf")
+        for entry in history:
+            when = entry.get("time")
+            if isinstance(when, int | float) and entry.get("pid") is not None:
+                self.times.setdefault(self.key(entry), []).append(when)
+                self.until = max(self.until, when + LIVE_SLACK)
+
+    @staticmethod
+    def key(entry: dict[str, Any]) -> tuple[Any, ...]:
+        return (entry.get("watcher"), entry.get("pid"), entry.get("stream"), entry.get("line"))
+
+    def again(self, entry: dict[str, Any]) -> bool:
+        when = entry.get("time")
+        if not self.times or not isinstance(when, int | float):
+            return False
+        if when > self.until:
+            self.times.clear()  # past what was shown: no more repeats
+            return False
+        times = self.times.get(self.key(entry), [])
+        for index, shown in enumerate(times):
+            if abs(when - shown) <= LIVE_SLACK:
+                del times[index]
+                return True
+        return False

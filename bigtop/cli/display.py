@@ -347,24 +347,6 @@ def show_depends(reply: dict[str, Any], ns: argparse.Namespace, out: Console) ->
     emit(out, top)
 
 
-def show_logs(reply: dict[str, Any], ns: argparse.Namespace, out: Console) -> None:
-    """Oldest first, across watchers; each line prefixed by its watcher and
-    process, coloured per watcher (like docker compose logs)."""
-    lines: dict[str, list[Any]] = reply.get("lines") or {}
-    only = getattr(ns, "only", None)
-    entries = []
-    for name, items in lines.items():
-        for item in items:
-            entry = item if isinstance(item, dict) else {"line": item}
-            if only and entry.get("stream", only) != only:
-                continue
-            entries.append((entry.get("time", 0), name, entry))
-    for _, name, entry in sorted(entries, key=lambda e: e[0]):
-        out.print(log_line(name, entry), soft_wrap=True)
-    if not entries and not getattr(ns, "follow", False):
-        out.print(Text("no output yet", style="dim"))
-
-
 def log_line(name: str, entry: dict[str, Any]) -> Text:
     wid = entry.get("wid")
     label = f"{name}.{wid}" if wid else name
@@ -462,7 +444,6 @@ RENDERERS: dict[str, Callable[[dict[str, Any], argparse.Namespace, Console], Non
     "list": show_list,
     "listsockets": show_listsockets,
     "depends": show_depends,
-    "logs": show_logs,
     "numprocesses": show_number("numprocesses"),
     "numwatchers": show_number("numwatchers"),
     "incr": show_number("numprocesses"),

@@ -85,6 +85,7 @@ class WatcherSpec:
     numprocesses: int = 1
     warmup_delay: float = 0.0
     graceful_timeout: float = 30.0
+    rolling_reload: bool = False
     stop_signal: int = int(signal.SIGTERM)
     stop_children: bool = False
     max_retry: int = 5

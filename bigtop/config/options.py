@@ -253,6 +253,7 @@ WATCHER_OPTIONS: dict[str, Converter] = {
     "numprocesses": non_negative(to_int),
     "warmup_delay": non_negative(to_float),
     "graceful_timeout": non_negative(to_float),
+    "rolling_reload": to_bool,
     "stop_signal": to_signal,
     "stop_children": to_bool,
     "max_retry": to_int,

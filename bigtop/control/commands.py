@@ -217,11 +217,14 @@ async def restart(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
 async def reload(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Replace the processes of one watcher (``name``) or all. ``graceful``
     (default): new processes first, old ones stopped once the new are
-    ready; ``sequential`` or ``rolling``: one process at a time;
+    ready; ``sequential`` or ``rolling``: one process at a time (default:
+    the watcher's ``rolling_reload``);
     ``graceful: false``: stop then start."""
     targets = [watcher(arbiter, props)] if "name" in props else list(arbiter.watchers.values())
     graceful = flag(props, "graceful", True)
-    one_by_one = flag(props, "sequential") or flag(props, "rolling")
+    one_by_one = None  # the watcher's rolling_reload
+    if "sequential" in props or "rolling" in props:
+        one_by_one = flag(props, "sequential") or flag(props, "rolling")
 
     async def work() -> Reply:
         from ..core import ReloadAborted
@@ -527,17 +530,28 @@ def details(w: Watcher) -> dict[str, Any]:
 
 @command("listsockets")
 def listsockets(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
-    """The daemon's sockets: fd, name, backlog and address."""
+    """The daemon's sockets: fd, name, backlog and address (host and port,
+    or path), and from the kernel the connections waiting to be accepted
+    (``accept_queue``; null when it does not say)."""
+    return {"sockets": sorted(socket_info(arbiter), key=lambda s: s["fd"])}
+
+
+def socket_info(arbiter: Arbiter) -> list[dict[str, Any]]:
+    from ..core.sockdiag import accept_queues
+
+    bound = [sock for sock in arbiter.sockets.values() if sock.sock is not None]
+    queues = accept_queues([sock.sock for sock in bound if sock.sock is not None])
     out = []
-    for sock in arbiter.sockets.values():
+    for sock in bound:
         entry: dict[str, Any] = {"fd": sock.fd, "name": sock.name, "backlog": sock.spec.backlog}
         if sock.spec.path:
             entry["path"] = sock.spec.path
         else:
-            host, port = sock.bound_address()
-            entry["host"], entry["port"] = host, port
+            entry["host"], entry["port"] = sock.bound_address()
+        queue = queues.get(sock.fd)
+        entry["accept_queue"] = queue[0] if queue else None
         out.append(entry)
-    return {"sockets": sorted(out, key=lambda s: s["fd"])}
+    return out
 
 
 @command("stats")
@@ -569,7 +583,8 @@ def stats(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
                 raise MessageError(f"process {pid} not found in {target.name!r}")
             return {"process": pid, "info": watcher_info(target)[str(pid)]}
         return {"name": props["name"], "info": watcher_info(target)}
-    return {"infos": {w.name: watcher_info(w) for w in arbiter.watchers.values()}}
+    return {"infos": {w.name: watcher_info(w) for w in arbiter.watchers.values()},
+            "sockets": socket_info(arbiter)}
 
 
 @command("dstats")
@@ -595,17 +610,146 @@ def depends(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     return {"depends": {w.name: list(w.spec.depends_on) for w in arbiter.watchers.values()}}
 
 
+LOG_LINES_MAX = 10_000  # lines of one watcher a `logs` reply gives at most
+LOG_DRAIN_TIMEOUT = 1.0  # seconds `logs` waits for queued output to reach the files
+
+
 @command("logs")
-def logs(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
-    """bigtop: the last output lines (``lines``, default 20; 256 KiB kept) of
-    one watcher (``name``) or of all, of one ``stream`` (stdout or stderr)
-    or both: time, pid, wid, stream, line."""
-    count = number(props, "lines", 20)
-    targets = [watcher(arbiter, props)] if "name" in props else list(arbiter.watchers.values())
+async def logs(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+    """bigtop: the last output lines of one watcher (``name``), of several
+    (a list of names) or of all: ``lines`` of each (default 20, at most
+    10000), of one ``stream`` (stdout or stderr) or of both merged by time,
+    and with ``since`` (Unix time) only those written at or after it. They
+    come from the stream's files (and their rotated backups) when it has
+    some, else from the 256 KiB kept in memory: time, pid, wid, stream, line,
+    null where a file does not say."""
+    count = max(0, min(number(props, "lines", 20), LOG_LINES_MAX))
+    since = moment(props, "since")
+    streams = log_streams(props)
+    targets = log_targets(arbiter, props)
+    await flush_output(arbiter, targets)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for target in targets:
+        lines = await watcher_log(target, count, streams, since)
+        out[target.name] = [entry._asdict() for entry in lines]
+    return {"lines": out}
+
+
+def moment(props: dict[str, Any], key: str) -> float | None:
+    import math
+
+    value = props.get(key)
+    if value is None:
+        return None
+    problem = MessageError(f"{key!r} must be a time in seconds since the epoch")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise problem
+    try:
+        when = float(value)
+    except (ValueError, OverflowError):
+        raise problem from None
+    if not math.isfinite(when):
+        raise problem
+    return when
+
+
+def log_streams(props: dict[str, Any]) -> tuple[str, ...]:
     stream = props.get("stream")
-    keys = ("time", "pid", "wid", "stream", "line")
-    return {"lines": {w.name: [dict(zip(keys, e, strict=True))
-                               for e in w.recent_lines(count, stream)] for w in targets}}
+    if stream is None:
+        return ("stdout", "stderr")
+    if stream not in ("stdout", "stderr"):
+        raise MessageError("'stream' must be stdout or stderr")
+    return (stream,)
+
+
+def log_targets(arbiter: Arbiter, props: dict[str, Any]) -> list[Watcher]:
+    names = props.get("name")
+    if names is None:
+        return list(arbiter.watchers.values())
+    if isinstance(names, str):
+        return [watcher(arbiter, props)]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise MessageError("'name' must be a watcher name or a list of them")
+    found: list[Watcher] = []
+    for name in names:
+        target = watcher(arbiter, {"name": name})
+        if target not in found:
+            found.append(target)
+    return found
+
+
+async def flush_output(arbiter: Arbiter, targets: list[Watcher]) -> None:
+    """The output the watchers' file sinks hold or have queued is written
+    first, so that the lines just printed are in the files; waited for
+    only so long (a slow disk answers with what is written)."""
+    from ..core import logtail
+
+    sinks = [s for w in targets for s in w.sinks.values() if logtail.is_file(s.options)]
+    if not sinks or arbiter.stopping:  # stopping: the writer may be gone
+        return
+    for sink in sinks:
+        sink.flush()
+    try:
+        await asyncio.wait_for(arbiter.writer().drain(), LOG_DRAIN_TIMEOUT)
+    except TimeoutError:
+        log.debug("logs: output still queued after %gs, not waiting more", LOG_DRAIN_TIMEOUT)
+
+
+def output_files(w: Watcher) -> dict[str, dict[str, str]]:
+    """The options of the file each stream goes to, by stream."""
+    from ..core import logtail
+
+    files = {}
+    for stream in ("stdout", "stderr"):
+        sink = w.sinks.get(stream)
+        options = sink.options if sink is not None else w.stream_options(stream)
+        if logtail.is_file(options):
+            files[stream] = options
+    return files
+
+
+async def watcher_log(w: Watcher, count: int, streams: tuple[str, ...],
+                      since: float | None) -> list[Any]:
+    """The lines of one watcher: of each file (read once, even when both
+    streams go to it) and of the streams with no file, merged by time."""
+    import os
+
+    from ..core import logtail
+
+    files = output_files(w)
+    runs = [[logtail.LogLine(*e) for e in w.recent_lines(count, stream, since)]
+            for stream in streams if stream not in files]
+    writers: dict[str, list[str]] = {}  # file -> the streams that go to it
+    for stream, options in files.items():
+        writers.setdefault(os.path.abspath(options["filename"]), []).append(stream)
+    for group in writers.values():
+        if any(stream in streams for stream in group):
+            runs.append(await file_log(w, files[group[0]], group, count, since))
+    return logtail.select(logtail.merge(runs), streams, since, count)
+
+
+async def file_log(w: Watcher, options: dict[str, str], group: list[str], count: int,
+                   since: float | None) -> list[Any]:
+    """The lines of one file: the recent ones from memory (they have a
+    time, pid and wid), older ones read from the file (in a thread) when
+    memory has too few. With ``since``, a file whose lines have no time
+    adds nothing: only lines known to be recent enough are shown."""
+    from ..core import logtail
+
+    stream = group[0] if len(group) == 1 else None  # None: both streams write the file
+
+    def recent() -> list[logtail.LogLine]:
+        return [logtail.LogLine(*e) for e in w.recent_lines(count, stream, since)]
+
+    lines = recent()
+    kept = w.recent_output
+    covered = since is not None and bool(kept) and kept[0][0] < since
+    if len(lines) >= count or covered or (since is not None and not logtail.has_times(options)):
+        return lines
+    older = await asyncio.to_thread(logtail.tail, options["filename"], count,
+                                    logtail.parser(options, stream), since)
+    # Taken again after the file: whatever the file has, memory has too.
+    return logtail.combine(older, recent())
 
 
 @command("version")

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import time
 from collections import deque
 from dataclasses import replace
@@ -26,7 +27,8 @@ from ..config.substitute import circus_vars
 from .output import PipeReader
 from .process import Process, SpawnError
 from .reaper import exit_code
-from .streams import FILE_CLASSES, FileSink, stream_class
+from .sockets import SocketError
+from .streams import StreamSink, open_sink
 from .tree import children as tree_children
 from .tree import descendants
 
@@ -71,8 +73,10 @@ class Watcher:
         self.failure: str | None = None
         self._ready: asyncio.Future[bool] = self.loop.create_future()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.sinks: dict[str, FileSink] = {}  # stream name -> its file, if any
+        # stream name -> its configured sink (a file, the daemon's stdout), if any
+        self.sinks: dict[str, StreamSink] = {}
         self._sinks_spec: WatcherSpec | None = None
+        self._dropped_closed = 0  # by sinks since replaced or closed
 
     def __repr__(self) -> str:
         return f"<Watcher {self.name} {self.state} {len(self.processes)}/{self.wanted}>"
@@ -105,7 +109,8 @@ class Watcher:
     # -- sockets ---------------------------------------------------------
 
     def socket_names(self) -> list[str]:
-        """The daemon sockets this watcher's processes inherit."""
+        """The daemon sockets this watcher's processes inherit, in the
+        order they get them (fds 3, 4, ...): the ``sockets`` list first."""
         spec = self.spec
         names = {v[len("sockets."):] for v in circus_vars(f"{spec.cmd} {spec.args or ''}")
                  if v.startswith("sockets.")}
@@ -114,7 +119,21 @@ class Watcher:
             names.add(self.spec.stdin_socket)
         if self.spec.use_sockets and not names:
             names = set(self.arbiter.sockets)
-        return sorted(names)
+        listed = [n for n in self.spec.sockets if n in names]
+        return listed + sorted(names - set(listed))
+
+    def _own_sockets(self, names: list[str]) -> dict[str, socket.socket | None]:
+        """Each process's own listening socket, for the so_reuseport ones."""
+        own: dict[str, socket.socket | None] = {}
+        try:
+            for name in names:
+                own[name] = self.arbiter.sockets[name].for_process()
+        except SocketError as err:
+            for sock in own.values():
+                if sock is not None:
+                    sock.close()
+            raise SpawnError(str(err)) from None
+        return own
 
     # -- commands (serialised) -------------------------------------------
 
@@ -155,7 +174,7 @@ class Watcher:
                          ", ".join(sorted(changed)))
                 if graceful and self.state == "active":
                     try:
-                        await self._roll(max(len(self.processes), 1))
+                        await self._roll(self._batch(spec.rolling_reload))
                     except ReloadAborted:
                         self.spec = old
                         raise
@@ -194,12 +213,16 @@ class Watcher:
             self.arbiter.unregister(process)
         self.processes.clear()
 
-    async def reload(self, graceful: bool = True, sequential: bool = False) -> None:
+    def _batch(self, rolling: bool) -> int:
+        return 1 if rolling else max(len(self.processes), 1)
+
+    async def reload(self, graceful: bool = True, sequential: bool | None = None) -> None:
         """Replace every process. Graceful: new processes first, each old one
         stopped only once its replacement is ready, all at once or one slot
-        at a time (``sequential``, a rolling restart). A replacement that
-        fails aborts the reload and keeps the old processes serving.
-        With ``send_hup``, the processes are sent SIGHUP instead."""
+        at a time (``sequential``, a rolling restart; by default the
+        watcher's ``rolling_reload``). A replacement that fails aborts the
+        reload and keeps the old processes serving. With ``send_hup``, the
+        processes are sent SIGHUP instead."""
         async with self.lock:
             if self.state != "active" or not graceful:
                 await self._stop()
@@ -208,7 +231,8 @@ class Watcher:
                 for process in list(self.processes.values()):
                     self._signal(process, signal.SIGHUP)
             else:
-                await self._roll(1 if sequential else max(len(self.processes), 1))
+                await self._roll(self._batch(
+                    self.spec.rolling_reload if sequential is None else sequential))
             self.emit("reload")
 
     async def _roll(self, batch: int) -> None:
@@ -374,12 +398,19 @@ class Watcher:
             missing = [n for n in names if n not in arbiter.sockets]
             if missing:
                 raise SpawnError(f"socket {missing[0]!r} is not bound")
-            process.spawn(
-                {name: arbiter.sockets[name].fd for name in names},
-                arbiter.child_env(self.spec),
-                capture_stdout=not self.spec.close_child_stdout,
-                capture_stderr=not self.spec.close_child_stderr,
-            )
+            own = self._own_sockets(names)
+            try:
+                process.spawn(
+                    {name: sock.fileno() if (sock := own[name]) else arbiter.sockets[name].fd
+                     for name in names},
+                    arbiter.child_env(self.spec),
+                    capture_stdout=not self.spec.close_child_stdout,
+                    capture_stderr=not self.spec.close_child_stderr,
+                )
+            finally:
+                for sock in own.values():
+                    if sock is not None:
+                        sock.close()  # the child's now
         except SpawnError as err:
             log.error("%s: cannot spawn process %d: %s", self.name, wid, err)
             self.emit("spawn_failure", wid=wid, reason=str(err))
@@ -413,14 +444,14 @@ class Watcher:
             self._remember(time.time(), process, stream, chunk)
             if self._sinks_spec is not self.spec:  # options changed: files too
                 self._refresh_sinks()
-            file_sink = self.sinks.get(stream)
-            if file_sink is not None:
-                file_sink.write(chunk, process.pid, process.wid, stream)
+            out = self.sinks.get(stream)
+            if out is not None:
+                out.write(chunk, process.pid, process.wid, stream)
             tailed = arbiter.tails and arbiter.tailed(topic)
-            if file_sink is not None and not tailed:
-                return  # the fast path: no line-by-line work at all
+            if out is not None and not tailed:
+                return  # the fast path: no line-by-line work here at all
             for line in chunk.decode("utf-8", "replace").split("\n")[:-1]:
-                if file_sink is None:
+                if out is None:
                     arbiter.output(self, process, stream, line)
                 if tailed:
                     arbiter.bus.emit(topic, {"watcher": self.name, "pid": process.pid,
@@ -436,10 +467,14 @@ class Watcher:
         while self._recent_bytes > RECENT_BYTES and len(self.recent_output) > 1:
             self._recent_bytes -= len(self.recent_output.popleft()[4])
 
-    def recent_lines(self, count: int, stream: str | None = None) -> list[tuple[Any, ...]]:
-        """The last ``count`` lines: (time, pid, wid, stream, text)."""
+    def recent_lines(self, count: int, stream: str | None = None,
+                     since: float | None = None) -> list[tuple[Any, ...]]:
+        """The last ``count`` lines (read at or after ``since``, if given):
+        (time, pid, wid, stream, text)."""
         lines: list[tuple[Any, ...]] = []
         for now, pid, wid, which, chunk in reversed(self.recent_output):
+            if since is not None and now < since:
+                break
             if stream is not None and which != stream:
                 continue
             texts = chunk.decode("utf-8", "replace").split("\n")[:-1]
@@ -448,34 +483,45 @@ class Watcher:
                 break
         return lines[-count:] if count > 0 else []
 
+    def stream_options(self, stream: str) -> dict[str, str]:
+        """The options of where a stream goes: as configured, or with
+        nothing configured and no console (daemon mode), a file in log_dir."""
+        options = getattr(self.spec, f"{stream}_stream").options
+        if not options and self.arbiter.log_dir:
+            options = {"class": "FileStream", "max_bytes": str(10 * 1024 * 1024),
+                       "backup_count": "5", "filename": os.path.join(
+                           self.arbiter.log_dir, f"{self.name}.{stream}.log")}
+        return options
+
     def _refresh_sinks(self) -> None:
-        """Open, keep or close the files of the streams to match the spec
-        (``set NAME stdout_stream.filename ...`` applies without a restart)."""
+        """Open, keep or close the sinks of the streams to match the spec
+        (``set NAME stdout_stream.filename ...`` or ``stdout_stream.class``
+        applies without a restart)."""
         for stream in ("stdout", "stderr"):
-            options = getattr(self.spec, f"{stream}_stream").options
-            if not options and self.arbiter.log_dir:
-                # Nothing configured and no console (daemon mode): a file.
-                options = {"class": "FileStream", "max_bytes": str(10 * 1024 * 1024),
-                           "backup_count": "5", "filename": os.path.join(
-                               self.arbiter.log_dir, f"{self.name}.{stream}.log")}
+            options = self.stream_options(stream)
             current = self.sinks.get(stream)
             if current is not None and current.options == options:
                 continue
             if current is not None:
-                current.close()
-                del self.sinks[stream]
-            if stream_class(options) in FILE_CLASSES:
-                self.sinks[stream] = FileSink(self.arbiter.writer(), options, self.name)
+                self._close_sink(self.sinks.pop(stream))
+            sink = open_sink(self.arbiter.writer, options, self.name)
+            if sink is not None:
+                self.sinks[stream] = sink
         self._sinks_spec = self.spec
+
+    def _close_sink(self, sink: StreamSink) -> None:
+        sink.close()  # what it holds goes to the writer before a new sink's lines
+        self._dropped_closed += sink.dropped
 
     @property
     def dropped(self) -> int:
-        """Output lines dropped because the disk did not keep up."""
-        return sum(sink.dropped for sink in self.sinks.values())
+        """Output lines dropped because a sink (a disk, the daemon's stdout)
+        did not keep up, counting sinks replaced since."""
+        return self._dropped_closed + sum(sink.dropped for sink in self.sinks.values())
 
     def close_sinks(self) -> None:
         for sink in self.sinks.values():
-            sink.close()
+            self._close_sink(sink)
         self.sinks.clear()
         self._sinks_spec = None
 
