@@ -3,8 +3,11 @@ line, and what is in the pipes when a child exits is still written."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import sys
+import time
 
 from .conftest import wait_for
 
@@ -550,3 +553,89 @@ def test_set_checks_stream_options_and_changes_nothing(daemon):
         assert not any(key.startswith("stdout_stream") and value
                        for key, value in options.items()), options
     d.stop()
+
+
+SLOW_DISK_CHILD = """\
+import os, sys, time
+count, progress = int(sys.argv[1]), sys.argv[2]
+batch = []
+for i in range(count):
+    batch.append(b"%09d %s\\n" % (i, b"x" * 89))
+    if len(batch) == 1000:
+        os.write(1, b"".join(batch))
+        batch = []
+        with open(progress, "w") as f:
+            f.write(str(i + 1))
+os.write(1, b"".join(batch))
+with open(progress, "w") as f:
+    f.write("done")
+time.sleep(1000)
+"""
+
+
+def test_a_slow_disk_holds_the_children_back_instead_of_dropping(daemon, tmp_path):
+    """100 MB into a "disk" that takes nothing for a while (a FIFO nobody
+    reads yet): past half of the writer's 64 MiB the pipes are no longer
+    read, the child waits, and once the disk takes data again every line
+    arrives, none dropped."""
+    import threading
+
+    (tmp_path / "child.py").write_text(SLOW_DISK_CHILD)
+    fifo = tmp_path / "disk"
+    os.mkfifo(fifo)
+    progress = tmp_path / "progress"
+    count = 1_000_000
+    d = daemon(f"""
+        [watcher:app]
+        cmd = {sys.executable} child.py {count} {progress}
+        working_dir = {tmp_path}
+        stdout_stream.class = FileStream
+        stdout_stream.filename = {fifo}
+        """)
+
+    def written() -> str:
+        return progress.read_text() if progress.exists() else "0"
+
+    lines: list[bytes] = []
+
+    def read_disk() -> None:
+        with open(fifo, "rb") as disk:
+            for line in disk:
+                lines.append(line)
+
+    reader = threading.Thread(target=read_disk, daemon=True)
+    try:
+        # Without holding back, the child would be done long before this.
+        deadline = time.monotonic() + 3
+        while written() != "done" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert written() != "done", "the child was not held back"
+    finally:
+        reader.start()  # the disk takes data again
+    wait_for(lambda: len(lines) >= count, timeout=120, message="every line")
+    assert [int(line[:9]) for line in lines] == list(range(count))
+    assert all(len(line) == 100 for line in lines)
+    wait_for(lambda: written() == "done")
+    with d.client() as client:
+        details = client.call("status", name="app", details=True)["details"]
+        assert details["dropped_lines"] == 0
+    d.stop()
+    reader.join(10)
+
+
+def test_a_stuck_writer_no_longer_holds_output_back(monkeypatch):
+    from bigtop.core import streams
+
+    writer = streams.Writer(max_pending=100)
+    try:
+        writer.pending = 80  # congested: more than half queued
+        writer.progress = time.monotonic()
+        assert writer.holding()
+        writer.progress -= streams.STUCK_AFTER + 1  # no write completed since
+        assert not writer.holding()
+        writer.pending = 10
+        writer.progress = time.monotonic()
+        assert not writer.holding()
+    finally:
+        writer.pending = 0
+        asyncio.run(writer.close())

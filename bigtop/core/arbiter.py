@@ -71,6 +71,10 @@ class Arbiter:
             self._writer = Writer()
         return self._writer
 
+    def output_held(self) -> bool:
+        """Whether the pipe readers should wait for the writer to catch up."""
+        return self._writer is not None and self._writer.holding()
+
     # -- life of the daemon ----------------------------------------------
 
     async def start(self) -> None:

@@ -6,13 +6,15 @@ one ending in a newline, with no per-line work here (a plain file sink
 writes the chunk as it is). A line split across reads is joined; a line
 longer than ``max_line`` is cut with a marker rather than dropped.
 
-Reads are few and large. The pipe is enlarged (``PIPE_SIZE``, within a budget) and, when a
-read found only a little, the reader rests a moment before the next one, so
-that a child writing many small lines fills the pipe for a while instead of
-waking the daemon for each line. The rest is sized from the measured rate
-to let about a quarter of the pipe accumulate, and never longer than
-``MAX_REST`` (the added latency of a live tail): the child never blocks on
-a full pipe because of it.
+Reads are few and large. The pipe is enlarged (``PIPE_SIZE``, within a
+budget) and, when a read found only a little, the reader rests a moment
+before the next one, so that a child writing many small lines fills the
+pipe for a while instead of waking the daemon for each line. The rest is
+sized from the measured rate to let about a quarter of the pipe
+accumulate, and never longer than ``MAX_REST`` (the added latency of a live
+tail): the child never blocks on a full pipe because of it. While the sinks
+are behind (``hold``), the reader waits, and the children with it once
+their pipes are full.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import time
 from collections.abc import Callable
 
 PIPE_SIZE = 1024 * 1024
-READ_SIZE = 1024 * 1024
+READ_SIZE = 128 * 1024
+READS_A_TURN = PIPE_SIZE // READ_SIZE
 MAX_LINE = 64 * 1024
 MAX_REST = 0.01  # seconds
-MIN_REST = 0.0005
+MIN_REST = 0.001  # epoll waits whole milliseconds: a shorter rest is not one
+HOLD_POLL = 0.01  # while the sinks are behind: look again this often
 CUT_MARKER = b" [...cut]"
 
 ChunkSink = Callable[[bytes], None]
@@ -77,10 +81,11 @@ pipes = PipeBudget()
 
 class PipeReader:
     def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, on_chunk: ChunkSink,
-                 max_line: int = MAX_LINE):
+                 max_line: int = MAX_LINE, hold: Callable[[], bool] | None = None):
         self.loop = loop
         self.fd: int | None = fd
         self.on_chunk = on_chunk
+        self.hold = hold  # True: wait before reading more (the sinks are behind)
         self.max_line = max_line
         self._partial = b""
         size, self._grown = pipes.enlarge(fd)
@@ -91,8 +96,15 @@ class PipeReader:
         loop.add_reader(fd, self._read)
 
     def _read(self) -> None:
+        if self.hold is not None and self.hold():
+            self._rest(HOLD_POLL)
+            return
+        # At most a pipe's worth a turn of the loop, so that the sinks pass
+        # each batch on before the next; in reads small enough to stay in
+        # the processor's cache on their way to a file.
         total = 0
-        while self.fd is not None:
+        for _ in range(READS_A_TURN):
+            assert self.fd is not None
             try:
                 data = os.read(self.fd, READ_SIZE)
             except (BlockingIOError, InterruptedError):
@@ -113,8 +125,12 @@ class PipeReader:
         # Rest until about a quarter of the pipe has come, at this rate.
         rest = MAX_REST if total == 0 else min(MAX_REST, elapsed * self._enough / total)
         if rest >= MIN_REST:
-            self.loop.remove_reader(self.fd)
-            self._resting = self.loop.call_later(rest, self._wake)
+            self._rest(rest)
+
+    def _rest(self, seconds: float) -> None:
+        assert self.fd is not None
+        self.loop.remove_reader(self.fd)
+        self._resting = self.loop.call_later(seconds, self._wake)
 
     def _wake(self) -> None:
         self._resting = None

@@ -30,6 +30,7 @@ from ..config.options import to_bool
 log = logging.getLogger("bigtop.streams")
 
 MAX_PENDING = 64 * 1024 * 1024  # bytes queued for the writer before drops
+STUCK_AFTER = 5.0  # seconds without a completed write: the disk is stuck
 
 
 def stream_class(options: dict[str, str]) -> str | None:
@@ -79,7 +80,7 @@ class FileTarget:
     def _open(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.filename)), exist_ok=True)
         self.handle = open(self.filename, "ab", buffering=0)  # noqa: SIM115
-        self.size = self.handle.tell()
+        self.size = os.fstat(self.handle.fileno()).st_size  # 0 for a pipe or a device
         if self.rotate_when:
             self.rotate_at = self._next_rotation(time.time())
 
@@ -229,11 +230,18 @@ class FileTarget:
 
 
 class Writer:
-    """The thread that writes every file."""
+    """The thread that writes every file.
+
+    When more than half of its bound is queued it is ``congested``: the
+    pipe readers then hold off (the children wait on their full pipes)
+    rather than have lines dropped, unless the writer is ``stuck``, making
+    no progress for ``STUCK_AFTER`` seconds (a hung disk): the children
+    then go on and what does not fit is dropped and counted."""
 
     def __init__(self, max_pending: int = MAX_PENDING):
         self.max_pending = max_pending
         self.pending = 0
+        self.progress = time.monotonic()  # when a write last completed
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="bigtop-writer", daemon=True)
@@ -244,6 +252,8 @@ class Writer:
         with self._lock:
             if self.pending + len(data) > self.max_pending:
                 return False
+            if not self.pending:
+                self.progress = time.monotonic()  # idle until now, not stuck
             self.pending += len(data)
         self._queue.put((target, data))
         return True
@@ -267,6 +277,15 @@ class Writer:
             finally:
                 with self._lock:
                     self.pending -= len(data or b"")
+                    self.progress = time.monotonic()
+
+    @property
+    def congested(self) -> bool:
+        return self.pending > self.max_pending // 2
+
+    def holding(self) -> bool:
+        """Whether output should wait: congested but not stuck."""
+        return self.congested and time.monotonic() - self.progress < STUCK_AFTER
 
     def release(self, target: FileTarget | ConsoleTarget) -> None:
         """Close a file once everything queued for it is written."""
