@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-all bench lint clean
+.PHONY: run test test-all bench lint clean django
 
 # The real Circus, in its own venv, for the wire-compatibility tests
 # (tests/test_circus_compat.py runs its circusctl and CircusClient).
@@ -35,6 +35,12 @@ $(CIRCUS_STAMP): | $(CIRCUS_VENV)/bin/python
 
 run: $(VENV)/.installed
 	$(BIN)/bigtopd examples/quickstart.ini
+
+# The Django example (examples/django/README.md): migrate, then serve it on
+# http://127.0.0.1:8000/ with two bigtop-wsgi workers and a job worker.
+django: $(VENV)/.installed-test
+	$(BIN)/python examples/django/manage.py migrate --noinput
+	$(BIN)/bigtopd examples/django/bigtop.ini
 
 test: $(VENV)/.installed-test $(CIRCUS_STAMP)
 	$(BIN)/pytest -m "not slow"

@@ -14,7 +14,3 @@ def bigtop_top() -> int:
 
 def bigtop_web() -> int:
     return _not_yet("bigtop-web")
-
-
-def bigtop_wsgi() -> int:
-    return _not_yet("bigtop-wsgi")

@@ -517,6 +517,7 @@ def details(w: Watcher) -> dict[str, Any]:
     return {
         "status": w.status,
         "running": len(w.processes),
+        "ready": sum(p.is_ready for p in w.processes.values()),
         "wanted": w.spec.numprocesses if w.state in ("active", "starting") else 0,
         "numprocesses": w.spec.numprocesses,
         "uptime": round(now - min(started), 3) if started else None,

@@ -1,0 +1,7 @@
+"""``python -m bigtop.wsgi`` is ``bigtop-wsgi``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

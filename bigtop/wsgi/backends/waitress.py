@@ -1,0 +1,106 @@
+"""waitress: a pure-Python server that runs the application in a pool of
+threads (``--threads``), so a WSGI app that blocks (a database driver
+written in C, a slow upstream) only holds its own thread.
+
+waitress has no graceful stop of its own, so the main loop is driven here:
+on a stop signal the listening socket leaves the loop (and our copy of it is
+closed), idle connections are closed (a new one only once it had time to
+send its first request), and connections with a request in progress are
+closed once their response has been sent (the responses not
+started yet say ``Connection: close``), until none is left or
+``--graceful-timeout`` has passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ..middleware import access_logged
+from . import Serving, StopSignals
+
+log = logging.getLogger("bigtop.wsgi")
+
+
+# A connection accepted just before the stop whose request has not been read
+# yet is not idle: its client has sent, or is sending, that request. It gets
+# this long to arrive before the connection counts as idle.
+FIRST_REQUEST_GRACE = 2.0
+
+
+def _is_idle(channel: Any, stopping_for: float) -> bool:
+    """No request queued or running, none half-received, nothing to send,
+    and (past a grace period) not a new connection still to send its first."""
+    fresh = channel.last_activity == channel.creation_time
+    return (not channel.requests and channel.request is None
+            and not channel.total_outbufs_len
+            and not (fresh and stopping_for < FIRST_REQUEST_GRACE))
+
+
+def serve(ctx: Serving) -> None:
+    from waitress.channel import HTTPChannel
+    from waitress.server import create_server
+
+    if ctx.log_level != "debug":
+        # waitress warns "Task queue depth is N" for every request that waits
+        # for a free thread: under load that is a line per request.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    app = ctx.app
+    if ctx.access_log:
+        app = access_logged(app)
+
+    listener = ctx.listener
+    channels: dict[int, Any] = {}
+    server = create_server(app, map=channels, sockets=[listener.sock], threads=ctx.threads,
+                           backlog=listener.backlog)
+    stop_requested = False
+
+    def begin() -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        server.pull_trigger()  # wake the loop out of poll()
+
+    StopSignals(begin).install()
+    ctx.on_ready()
+    loop = server.asyncore.loop
+    timeout, use_poll = server.adj.asyncore_loop_timeout, server.adj.asyncore_use_poll
+    while not stop_requested:
+        loop(timeout=timeout, map=channels, use_poll=use_poll, count=1)
+
+    ctx.draining.active = True
+    ctx.on_stopping()
+    server.accepting = False
+    server.del_channel()  # out of the loop's map; the trigger stays in it
+    listener.close()
+
+    stopped_at = time.monotonic()
+    deadline = stopped_at + ctx.graceful_timeout
+    while True:
+        busy = 0
+        for channel in list(channels.values()):
+            if not isinstance(channel, HTTPChannel):
+                continue
+            with channel.requests_lock:
+                if _is_idle(channel, time.monotonic() - stopped_at):
+                    channel.close_when_flushed = True  # closed by the loop's next pass
+                    continue
+                busy += 1
+                # Responses not started yet say "Connection: close" and close
+                # the connection when sent (an application may not set a
+                # hop-by-hop header itself: waitress enforces PEP 3333).
+                for request in channel.requests:
+                    request.headers["CONNECTION"] = "close"
+        if not any(isinstance(c, HTTPChannel) for c in channels.values()):
+            break
+        if time.monotonic() >= deadline:
+            log.warning("graceful timeout (%gs): closing %d connection(s) with a request "
+                        "in progress", ctx.graceful_timeout, busy)
+            break
+        # A worker thread that finishes a response pulls the trigger, which
+        # ends this wait; the timeout only bounds how late the deadline is seen.
+        loop(timeout=min(0.1, deadline - time.monotonic()), map=channels, use_poll=use_poll,
+             count=1)
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+    for channel in list(channels.values()):
+        channel.close()
