@@ -33,8 +33,9 @@ $(CIRCUS_STAMP): | $(CIRCUS_VENV)/bin/python
 	$(CIRCUS_VENV)/bin/python -c "import circus.client, circus.circusctl"
 	touch $@
 
+# The venv's bin first on PATH, where the quickstart finds bigtop-wsgi.
 run: $(VENV)/.installed
-	$(BIN)/bigtopd examples/quickstart.ini
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/bigtopd examples/quickstart.ini
 
 # The Django example (examples/django/README.md): migrate, then serve it on
 # http://127.0.0.1:8000/ with two bigtop-wsgi workers and a job worker.
