@@ -639,3 +639,47 @@ def test_a_stuck_writer_no_longer_holds_output_back(monkeypatch):
     finally:
         writer.pending = 0
         asyncio.run(writer.close())
+
+
+def test_a_line_longer_than_max_line_is_cut_not_dropped(daemon, tmp_path):
+    log = tmp_path / "out.log"
+    d = daemon(f"""
+        [watcher:app]
+        cmd = {sys.executable} -c "import sys, time; sys.stdout.write('a' * 2500 + 'b\\\\n'); sys.stdout.write('short\\\\n'); sys.stdout.flush(); time.sleep(1000)"
+        max_line = 1000
+        stdout_stream.class = FileStream
+        stdout_stream.filename = {log}
+        """)
+    wait_for(lambda: log.exists() and b"short\n" in log.read_bytes())
+    lines = log.read_bytes().split(b"\n")[:-1]
+    assert lines == [b"a" * 1000 + b" [...cut]", b"a" * 1000 + b" [...cut]",
+                     b"a" * 500 + b"b", b"short"]
+    d.stop()
+
+
+def test_long_lines_are_cut_wherever_they_fall():
+    """Any mix of line lengths: every piece at most max_line (plus the
+    marker), and the pieces put back together are the input."""
+    import random
+
+    from bigtop.core.output import CUT_MARKER, PipeReader
+
+    rnd = random.Random(4)
+    for _ in range(500):
+        limit = rnd.randint(1, 40)
+        data = b"".join(b"x" * rnd.choice([0, 1, limit - 1, limit, limit + 1, 2 * limit + 1,
+                                           rnd.randint(0, 150)]) + b"\n"
+                        for _ in range(rnd.randint(1, 20)))
+        pieces: list[bytes] = []
+        reader = PipeReader.__new__(PipeReader)  # no pipe needed to cut lines
+        reader.max_line, reader.on_chunk = limit, pieces.append
+        reader._deliver(data)
+        rebuilt = b""
+        for line in b"".join(pieces).split(b"\n")[:-1]:
+            if line.endswith(CUT_MARKER):
+                assert len(line) == limit + len(CUT_MARKER)
+                rebuilt += line[:-len(CUT_MARKER)]
+            else:
+                assert len(line) <= limit
+                rebuilt += line + b"\n"
+        assert rebuilt == data

@@ -86,6 +86,7 @@ class WatcherSpec:
     warmup_delay: float = 0.0
     graceful_timeout: float = 30.0
     rolling_reload: bool = False
+    max_line: int = 65536
     stop_signal: int = int(signal.SIGTERM)
     stop_children: bool = False
     max_retry: int = 5

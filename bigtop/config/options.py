@@ -91,6 +91,13 @@ def non_negative(conv: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return check
 
 
+def at_least_one_int(value: Any) -> int:
+    result = to_int(value)
+    if result < 1:
+        raise ValueError(f"{value!r} must be at least 1")
+    return result
+
+
 def to_octal(value: Any) -> int:
     """A umask, always octal: ``022`` or ``0o022`` (Circus read socket umasks
     as decimal)."""
@@ -254,6 +261,7 @@ WATCHER_OPTIONS: dict[str, Converter] = {
     "warmup_delay": non_negative(to_float),
     "graceful_timeout": non_negative(to_float),
     "rolling_reload": to_bool,
+    "max_line": at_least_one_int,
     "stop_signal": to_signal,
     "stop_children": to_bool,
     "max_retry": to_int,

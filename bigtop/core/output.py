@@ -142,12 +142,29 @@ class PipeReader:
         if end:
             chunk = self._partial + data[:end] if self._partial else data[:end]
             self._partial = data[end:]
-            self.on_chunk(chunk)
+            self._deliver(chunk)
         else:
             self._partial += data
         while len(self._partial) > self.max_line:
             self.on_chunk(self._partial[: self.max_line] + CUT_MARKER + b"\n")
             self._partial = self._partial[self.max_line :]
+
+    def _deliver(self, chunk: bytes) -> None:
+        """Whole lines on; a line longer than max_line in pieces. Looking
+        for one takes a search per max_line bytes, not one per line."""
+        limit, start, pos = self.max_line, 0, 0
+        while len(chunk) - pos > limit + 1:
+            newline = chunk.rfind(b"\n", pos, pos + limit + 1)
+            if newline >= 0:
+                pos = newline + 1
+                continue
+            if pos > start:
+                self.on_chunk(chunk[start:pos])
+            while chunk.find(b"\n", pos, pos + limit + 1) < 0:
+                self.on_chunk(chunk[pos:pos + limit] + CUT_MARKER + b"\n")
+                pos += limit
+            start = pos
+        self.on_chunk(chunk[start:] if start else chunk)
 
     def close(self) -> None:
         """Drain, deliver a last partial line, and close the pipe."""

@@ -423,7 +423,7 @@ class Watcher:
             # happen at once, from inside watch()).
             self.processes[wid] = process
         readers = [PipeReader(self.loop, fd, self._line_sink(process, stream),
-                              hold=arbiter.output_held)
+                              max_line=self.spec.max_line, hold=arbiter.output_held)
                    for stream, fd in process.pipes.items()]
         # Announced before it is watched: its reap may be reported at once.
         self.emit("spawn", process_pid=process.pid)
