@@ -30,7 +30,7 @@ READ_SIZE = 128 * 1024
 READS_A_TURN = PIPE_SIZE // READ_SIZE
 MAX_LINE = 64 * 1024
 MAX_REST = 0.01  # seconds
-MIN_REST = 0.001  # epoll waits whole milliseconds: a shorter rest is not one
+MIN_REST = 0.001  # epoll waits whole milliseconds (and a rest may last two)
 HOLD_POLL = 0.01  # while the sinks are behind: look again this often
 CUT_MARKER = b" [...cut]"
 
@@ -122,9 +122,13 @@ class PipeReader:
         elapsed, self._last = now - self._last, now
         if self.fd is None or total >= self._enough:
             return
-        # Rest until about a quarter of the pipe has come, at this rate.
-        rest = MAX_REST if total == 0 else min(MAX_REST, elapsed * self._enough / total)
-        if rest >= MIN_REST:
+        # Rest until about a quarter of the pipe has come at this rate, at
+        # least MIN_REST; not at all if twice that would fill the pipe.
+        if total == 0:
+            self._rest(MAX_REST)
+            return
+        rest = max(MIN_REST, min(MAX_REST, elapsed * self._enough / total))
+        if total / elapsed * 2 * rest < 4 * self._enough:
             self._rest(rest)
 
     def _rest(self, seconds: float) -> None:
