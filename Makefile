@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-all bench lint clean django
+.PHONY: run test test-all bench lint clean django chromium
 
 # The real Circus, in its own venv, for the wire-compatibility tests
 # (tests/test_circus_compat.py runs its circusctl and CircusClient).
@@ -43,10 +43,17 @@ django: $(VENV)/.installed-test
 	$(BIN)/python examples/django/manage.py migrate --noinput
 	$(BIN)/bigtopd examples/django/bigtop.ini
 
-test: $(VENV)/.installed-test $(CIRCUS_STAMP)
+# Debian's chromium, which Playwright drives in tests/test_web_browser.py
+# (it downloads no browser of its own).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "note: no /usr/bin/chromium and not root: browser tests are skipped (sudo apt-get install chromium)"; fi; }
+
+test: $(VENV)/.installed-test $(CIRCUS_STAMP) chromium
 	$(BIN)/pytest -m "not slow"
 
-test-all: $(VENV)/.installed-test $(CIRCUS_STAMP)
+test-all: $(VENV)/.installed-test $(CIRCUS_STAMP) chromium
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed

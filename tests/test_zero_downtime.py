@@ -27,10 +27,12 @@ def application(environ, start_response):
 
 class Load:
     """Client threads sending requests, each on a new connection (as
-    nginx talks to an upstream by default), counting what fails."""
+    nginx talks to an upstream by default) or on kept-alive ones, counting
+    what fails."""
 
-    def __init__(self, port: int, clients: int = 4):
+    def __init__(self, port: int, keepalive: bool, clients: int = 4):
         self.port = port
+        self.keepalive = keepalive
         self.ok = 0
         self.failures: list[str] = []
         self.pids: set[int] = set()
@@ -49,10 +51,13 @@ class Load:
             thread.join(60)
 
     def _run(self) -> None:
+        headers = {} if self.keepalive else {"Connection": "close"}
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         while not self._stop.is_set():
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
             try:
-                conn.request("GET", "/", headers={"Connection": "close"})
+                # A kept-alive connection the server closed after saying
+                # "Connection: close" is opened again by http.client.
+                conn.request("GET", "/", headers=headers)
                 response = conn.getresponse()
                 body = response.read()
                 if response.status != 200:
@@ -63,8 +68,10 @@ class Load:
             except Exception as err:  # every failure counts, whatever it is
                 with self._lock:
                     self.failures.append(repr(err))
-            finally:
                 conn.close()
+            if not self.keepalive:
+                conn.close()
+        conn.close()
 
     def served_at_least(self, count: int) -> None:
         start = self.ok
@@ -72,8 +79,10 @@ class Load:
                  message=f"{count} more requests")
 
 
+@pytest.mark.parametrize("keepalive", [False, True], ids=["new-connections", "keep-alive"])
 @pytest.mark.parametrize("backend", ["waitress", "gevent"])
-def test_no_request_fails_through_rolling_reload_and_restart(daemon, tmp_path, backend):
+def test_no_request_fails_through_rolling_reload_and_restart(daemon, tmp_path, backend,
+                                                            keepalive):
     (tmp_path / "app.py").write_text(APP)
     port = free_port()
     d = daemon(f"""
@@ -93,7 +102,7 @@ def test_no_request_fails_through_rolling_reload_and_restart(daemon, tmp_path, b
     wait_for(lambda: client.call("status", details=True)["details"]["web"]["ready"] == 2,
              message="web ready")
     first = d.pids("web")
-    with Load(port) as load:
+    with Load(port, keepalive) as load:
         load.served_at_least(500)
         client.call("reload", name="web", rolling=True, waiting=True)
         rolled = d.pids("web")

@@ -5,9 +5,9 @@ cooperate; a library that blocks in C code (some database drivers) blocks
 every request of the worker, which is why this is not the default backend.
 
 On a stop signal: stop accepting (closing our copy of the listening
-socket), close connections that wait for their next request (a new one
-only if it sends nothing for a moment), let the ones with a request in
-progress finish (their response says ``Connection:
+socket), give every connection a moment to send one more request (answered
+with ``Connection: close``) before closing the idle ones, let the ones with
+a request in progress finish (their response says ``Connection:
 close``), and kill what is left after ``--graceful-timeout``.
 """
 
@@ -23,9 +23,9 @@ from . import STOP_SIGNALS, Serving, StopSignals
 log = logging.getLogger("bigtop.wsgi")
 
 
-# How long a connection accepted just before the stop may take to send its
-# first request.
-FIRST_REQUEST_GRACE = 2.0
+# On a stop, how long a connection may take to send its next request (the
+# first of a new one, or one more on a kept-alive one) before it is closed.
+IDLE_GRACE = 2.0
 
 
 def hang_up(handlers: set[Any]) -> None:
@@ -49,27 +49,24 @@ def serve(ctx: Serving) -> None:
     from gevent.pywsgi import WSGIHandler, WSGIServer
 
     draining = ctx.draining
-    # Handlers blocked reading a request line: the next one of a kept-alive
-    # connection, or the first one of a new connection.
-    waiting: set[Any] = set()
-    waiting_first: set[Any] = set()
+    waiting: set[Any] = set()  # handlers blocked reading their next request line
 
     class Handler(WSGIHandler):  # type: ignore[misc]
-        served = False
+        answered = False  # a request answered while stopping: the connection ends
 
         def read_requestline(self) -> str:
-            if draining.active and self.served:
-                return ""  # ends the connection's keep-alive loop
-            # A new connection's client has sent, or is sending, its first
-            # request: it is read and answered even while stopping.
-            which = waiting if self.served else waiting_first
-            self.served = True
-            which.add(self)
+            if self.answered:
+                return ""
+            # The client may have sent, or be sending, its next request:
+            # while stopping it is still read, and answered with
+            # "Connection: close" (closing_when_draining).
+            self.answered = draining.active
+            waiting.add(self)
             try:
                 line: str = super().read_requestline()
                 return line
             finally:
-                which.discard(self)
+                waiting.discard(self)
 
     tcp = ctx.listener.sock.family in (socket.AF_INET, socket.AF_INET6)
 
@@ -103,9 +100,8 @@ def serve(ctx: Serving) -> None:
     ctx.on_stopping()
     server.close()
     ctx.listener.close()
-    hang_up(waiting)
-    # A new connection that sends nothing is only given so long.
-    gevent.spawn_later(FIRST_REQUEST_GRACE, hang_up, waiting_first)
+    # A connection that sends nothing more is only given so long.
+    gevent.spawn_later(IDLE_GRACE, hang_up, waiting)
     if not pool.join(timeout=ctx.graceful_timeout):
         log.warning("graceful timeout (%gs): stopping %d request(s) in progress",
                     ctx.graceful_timeout, len(pool))

@@ -4,9 +4,9 @@ written in C, a slow upstream) only holds its own thread.
 
 waitress has no graceful stop of its own, so the main loop is driven here:
 on a stop signal the listening socket leaves the loop (and our copy of it is
-closed), idle connections are closed (a new one only once it had time to
-send its first request), and connections with a request in progress are
-closed once their response has been sent (the responses not
+closed), connections get ``IDLE_GRACE`` seconds to send one more request
+before the idle ones are closed, and connections with a request in progress
+are closed once their response has been sent (the responses not
 started yet say ``Connection: close``), until none is left or
 ``--graceful-timeout`` has passed.
 """
@@ -23,19 +23,39 @@ from . import Serving, StopSignals
 log = logging.getLogger("bigtop.wsgi")
 
 
-# A connection accepted just before the stop whose request has not been read
-# yet is not idle: its client has sent, or is sending, that request. It gets
-# this long to arrive before the connection counts as idle.
-FIRST_REQUEST_GRACE = 2.0
+# On a stop, a connection's client may have sent, or be sending, its next
+# request (the first of a new connection, or one more on a kept-alive one):
+# every connection gets this long to send it, and is answered with
+# "Connection: close", before an idle one is closed. Closing at once would
+# reset those requests.
+IDLE_GRACE = 2.0
 
 
 def _is_idle(channel: Any, stopping_for: float) -> bool:
-    """No request queued or running, none half-received, nothing to send,
-    and (past a grace period) not a new connection still to send its first."""
-    fresh = channel.last_activity == channel.creation_time
-    return (not channel.requests and channel.request is None
-            and not channel.total_outbufs_len
-            and not (fresh and stopping_for < FIRST_REQUEST_GRACE))
+    """Past the grace period, no request queued or running, none
+    half-received, nothing to send."""
+    return (stopping_for >= IDLE_GRACE and not channel.requests and channel.request is None
+            and not channel.total_outbufs_len)
+
+
+def _channel_class(draining: Any) -> Any:
+    """waitress's channel, whose requests parsed while stopping ask for the
+    connection to be closed after their response (an application may not
+    set a hop-by-hop header itself: waitress enforces PEP 3333)."""
+    from waitress.channel import HTTPChannel
+    from waitress.parser import HTTPRequestParser
+
+    class Parser(HTTPRequestParser):  # type: ignore[misc]
+        def received(self, data: bytes) -> int:
+            used: int = super().received(data)
+            if self.completed and draining.active:
+                self.headers["CONNECTION"] = "close"
+            return used
+
+    class Channel(HTTPChannel):  # type: ignore[misc]
+        parser_class = Parser
+
+    return Channel
 
 
 def serve(ctx: Serving) -> None:
@@ -54,6 +74,7 @@ def serve(ctx: Serving) -> None:
     channels: dict[int, Any] = {}
     server = create_server(app, map=channels, sockets=[listener.sock], threads=ctx.threads,
                            backlog=listener.backlog)
+    server.channel_class = _channel_class(ctx.draining)
     stop_requested = False
 
     def begin() -> None:
