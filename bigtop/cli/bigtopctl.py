@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from .. import __version__
+from ..control.session import Session, Unreachable
 from .ctlcommands import (
     COMMANDS,
     GLOBAL_DESTS,
@@ -26,7 +27,6 @@ from .ctlcommands import (
     add_global_options,
     summary_lines,
 )
-from .ctlsession import Session, Unreachable
 
 OK, TRANSPORT, USAGE, FAILED = 0, 1, 2, 3
 

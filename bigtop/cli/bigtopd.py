@@ -142,11 +142,17 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
         loop.add_signal_handler(sig, on_stop, sig.name)
     loop.add_signal_handler(signal.SIGHUP, lambda: spawn(reload()))
     log.info("bigtopd %s starting (pid %d) with %s", __version__, os.getpid(), path)
-    from ..control.endpoints import check_free, default_endpoint, default_pubsub_endpoint
+    from ..control.endpoints import (
+        check_free,
+        default_endpoint,
+        default_pubsub_endpoint,
+        default_stats_endpoint,
+    )
 
     try:
         check_free(config.settings.endpoint or default_endpoint(),
-                   config.settings.pubsub_endpoint or default_pubsub_endpoint())
+                   config.settings.pubsub_endpoint or default_pubsub_endpoint(),
+                   config.settings.stats_endpoint or default_stats_endpoint())
     except OSError as err:
         log.error("%s; nothing started", err)
         return 1
@@ -180,6 +186,7 @@ async def start_control(arbiter: Arbiter, config: Config) -> ControlServer:
     from ..control.endpoints import (
         default_endpoint,
         default_pubsub_endpoint,
+        default_stats_endpoint,
         ensure_private_dir,
         runtime_dir,
     )
@@ -188,10 +195,11 @@ async def start_control(arbiter: Arbiter, config: Config) -> ControlServer:
     settings = config.settings
     endpoint = settings.endpoint or default_endpoint()
     pubsub = settings.pubsub_endpoint or default_pubsub_endpoint()
-    if not (settings.endpoint and settings.pubsub_endpoint):
+    stats = settings.stats_endpoint or default_stats_endpoint()
+    if not (settings.endpoint and settings.pubsub_endpoint and settings.stats_endpoint):
         ensure_private_dir(runtime_dir())
     curve = None
-    tcp = any(e.startswith("tcp://") for e in (endpoint, pubsub))
+    tcp = any(e.startswith("tcp://") for e in (endpoint, pubsub, stats))
     if tcp and settings.server_key and settings.authorized_keys:
         import zmq.auth
 
@@ -207,10 +215,10 @@ async def start_control(arbiter: Arbiter, config: Config) -> ControlServer:
 
         owner_name = settings.endpoint_owner
         owner = int(owner_name) if owner_name.isdigit() else pwd.getpwnam(owner_name).pw_uid
-    server = ControlServer(arbiter, endpoint, pubsub, curve, owner)
+    server = ControlServer(arbiter, endpoint, pubsub, curve, owner, stats_endpoint=stats)
     await server.start()
     arbiter.endpoints = {"endpoint": endpoint, "pubsub_endpoint": pubsub,
-                         "stats_endpoint": settings.stats_endpoint}
+                         "stats_endpoint": stats}
     return server
 
 

@@ -10,7 +10,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .ctlsession import Session, Unreachable, timeout_message
+from ..control.endpoints import guess_pubsub, reachable_host
+from ..control.loglines import LOG_KEYS, Shown, log_entries
+from ..control.session import Session, Unreachable, timeout_message
 
 if TYPE_CHECKING:
     import zmq
@@ -35,30 +37,6 @@ def pubsub_endpoint(session: Session) -> str:
     if isinstance(told, str) and told:
         return reachable_host(told, control)
     return guess_pubsub(control)
-
-
-def reachable_host(endpoint: str, control: str) -> str:
-    """A PUB bound on every address (tcp://0.0.0.0:N, tcp://*:N) is reached
-    at the host we reach the control endpoint on."""
-    for wildcard in ("tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"):
-        if endpoint.startswith(wildcard) and control.startswith("tcp://"):
-            host = control[len("tcp://"):].rsplit(":", 1)[0]
-            return f"tcp://{host}:{endpoint[len(wildcard):]}"
-    return endpoint
-
-
-def guess_pubsub(control: str) -> str:
-    """ipc://DIR/control.sock -> ipc://DIR/events.sock; tcp://H:P -> tcp://H:P+1
-    (Circus's 5555/5556); else the default events endpoint."""
-    if control.startswith("ipc://"):
-        return f"ipc://{os.path.join(os.path.dirname(control[len('ipc://'):]), 'events.sock')}"
-    if control.startswith("tcp://"):
-        host, _, port = control.rpartition(":")
-        if port.isdigit():
-            return f"{host}:{int(port) + 1}"
-    from ..control.endpoints import default_pubsub_endpoint
-
-    return default_pubsub_endpoint()
 
 
 def open_subscriber(session: Session, endpoint: str, topics: list[str]) -> zmq.Socket[bytes]:
@@ -266,8 +244,6 @@ def reload_with_progress(session: Session, props: dict[str, Any]) -> dict[str, A
 
 # -- logs ------------------------------------------------------------------------------
 
-LOG_KEYS = ("time", "watcher", "pid", "wid", "stream", "line")
-LIVE_SLACK = 0.5  # seconds from a line kept in the daemon's memory to its live event, at most
 
 
 def follow_logs(session: Session, ns: argparse.Namespace, props: dict[str, Any],
@@ -325,27 +301,6 @@ def live_topics(names: list[str], only: str | None) -> list[str]:
     return [f"stream.{name.lower()}.{only or ''}" for name in names]
 
 
-def log_entries(reply: dict[str, Any]) -> list[dict[str, Any]]:
-    """The lines of every watcher in the reply, as one list by time. A line
-    without a time (read from a file that does not say) stays after the line
-    before it of its watcher, at the start when none before it has one."""
-    keyed = []
-    lines = reply.get("lines")
-    for index, (name, items) in enumerate((lines if isinstance(lines, dict) else {}).items()):
-        latest = float("-inf")
-        for position, item in enumerate(items if isinstance(items, list) else []):
-            if not isinstance(item, dict):
-                item = {"line": item}
-            entry = {key: item.get(key) for key in LOG_KEYS}
-            entry["watcher"] = name
-            when = entry["time"]
-            if isinstance(when, int | float) and not isinstance(when, bool):
-                latest = max(latest, when)
-            keyed.append(((latest, index, position), entry))
-    keyed.sort(key=lambda item: item[0])
-    return [entry for _, entry in keyed]
-
-
 class LogPrinter:
     """Lines as JSON objects, or for people through rich (which leaves
     colors out off a terminal and with NO_COLOR)."""
@@ -379,35 +334,3 @@ class LogPrinter:
         (sys.stdout if self.out is None else self.out.file).flush()
 
 
-class Shown:
-    """The lines just shown that came from the daemon's memory, which a live
-    event may repeat: subscribing comes first, so a line written before the
-    reply may come both ways. A live line is that repeat when its watcher,
-    pid, stream and text are those of a shown line, within LIVE_SLACK."""
-
-    def __init__(self, history: list[dict[str, Any]]):
-        self.times: dict[tuple[Any, ...], list[float]] = {}
-        self.until = float("-inf")
-        for entry in history:
-            when = entry.get("time")
-            if isinstance(when, int | float) and entry.get("pid") is not None:
-                self.times.setdefault(self.key(entry), []).append(when)
-                self.until = max(self.until, when + LIVE_SLACK)
-
-    @staticmethod
-    def key(entry: dict[str, Any]) -> tuple[Any, ...]:
-        return (entry.get("watcher"), entry.get("pid"), entry.get("stream"), entry.get("line"))
-
-    def again(self, entry: dict[str, Any]) -> bool:
-        when = entry.get("time")
-        if not self.times or not isinstance(when, int | float):
-            return False
-        if when > self.until:
-            self.times.clear()  # past what was shown: no more repeats
-            return False
-        times = self.times.get(self.key(entry), [])
-        for index, shown in enumerate(times):
-            if abs(when - shown) <= LIVE_SLACK:
-                del times[index]
-                return True
-        return False

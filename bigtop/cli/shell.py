@@ -22,8 +22,8 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..control.session import Session, Unreachable
 from .ctlcommands import COMMANDS, GLOBAL_OPTIONS, UsageError
-from .ctlsession import Session, Unreachable
 
 if TYPE_CHECKING:
     from prompt_toolkit.completion import CompleteEvent, Completion

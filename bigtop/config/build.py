@@ -23,6 +23,7 @@ from .model import (
     WatcherSpec,
 )
 from .options import (
+    FLAPPING_OPTIONS,
     HOOK_NAMES,
     INCLUDE_KEYS,
     PLUGIN_OPTIONS,
@@ -161,8 +162,6 @@ class Builder:
         if not known.get("use"):
             self.problem("missing 'use' (the plugin class, as module.Class)", section)
             return None
-        self.warnings.append(f"{section.file}:{section.line}: [{section.title}] plugins are read "
-                             "but not run by this version")
         return PluginSpec(name=section.name, options=extra,
                           origin=Origin(section.file, section.line), **known)
 
@@ -183,7 +182,7 @@ class Builder:
         # whatever copy_env says (that decides what the process gets).
         variables = env_variables({**self.environ, **env})
 
-        values, rlimits, hooks, streams = self.watcher_options(section, variables)
+        values, rlimits, hooks, streams, flapping = self.watcher_options(section, variables)
         if not values.get("cmd", "").strip():
             if "cmd" not in section.values:
                 self.problem("missing 'cmd' (the command to run)", section)
@@ -192,8 +191,6 @@ class Builder:
             return None
         self.watcher_rules(section, values)
         origin = f"{section.file}:{section.line}: [{section.title}]"
-        if hooks:
-            self.warnings.append(f"{origin} hooks are read but not run by this version")
         for stream, options in streams.items():
             self.stream_rules(section, stream, options, origin)
         return WatcherSpec(
@@ -201,6 +198,7 @@ class Builder:
             env=env,
             rlimits=rlimits,
             hooks=hooks,
+            flapping=flapping,
             stdout_stream=StreamSpec(streams["stdout_stream"]),
             stderr_stream=StreamSpec(streams["stderr_stream"]),
             origin=Origin(section.file, section.line),
@@ -208,12 +206,14 @@ class Builder:
         )
 
     def watcher_options(self, section: RawSection, variables: Mapping[str, str]) -> tuple[
-            dict[str, Any], dict[str, int], dict[str, HookSpec], dict[str, dict[str, str]]]:
+            dict[str, Any], dict[str, int], dict[str, HookSpec], dict[str, dict[str, str]],
+            dict[str, Any]]:
         """Convert every key of a watcher section but env."""
         values: dict[str, Any] = {}
         rlimits: dict[str, int] = {}
         hooks: dict[str, HookSpec] = {}
         streams: dict[str, dict[str, str]] = {"stdout_stream": {}, "stderr_stream": {}}
+        flapping: dict[str, Any] = {}
         for key, raw in section.values.items():
             if key == "env":
                 continue
@@ -236,10 +236,18 @@ class Builder:
             elif key.startswith(("stdout_stream.", "stderr_stream.")):
                 stream, _, option = key.partition(".")
                 streams[stream][option] = substitute(text(raw.value), variables)
+            elif key.startswith("flapping."):
+                option = key[len("flapping."):]
+                if option not in FLAPPING_OPTIONS:
+                    self.unknown(section, key, raw, [f"flapping.{o}" for o in FLAPPING_OPTIONS])
+                    continue
+                value = self.convert(section, key, raw, FLAPPING_OPTIONS[option], variables)
+                if value is not None:
+                    flapping[option] = value
             else:
                 known = [*WATCHER_OPTIONS, "env", *(p + "*" for p in WATCHER_PREFIXES)]
                 self.unknown(section, key, raw, known)
-        return values, rlimits, hooks, streams
+        return values, rlimits, hooks, streams, flapping
 
     def stream_rules(self, section: RawSection, stream: str, options: dict[str, str],
                      origin: str) -> None:
@@ -413,6 +421,36 @@ def build(sections: list[RawSection], environ: Mapping[str, str] | None = None,
     )
 
 
+HTTPD = "circushttpd"  # the web console's watcher and socket, named as in Circus
+
+
+def with_httpd(config: Config) -> Config:
+    """The configuration the daemon runs: with ``httpd = true``, plus the
+    web console as a watcher serving on a socket the daemon owns
+    (``bigtop-web --fd``), as Circus ran circushttpd. It inherits the
+    daemon's environment (its runtime directory, BIGTOP_WEB_TOKEN,
+    BIGTOPCTL_KEY, ...). A ``[watcher:circushttpd]`` or
+    ``[socket:circushttpd]`` of the file is kept instead."""
+    import sys
+
+    settings = config.settings
+    if not settings.httpd:
+        return config
+    sockets, watchers = list(config.sockets), list(config.watchers)
+    if not any(s.name == HTTPD for s in sockets):
+        sockets.append(SocketSpec(HTTPD, host=settings.httpd_host, port=settings.httpd_port))
+    if config.watcher(HTTPD) is None:
+        args = f"-m bigtop.web --fd $(circus.sockets.{HTTPD})"
+        if settings.endpoint:
+            args += f" --endpoint {shlex.quote(settings.endpoint)}"
+        close = settings.httpd_close_outputs
+        watchers.append(WatcherSpec(HTTPD, shlex.quote(sys.executable), args=args,
+                                    copy_env=True, env=dict(config.env), singleton=True,
+                                    close_child_stdout=close, close_child_stderr=close))
+    return replace(config, sockets=tuple(sorted(sockets, key=lambda s: s.name)),
+                   watchers=tuple(sorted(watchers, key=lambda w: w.name)))
+
+
 def _section(sections: list[RawSection], name: str) -> RawSection:
     return next(s for s in sections if s.name == name)
 
@@ -501,12 +539,13 @@ def update_watcher(spec: WatcherSpec, changes: Mapping[str, Any],
                    environ: Mapping[str, str] | None = None) -> WatcherSpec:
     """The spec with options changed at run time (``set``), checked as in a
     file; raises :class:`ConfigError` and changes nothing on a bad value.
-    ``env`` replaces the environment; rlimit_*, hooks.* and stream options
-    are merged."""
+    ``env`` replaces the environment; rlimit_*, hooks.*, flapping.* and
+    stream options are merged."""
     b = Builder(os.environ if environ is None else environ)
     flat: dict[str, Any] = {}
     for key, value in changes.items():
-        if key in ("hooks", "stdout_stream", "stderr_stream") and isinstance(value, dict):
+        if key in ("hooks", "flapping", "stdout_stream", "stderr_stream") and isinstance(
+                value, dict):
             flat.update({f"{key}.{sub}": v for sub, v in value.items()})
         else:
             flat[key] = value
@@ -515,8 +554,8 @@ def update_watcher(spec: WatcherSpec, changes: Mapping[str, Any],
     env = dict(spec.env)
     if "env" in section.values:
         env = b.expand(b.env_table(section, "env", section.values["env"]), {})
-    values, rlimits, hooks, streams = b.watcher_options(section, env_variables({**b.environ,
-                                                                               **env}))
+    values, rlimits, hooks, streams, flapping = b.watcher_options(
+        section, env_variables({**b.environ, **env}))
     merged = {k: getattr(spec, k) for k in WATCHER_OPTIONS} | values
     if "respawn" in values and "restart" not in values:
         # respawn = true brings back the default policy; false means never.
@@ -539,6 +578,7 @@ def update_watcher(spec: WatcherSpec, changes: Mapping[str, Any],
         env=env,
         rlimits={**spec.rlimits, **rlimits},
         hooks={**spec.hooks, **hooks},
+        flapping={**spec.flapping, **flapping},
         stdout_stream=StreamSpec(merged_streams["stdout_stream"]),
         stderr_stream=StreamSpec(merged_streams["stderr_stream"]),
         **{k: merged[k] for k in WATCHER_OPTIONS},

@@ -115,6 +115,9 @@ class WatcherSpec:
     use_papa: bool = False
     stdin_socket: str | None = None
     hooks: dict[str, HookSpec] = field(default_factory=dict)
+    hook_timeout: float = 10.0
+    # flapping.* options: this watcher's settings for the flapping plugin
+    flapping: dict[str, Any] = field(default_factory=dict)
     stdout_stream: StreamSpec = field(default_factory=StreamSpec)
     stderr_stream: StreamSpec = field(default_factory=StreamSpec)
     depends_on: tuple[str, ...] = ()
@@ -193,6 +196,7 @@ class Settings:
     authorized_keys: str | None = None
     pubsub_endpoint: str | None = None
     stats_endpoint: str | None = None
+    stats_interval: float = 1.0  # bigtop: seconds between stat.* rounds
     multicast_endpoint: str | None = None
     papa_endpoint: str | None = None
     check_delay: float = 5.0

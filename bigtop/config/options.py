@@ -98,6 +98,16 @@ def at_least_one_int(value: Any) -> int:
     return result
 
 
+def positive(conv: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        result = conv(value)
+        if result <= 0:
+            raise ValueError(f"{value!r} must be more than 0")
+        return result
+
+    return check
+
+
 def to_octal(value: Any) -> int:
     """A umask, always octal: ``022`` or ``0o022`` (Circus read socket umasks
     as decimal)."""
@@ -292,10 +302,20 @@ WATCHER_OPTIONS: dict[str, Converter] = {
     "depends_on": to_list,
     "ready": to_ready,
     "ready_timeout": non_negative(to_float),
+    "hook_timeout": positive(to_float),
 }
 # Keys with a prefix: rlimit_<name>, hooks.<name>, stdout_stream.<opt>,
-# stderr_stream.<opt>; and env (a table, or "A=1, B=2" in INI).
-WATCHER_PREFIXES = ("rlimit_", "hooks.", "stdout_stream.", "stderr_stream.")
+# stderr_stream.<opt>, flapping.<opt>; and env (a table, or "A=1, B=2" in INI).
+WATCHER_PREFIXES = ("rlimit_", "hooks.", "stdout_stream.", "stderr_stream.", "flapping.")
+
+# A watcher's own settings for the flapping plugin (Circus: flapping.<opt>).
+FLAPPING_OPTIONS: dict[str, Converter] = {
+    "attempts": positive(to_int),
+    "window": non_negative(to_float),
+    "retry_in": non_negative(to_float),
+    "max_retry": to_int,
+    "active": to_bool,
+}
 
 SOCKET_OPTIONS: dict[str, Converter] = {
     "host": to_str,
@@ -322,6 +342,7 @@ SETTINGS_OPTIONS: dict[str, Converter] = {
     "authorized_keys": to_str,
     "pubsub_endpoint": to_str,
     "stats_endpoint": to_str,
+    "stats_interval": positive(to_float),
     "multicast_endpoint": to_str,
     "papa_endpoint": to_str,
     "check_delay": non_negative(to_float),
@@ -352,7 +373,8 @@ PLUGIN_OPTIONS: dict[str, Converter] = {"use": to_str, "priority": to_int}
 def _check_tables() -> None:
     """The tables and the dataclasses must name the same options."""
     names = {f.name for f in fields(WatcherSpec)} - {
-        "name", "env", "rlimits", "hooks", "stdout_stream", "stderr_stream", "origin"
+        "name", "env", "rlimits", "hooks", "flapping", "stdout_stream", "stderr_stream",
+        "origin"
     }
     assert names == set(WATCHER_OPTIONS), names ^ set(WATCHER_OPTIONS)
     assert {f.name for f in fields(SocketSpec)} - {"name", "origin"} == set(SOCKET_OPTIONS)

@@ -24,7 +24,7 @@ from .raw import RawSection, RawValue
 
 _TABLES = {"watchers": "watcher", "sockets": "socket", "plugins": "plugin"}
 _TOP = ("circus", "env", *_TABLES)
-_NESTED = ("hooks", "stdout_stream", "stderr_stream")
+_NESTED = ("hooks", "flapping", "stdout_stream", "stderr_stream")
 _HEADER = re.compile(r"^\s*\[\[?\s*(?P<path>[^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _PART = r"""(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')"""
 _KEY = re.compile(rf"^\s*(?P<key>{_PART}(?:\s*\.\s*{_PART})*)\s*=")

@@ -473,6 +473,7 @@ def globaloptions(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
         "warmup_delay": settings.warmup_delay,
         "umask": settings.umask,
         "pidfile": settings.pidfile,
+        "stats_interval": settings.stats_interval,
     }
     if "option" in props:
         key = props["option"]
@@ -556,48 +557,40 @@ def socket_info(arbiter: Arbiter) -> list[dict[str, Any]]:
 
 
 @command("stats")
-def stats(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+async def stats(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Resource use of every process, of one watcher (``name``), or of one
-    process (``name`` and ``process``)."""
-    from ..stats import sample
+    process (``name`` and ``process``); a process's figures include its
+    descendants, listed in ``children``. Sampled off the loop, by the same
+    sampler as the stats endpoint (bigtop.stats)."""
+    from ..stats.sampler import Sampler, extended_stats_hook
 
-    def watcher_info(w: Watcher) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for wid, process in sorted(w.processes.items()):
-            try:
-                info = sample.info(process.pid)
-            except Exception:
-                out[str(process.pid)] = "No such process (stopped?)"
-                continue
-            info["age"] = process.age
-            info["started"] = process.started
-            info["wid"] = wid
-            out[str(process.pid)] = info
-        return out
-
+    sampler = Sampler.of(arbiter)
+    extended = extended_stats_hook if flag(props, "extended") else None
     if "name" in props:
         target = watcher(arbiter, props)
         if "process" in props:
             pid = number(props, "process", 0)
-            process = next((p for p in target.processes.values() if p.pid == pid), None)
-            if process is None:
+            if not any(p.pid == pid for p in target.processes.values()):
                 raise MessageError(f"process {pid} not found in {target.name!r}")
-            return {"process": pid, "info": watcher_info(target)[str(pid)]}
-        return {"name": props["name"], "info": watcher_info(target)}
-    return {"infos": {w.name: watcher_info(w) for w in arbiter.watchers.values()},
-            "sockets": socket_info(arbiter)}
+            infos, _ = await sampler.query([target], pid=pid, extended=extended)
+            return {"process": pid,
+                    "info": infos[target.name].get(str(pid), "No such process (stopped?)")}
+        infos, _ = await sampler.query([target], extended=extended)
+        return {"name": props["name"], "info": infos[target.name]}
+    infos, sockets = await sampler.query(list(arbiter.watchers.values()), sockets=True,
+                                         extended=extended)
+    return {"infos": infos, "sockets": sockets}
 
 
 @command("dstats")
-def dstats(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
-    """Resource use of the daemon itself."""
-    import os
+async def dstats(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+    """Resource use of the daemon itself; ``sampler`` (bigtop) says what the
+    statistics sampler does (rounds published, subscriptions, last round)."""
+    from ..stats.sampler import Sampler
 
-    from ..stats import sample
-
-    info = sample.info(os.getpid(), children=False)
-    info["children"] = []
-    return {"info": info}
+    sampler = Sampler.of(arbiter)
+    status = sampler.status()  # as it was before this command asked
+    return {"info": await sampler.daemon(), "sampler": status}
 
 
 @command("depends")

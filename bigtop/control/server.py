@@ -39,9 +39,10 @@ class ControlServer:
 
     def __init__(self, arbiter: Arbiter, endpoint: str, pubsub_endpoint: str,
                  curve: tuple[bytes, bytes, str] | None = None,
-                 endpoint_owner: int | None = None):
+                 endpoint_owner: int | None = None, stats_endpoint: str | None = None):
         """``curve``: the server's public and secret keys and the directory
-        of authorized client public keys, for TCP endpoints."""
+        of authorized client public keys, for TCP endpoints.
+        ``stats_endpoint``: where stat.* topics are published (bigtop.stats)."""
         self.arbiter = arbiter
         self.endpoint = endpoint
         self.pubsub_endpoint = pubsub_endpoint
@@ -51,6 +52,9 @@ class ControlServer:
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.router: zmq.Socket[bytes] | None = None
         self.pub: zmq.Socket[bytes] | None = None
+        self.stats_endpoint = stats_endpoint
+        self.stats_pub: zmq.Socket[bytes] | None = None
+        self.stats: Any = None  # bigtop.stats.publisher.StatsPublisher
         self.authenticator: Any = None
         self._zap_busy = False
         self._dirty = False  # a reply was sent outside _drain
@@ -64,6 +68,10 @@ class ControlServer:
             self.router = self._bind(zmq.ROUTER, self.endpoint)
             # XPUB: a PUB that also tells who subscribes to what.
             self.pub = self._bind(zmq.XPUB, self.pubsub_endpoint)
+            if self.stats_endpoint:
+                from ..stats.publisher import SNDHWM
+
+                self.stats_pub = self._bind(zmq.XPUB, self.stats_endpoint, sndhwm=SNDHWM)
         except Exception:
             self.close()
             raise
@@ -71,9 +79,16 @@ class ControlServer:
         self.loop.add_reader(_fd(self.router), self._drain)
         self.loop.add_reader(_fd(self.pub), self._subscriptions)
         self.loop.call_soon(self._drain)
-        log.info("control on %s, events on %s", self.endpoint, self.pubsub_endpoint)
+        if self.stats_pub is not None:
+            from ..stats.publisher import StatsPublisher
+            from ..stats.sampler import Sampler
 
-    def _bind(self, kind: int, endpoint: str) -> zmq.Socket[bytes]:
+            self.stats = StatsPublisher(Sampler.of(self.arbiter), self.stats_pub)
+            self.stats.start()
+        log.info("control on %s, events on %s, stats on %s", self.endpoint,
+                 self.pubsub_endpoint, self.stats_endpoint)
+
+    def _bind(self, kind: int, endpoint: str, sndhwm: int | None = None) -> zmq.Socket[bytes]:
         path = ipc_path(endpoint)
         if path and os.path.exists(path):
             if listening(path):
@@ -81,6 +96,8 @@ class ControlServer:
             os.unlink(path)
         sock = self.context.socket(kind)
         sock.linger = 0
+        if sndhwm is not None:  # before bind: the listener copies the options
+            sock.sndhwm = sndhwm
         if self.curve and endpoint.startswith("tcp://"):
             sock.curve_publickey, sock.curve_secretkey = self.curve[0], self.curve[1]
             sock.curve_server = True
@@ -103,17 +120,21 @@ class ControlServer:
     def close(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
-        for sock, endpoint in ((self.router, self.endpoint), (self.pub, self.pubsub_endpoint)):
+        if self.stats is not None:
+            self.stats.close()
+            self.stats = None
+        for sock, endpoint in ((self.router, self.endpoint), (self.pub, self.pubsub_endpoint),
+                               (self.stats_pub, self.stats_endpoint)):
             if sock is None:
                 continue
             if sock is self.router or sock is self.pub:
                 self.loop.remove_reader(_fd(sock))
             sock.close()
-            path = ipc_path(endpoint)
+            path = ipc_path(endpoint) if endpoint else None
             if path:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
-        self.router = self.pub = None
+        self.router = self.pub = self.stats_pub = None
         if self.authenticator:
             self.loop.remove_reader(_fd(self.authenticator.zap_socket))
             self.authenticator.stop()

@@ -3,19 +3,28 @@
 Start order: higher ``priority`` first (as Circus), and a watcher with
 ``depends_on`` starts only once those watchers are ready. Stop order is the
 reverse: a watcher stops only after every watcher that depends on it.
+
+Each ``[plugin:NAME]`` runs as a watcher named ``plugin:NAME`` (as in
+Circus): ``python -m bigtop.plugins.run``, started once the control
+endpoints are up, its configuration in its environment (not in its argv).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import shlex
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..config import Config, SocketSpec, WatcherSpec
+from ..config import Config, PluginSpec, SocketSpec, WatcherSpec
+from ..config.build import with_httpd
+from . import hooks
 from .events import EventBus
 from .notify import NotifyListener
 from .process import Process
@@ -36,10 +45,38 @@ def same_address(a: SocketSpec, b: SocketSpec) -> bool:
     return (a.path, a.host, a.port, a.family) == (b.path, b.host, b.port, b.family)
 
 
+PLUGIN_ENV = "BIGTOP_PLUGIN"  # the plugin's configuration, as JSON
+
+
+def plugin_watcher_name(plugin: PluginSpec) -> str:
+    return f"plugin:{plugin.name}"
+
+
+def plugin_watcher_spec(plugin: PluginSpec) -> WatcherSpec:
+    """The watcher that runs a plugin: one process of the plugin runner
+    (restarted with backoff like any watcher), with the daemon's
+    environment and sys.path, as in Circus."""
+    return WatcherSpec(
+        name=plugin_watcher_name(plugin),
+        cmd=sys.executable,
+        args=f"-m bigtop.plugins.run {shlex.quote(plugin.name)}",
+        singleton=True,
+        copy_env=True,
+        copy_path=True,
+        priority=plugin.priority,
+        graceful_timeout=10.0,
+        origin=plugin.origin,
+    )
+
+
+def plugin_watcher_specs(config: Config) -> dict[str, tuple[WatcherSpec, PluginSpec]]:
+    return {plugin_watcher_name(p): (plugin_watcher_spec(p), p) for p in config.plugins}
+
+
 class Arbiter:
     def __init__(self, config: Config,
                  console: Callable[[str, int, int, str, str], None] | None = None):
-        self.config = config
+        self.config = with_httpd(config)  # httpd = true: the web console's watcher
         self.loop = asyncio.get_running_loop()
         self.bus = EventBus()
         self.reaper = Reaper(self.loop)
@@ -53,14 +90,27 @@ class Arbiter:
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_demand: dict[int, str] = {}
-        # Where the control plane listens, for the globaloptions command.
-        self.endpoints: dict[str, str | None] = {}
+        self._endpoints: dict[str, str | None] = {}
+        self._control_up = asyncio.Event()
+        # watcher name (plugin:NAME) -> the plugin it runs
+        self.plugins: dict[str, PluginSpec] = {}
         self._writer: Writer | None = None
         # In daemon mode: where output with no configured stream goes.
         self.log_dir: str | None = None
         # Topic prefixes someone subscribes to: output lines are published
         # as stream.<watcher>.<stdout|stderr> only while one matches.
         self.tails: set[str] = set()
+
+    @property
+    def endpoints(self) -> dict[str, str | None]:
+        """Where the control plane listens (globaloptions, plugins)."""
+        return self._endpoints
+
+    @endpoints.setter
+    def endpoints(self, value: dict[str, str | None]) -> None:
+        self._endpoints = value
+        if value.get("endpoint"):
+            self._control_up.set()  # plugins can be told where to connect
 
     def tailed(self, topic: str) -> bool:
         return any(topic.startswith(prefix) for prefix in self.tails)
@@ -95,8 +145,23 @@ class Arbiter:
             raise
         for watcher_spec in self.config.watchers:
             self.watchers[watcher_spec.name] = Watcher(watcher_spec, self)
-        await self.start_watchers(self._boot_watchers(self.watchers.values()))
+        plugins = []
+        for name, (watcher_spec, plugin) in plugin_watcher_specs(self.config).items():
+            self.plugins[name] = plugin
+            self.watchers[name] = Watcher(watcher_spec, self)
+            plugins.append(self.watchers[name])
+        if plugins:
+            self._task(self._start_plugins(plugins))
+        await self.start_watchers(self._boot_watchers(
+            w for w in self.watchers.values() if w.name not in self.plugins))
         self.bus.emit("arbiter.started", {"pid": os.getpid()})
+
+    async def _start_plugins(self, watchers: list[Watcher]) -> None:
+        """Plugins connect to the control endpoints: they start once those
+        are bound, without holding back the other watchers."""
+        await self._control_up.wait()
+        if not self.stopping:
+            await self.start_watchers(watchers)
 
     def _boot_watchers(self, watchers: Iterable[Watcher]) -> list[Watcher]:
         out = []
@@ -247,7 +312,26 @@ class Arbiter:
         env: dict[str, str] = {}
         if spec.ready.kind == "notify" and self.notify is not None:
             env["NOTIFY_SOCKET"] = self.notify.address
+        plugin = self.plugins.get(spec.name)
+        if plugin is not None:
+            env[PLUGIN_ENV] = self.plugin_config(plugin)
         return env
+
+    def plugin_config(self, plugin: PluginSpec) -> str:
+        """What a plugin process is told: in its environment, which only
+        its user (and root) can read, never in its argv, which ``ps`` shows
+        to everyone; the runner removes it from its own environment."""
+        settings = self.config.settings
+        return json.dumps({
+            "name": plugin.name,
+            "use": plugin.use,
+            "options": plugin.options,
+            "endpoint": self.endpoints.get("endpoint"),
+            "pubsub_endpoint": self.endpoints.get("pubsub_endpoint"),
+            "stats_endpoint": self.endpoints.get("stats_endpoint"),
+            "check_delay": settings.check_delay,
+            "loglevel": "debug" if settings.debug else settings.loglevel,
+        })
 
     def output(self, watcher: Watcher, process: Process, stream: str, line: str) -> None:
         self.console(watcher.name, process.wid, process.pid, stream, line)
@@ -329,6 +413,7 @@ class Arbiter:
     async def reload(self, new: Config) -> dict[str, list[str]]:
         """Apply a new configuration as a diff: only what changed restarts,
         unchanged sockets stay bound. Returns what was done."""
+        new = with_httpd(new)
         old = self.config
         old_sockets = {s.name: s for s in old.sockets}
         new_sockets = {s.name: s for s in new.sockets}
@@ -352,8 +437,10 @@ class Arbiter:
                 sock.close()
             raise ReloadError(str(err)) from None
 
-        old_specs = {w.name: w for w in old.watchers}
-        new_specs = {w.name: w for w in new.watchers}
+        old_plugins = plugin_watcher_specs(old)
+        new_plugins = plugin_watcher_specs(new)
+        old_specs = {w.name: w for w in old.watchers} | {n: w for n, (w, _) in old_plugins.items()}
+        new_specs = {w.name: w for w in new.watchers} | {n: w for n, (w, _) in new_plugins.items()}
         removed = [self.watchers[n] for n in old_specs
                    if n not in new_specs and n in self.watchers]
         added = [n for n in new_specs if n not in self.watchers]
@@ -364,16 +451,19 @@ class Arbiter:
             if watcher is None:
                 continue
             uses_changed = set(watcher.socket_names()) & set(changed_sockets + removed_sockets)
-            if spec == watcher.spec and not uses_changed:
+            plugin_changed = name in new_plugins and self.plugins.get(name) != new_plugins[name][1]
+            if spec == watcher.spec and not uses_changed and not plugin_changed:
                 continue
             restarts = spec.changed_from(watcher.spec) & PROCESS_OPTIONS
-            if restarts or uses_changed or watcher.state == "failed":
+            if restarts or uses_changed or plugin_changed or watcher.state == "failed":
                 restart.append(watcher)
             else:
                 in_place.append(watcher)
         was_running = {w.name for w in restart if w.state != "stopped"}
 
         await self.stop_watchers(removed + restart)
+        self.plugins = {name: plugin for name, (_, plugin) in new_plugins.items()}
+        hooks.forget()  # a hook may now name another function
         for watcher in removed:
             del self.watchers[watcher.name]
             watcher.close_sinks()

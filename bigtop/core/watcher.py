@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import WatcherSpec
 from ..config.substitute import circus_vars
+from .hooks import call_hook
 from .output import PipeReader
-from .process import Process, SpawnError
+from .process import Process, SpawnError, process_env
 from .reaper import exit_code
 from .sockets import SocketError
 from .streams import StreamSink, open_sink
@@ -39,6 +40,8 @@ log = logging.getLogger("bigtop.watcher")
 
 RECENT_BYTES = 256 * 1024  # of output kept per watcher, for `logs` and failures
 RECENT_EXITS = 10
+
+_UNEXISTING = 2  # Circus's process_status for a process that is gone
 
 # Options whose change needs the processes restarted; any other option
 # takes effect in place.
@@ -63,7 +66,9 @@ class Watcher:
         self.wanted = 0
         self.processes: dict[int, Process] = {}
         self.failures: dict[int, int] = {}
-        self.pending: dict[int, asyncio.TimerHandle] = {}
+        self.refusals: dict[int, int] = {}  # before_spawn said no, times in a row
+        # slot -> its respawn timer, or the task running its spawn hooks
+        self.pending: dict[int, asyncio.TimerHandle | asyncio.Task[None]] = {}
         self.lock = asyncio.Lock()
         self.restarts = 0
         self.last_exits: deque[dict[str, Any]] = deque(maxlen=RECENT_EXITS)
@@ -93,9 +98,42 @@ class Watcher:
     def status(self) -> str:
         """active, starting, stopping, stopped, failed, or backoff (a slot is
         waiting out a backoff delay)."""
-        if self.state == "active" and self.pending:
+        if self.state == "active" and any(isinstance(h, asyncio.TimerHandle)
+                                           for h in self.pending.values()):
             return "backoff"
         return self.state
+
+    # -- what a hook may read, with Circus's names (read-only) -------------
+
+    @property
+    def numprocesses(self) -> int:
+        return self.spec.numprocesses
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for _, p in sorted(self.processes.items())]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment the processes get (without per-process variables)."""
+        return process_env(self.spec, 0, {})
+
+    @property
+    def cmd(self) -> str:
+        return self.spec.cmd
+
+    @property
+    def args(self) -> str | None:
+        return self.spec.args
+
+    @property
+    def working_dir(self) -> str | None:
+        return self.spec.working_dir
+
+    async def extended_stats(self, pid: int, stats: dict[str, Any]) -> None:
+        """Let the extended_stats hook add to one process's stats (in place)."""
+        if "extended_stats" in self.spec.hooks:
+            await call_hook(self, "extended_stats", pid=pid, stats=stats)
 
     def emit(self, event: str, **payload: Any) -> None:
         self.arbiter.bus.emit(f"{self.topic}.{event}", payload)
@@ -191,12 +229,7 @@ class Watcher:
         caller's choosing, then replace them without counting a failure."""
         async with self.lock:
             targets = [p for p in self.processes.values() if pid is None or p.pid == pid]
-            sig = self.spec.stop_signal if signum is None else signum
-            wait = self.spec.graceful_timeout if timeout is None else timeout
-            for process in targets:
-                self.emit("kill", process_pid=process.pid)
-            await asyncio.gather(*(p.stop(sig, wait, self.arbiter.managed_pids())
-                                   for p in targets))
+            await asyncio.gather(*(self._stop_process(p, signum, timeout) for p in targets))
             if self.state == "active":
                 for process in targets:
                     if process.wid <= self.wanted and process.wid not in self.processes:
@@ -242,7 +275,11 @@ class Watcher:
             fresh: dict[int, Process] = {}
             try:
                 for wid in group:
+                    if not await call_hook(self, "before_spawn"):
+                        await self._abort_roll(fresh, "the before_spawn hook said no")
                     fresh[wid] = self._launch(wid, replacing=True)
+                    if not await call_hook(self, "after_spawn", pid=fresh[wid].pid):
+                        await self._abort_roll(fresh, "the after_spawn hook said no")
             except SpawnError as err:
                 await self._abort_roll(fresh, f"cannot spawn a new process: {err}")
             timeout = self.spec.ready_timeout or 60.0
@@ -279,10 +316,27 @@ class Watcher:
                     os.kill(pid, signum)
                     return [pid]
             raise ProcessLookupError(f"process {pid} is not managed by {self.name}")
+        if "before_signal" in self.spec.hooks or "after_signal" in self.spec.hooks:
+            # The hooks cannot be waited for here: the signals go once the
+            # before_signal hook agrees; the reply names the processes.
+            for process in targets:
+                self._task(self._signal_hooked(process, signum, children, recursive))
+            return [p.pid for p in targets]
         sent = []
         for process in targets:
             sent += self._signal(process, signum, children, recursive)
         return sent
+
+    async def _signal_hooked(self, process: Process, signum: int, children: bool,
+                             recursive: bool) -> None:
+        allowed = await call_hook(self, "before_signal", pid=process.pid, signum=signum)
+        if allowed or signum == signal.SIGKILL:
+            if process.returncode is None:
+                self._signal(process, signum, children, recursive)
+        else:
+            log.info("%s: the before_signal hook kept signal %d from pid %d", self.name,
+                     signum, process.pid)
+        await call_hook(self, "after_signal", pid=process.pid, signum=signum)
 
     def _signal(self, process: Process, signum: int, children: bool = False,
                 recursive: bool = False) -> list[int]:
@@ -331,7 +385,22 @@ class Watcher:
         self.state = "starting"
         self.failure = None
         self.failures.clear()
+        self.refusals.clear()
+        if "before_start" in self.spec.hooks and (
+                not await call_hook(self, "before_start") or self.arbiter.stopping):
+            self.state = "stopped"
+            self._settle_ready(False)
+            if not self.arbiter.stopping:
+                self.failure = "not started: the before_start hook said no"
+                log.warning("%s: %s", self.name, self.failure)
+            return
         await self._scale(self.spec.numprocesses)
+        if (self.state == "starting" and "after_start" in self.spec.hooks
+                and not await call_hook(self, "after_start") and self.state == "starting"):
+            await self._stop()
+            self.failure = "stopped: the after_start hook said no"
+            log.warning("%s: %s", self.name, self.failure)
+            return
         if self.state == "starting":
             self.state = "active"
             self.emit("start")
@@ -344,13 +413,19 @@ class Watcher:
             if wid > count:
                 self.pending.pop(wid).cancel()
         extra = [p for w, p in self.processes.items() if w > count]
+        hooked: list[asyncio.Task[None]] = []  # spawns waiting on their hooks
         for wid in range(1, count + 1):
             if self.state not in ("active", "starting"):
                 return
             if wid not in self.processes and wid not in self.pending:
                 self._spawn(wid)
+                spawning = self.pending.get(wid)
+                if isinstance(spawning, asyncio.Task):
+                    hooked.append(spawning)
                 if self.spec.warmup_delay and wid < count:
                     await asyncio.sleep(self.spec.warmup_delay)
+        if hooked:
+            await asyncio.wait(hooked)
         if extra:
             await asyncio.gather(*(self._stop_process(p) for p in extra))
         self._check_ready()
@@ -365,27 +440,95 @@ class Watcher:
             handle.cancel()
         self.pending.clear()
         self._settle_ready(False)
+        await call_hook(self, "before_stop")  # its answer changes nothing, as in Circus
         await asyncio.gather(*(self._stop_process(p) for p in list(self.processes.values())))
         self.state = "failed" if was_failed else "stopped"
         if not was_failed:
             self.emit("stop")
             log.info("%s: stopped", self.name)
+        await call_hook(self, "after_stop")
 
-    async def _stop_process(self, process: Process) -> None:
+    async def _stop_process(self, process: Process, signum: int | None = None,
+                            timeout: float | None = None) -> None:
+        sig = self.spec.stop_signal if signum is None else signum
+        wait = self.spec.graceful_timeout if timeout is None else timeout
+        hooks = self.spec.hooks
+        if "before_signal" in hooks or "after_signal" in hooks:
+            await self._stop_process_hooked(process, sig, wait)
+            return
         self.emit("kill", process_pid=process.pid)
-        await process.stop(self.spec.stop_signal, self.spec.graceful_timeout,
-                           self.arbiter.managed_pids())
+        await process.stop(sig, wait, self.arbiter.managed_pids())
+
+    async def _stop_process_hooked(self, process: Process, sig: int, wait: float) -> None:
+        """As Circus: before_signal may keep the stop signal from a process,
+        which then gets SIGKILL once graceful_timeout has passed;
+        after_signal runs once the signal is sent."""
+        process.stopping = True
+        if (not await call_hook(self, "before_signal", pid=process.pid, signum=sig)
+                and sig != signal.SIGKILL):
+            log.info("%s: the before_signal hook kept signal %d from pid %d; SIGKILL in %gs",
+                     self.name, sig, process.pid, wait)
+            await asyncio.wait([process.exited], timeout=wait)
+            sig, wait = signal.SIGKILL, 0.0
+        self.emit("kill", process_pid=process.pid)
+        # Both start in this order: the signal is sent before after_signal runs.
+        await asyncio.gather(process.stop(sig, wait, self.arbiter.managed_pids()),
+                             call_hook(self, "after_signal", pid=process.pid, signum=sig))
 
     def _spawn(self, wid: int) -> None:
         """Fill slot wid with a new process (or apply the failure policy)."""
+        hooks = self.spec.hooks
+        if "before_spawn" in hooks or "after_spawn" in hooks:
+            self.pending[wid] = self._task(self._spawn_hooked(wid))
+            return
         self.pending.pop(wid, None)
+        self._spawn_now(wid)
+
+    def _spawn_now(self, wid: int) -> Process | None:
         try:
-            self._launch(wid)
+            return self._launch(wid)
         except SpawnError as err:
             if self.spec.restart == "never":
                 self._give_up(f"process {wid} could not start: {err}")
             else:
                 self._failed(wid, 0.0, str(err))
+            return None
+
+    async def _spawn_hooked(self, wid: int) -> None:
+        """before_spawn, the spawn, after_spawn. A no from before_spawn
+        delays the spawn with backoff (Circus stopped the watcher); a no
+        from after_spawn stops the watcher (failed, with the reason)."""
+        task = asyncio.current_task()
+        allowed = await call_hook(self, "before_spawn")
+        if self.pending.get(wid) is not task:
+            return  # cancelled by a stop, or replaced
+        del self.pending[wid]
+        if (self.state not in ("active", "starting") or wid > self.wanted
+                or wid in self.processes):
+            return
+        if not allowed:
+            self._refused(wid)
+            return
+        self.refusals.pop(wid, None)
+        process = self._spawn_now(wid)
+        if process is None or "after_spawn" not in self.spec.hooks:
+            return
+        if (not await call_hook(self, "after_spawn", pid=process.pid)
+                and self.processes.get(wid) is process
+                and self.state in ("active", "starting")):
+            self._give_up(f"the after_spawn hook said no to process {wid} (pid {process.pid})")
+
+    def _refused(self, wid: int) -> None:
+        """before_spawn said no: ask again after a backoff delay. Not a
+        failure of the process: max_retry does not count these."""
+        spec = self.spec
+        count = self.refusals[wid] = self.refusals.get(wid, 0) + 1
+        delay = min(spec.backoff_max, spec.backoff_initial * spec.backoff_factor ** (count - 1))
+        delay = max(delay, 0.01)
+        log.info("%s: the before_spawn hook said no to process %d, asking again in %.2fs",
+                 self.name, wid, delay)
+        self.emit("backoff", wid=wid, delay=delay, failures=count, reason="before_spawn")
+        self.pending[wid] = self.loop.call_later(delay, self._spawn, wid)
 
     def _launch(self, wid: int, replacing: bool = False) -> Process:
         """Start a process for slot wid (or, replacing, beside the one in
@@ -588,7 +731,9 @@ class Watcher:
         self.last_exits.append({"wid": process.wid, "pid": process.pid, "exit_code": code,
                                 "time": time.time(), "uptime": round(process.age, 3),
                                 "requested": process.stopping})
-        self.emit("reap", process_pid=process.pid, exit_code=code)
+        self.emit("reap", process_pid=process.pid, exit_code=code, requested=process.stopping)
+        if "before_reap" in self.spec.hooks or "after_reap" in self.spec.hooks:
+            self._task(self._reap_hooks(process.pid, code))
         if process.stopping or process.replacing:
             return
         level = logging.INFO if code in self.spec.success_exit_codes else logging.WARNING
@@ -606,6 +751,14 @@ class Watcher:
             self._settle_ready(False)
             return
         self._failed(process.wid, process.age, describe_exit(code))
+
+    async def _reap_hooks(self, pid: int, code: int) -> None:
+        """Run after the exit is known (the reaper has already waited for
+        it); their answers change nothing, as in Circus."""
+        now = time.time()
+        await call_hook(self, "before_reap", process_pid=pid, time=now)
+        await call_hook(self, "after_reap", process_pid=pid, time=now, exit_code=code,
+                        process_status=_UNEXISTING)
 
     def _failed(self, wid: int, uptime: float, reason: str) -> None:
         """Refill a slot whose process ended: now, later, or never."""

@@ -1,5 +1,6 @@
-"""A bigtopctl session: the global options and one connection to the daemon,
-shared by every command of a one-shot run or of an interactive shell."""
+"""A client session: the endpoint and key options and one connection to the
+daemon, shared by every command of a bigtopctl run or shell, and used the
+same way by bigtop-top and bigtop-web."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..control.client import Client
+    from .client import Client
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -59,7 +60,7 @@ class Session:
 
     @property
     def endpoint(self) -> str:
-        from ..control.client import resolve_endpoint
+        from .client import resolve_endpoint
 
         return resolve_endpoint(self.endpoint_option)
 
@@ -106,7 +107,7 @@ class Session:
 
 
 def client_classes() -> tuple[type[Exception], type[Client]]:
-    from ..control.client import CallError, Client
+    from .client import CallError, Client
 
     return CallError, Client
 

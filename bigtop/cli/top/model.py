@@ -1,0 +1,262 @@
+"""What bigtop-top knows about each daemon, whatever told it.
+
+Replies to ``status`` (with details) say which watchers and processes
+exist; resource use comes either from the stats endpoint's ``stat.*``
+topics or, when none arrive, from polling the ``stats`` command. Both give
+a process ``info`` in Circus's shape and land in the same ``ProcessView``;
+``NodeState.sample`` then appends one point per watcher and process to the
+histories the sparklines draw, at the display's pace rather than the
+source's. Nothing here does I/O or imports textual, so it is tested alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+HISTORY = 60  # samples kept for the sparklines: a minute at the default interval
+
+CONNECTING, CONNECTED, UNREACHABLE = "connecting", "connected", "unreachable"
+
+
+def number(value: Any) -> float | None:
+    """A numeric field of a reply, or None ("N/A", missing, a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def history() -> deque[float | None]:
+    return deque(maxlen=HISTORY)
+
+
+@dataclass
+class Usage:
+    """A process's resources, its descendants included (a shell wrapper's
+    work is done by its children)."""
+
+    cpu: float | None = None
+    mem: float | None = None
+    rss: float | None = None
+    threads: float | None = None
+    fds: float | None = None
+    children: int = 0
+    cmd: str = ""
+
+
+def usage(info: dict[str, Any]) -> Usage:
+    """Usage from a process ``info`` (the ``stats`` command or a
+    ``stat.<watcher>.<pid>`` topic). bigtopd's top-level figures already
+    count the process's descendants; ``children`` lists them one by one
+    (or, in an aggregate, counts them)."""
+    kids = info.get("children")
+    count = len(kids) if isinstance(kids, list) else int(number(kids) or 0)
+    cmd = info.get("cmdline")
+    return Usage(cpu=number(info.get("cpu")), mem=number(info.get("mem")),
+                 rss=number(info.get("rss")), threads=number(info.get("threads")),
+                 fds=number(info.get("fds")), children=count,
+                 cmd=str(cmd) if cmd and cmd != "N/A" else "")
+
+
+@dataclass
+class ProcessView:
+    pid: int
+    wid: int | None = None
+    usage: Usage = field(default_factory=Usage)
+    started: float | None = None  # Unix time
+    cpu_history: deque[float | None] = field(default_factory=history)
+    mem_history: deque[float | None] = field(default_factory=history)
+
+    def age(self, now: float) -> float | None:
+        return None if self.started is None else max(0.0, now - self.started)
+
+
+@dataclass
+class WatcherView:
+    node: str
+    name: str  # as configured
+    status: str = "unknown"
+    running: int = 0
+    ready: int = 0
+    wanted: int = 0
+    numprocesses: int = 0
+    uptime: float | None = None
+    restarts: int = 0
+    last_exit: dict[str, Any] | None = None
+    failure: str | None = None
+    processes: dict[int, ProcessView] = field(default_factory=dict)  # by pid
+    cpu_history: deque[float | None] = field(default_factory=history)
+    mem_history: deque[float | None] = field(default_factory=history)
+
+    def total(self, attribute: str) -> float | None:
+        values = [getattr(p.usage, attribute) for p in self.processes.values()]
+        known = [v for v in values if v is not None]
+        return sum(known) if known else None
+
+    @property
+    def cpu(self) -> float | None:
+        return self.total("cpu")
+
+    @property
+    def mem(self) -> float | None:
+        return self.total("mem")
+
+    @property
+    def rss(self) -> float | None:
+        return self.total("rss")
+
+
+class NodeState:
+    """One daemon as last seen: its connection and its watchers."""
+
+    def __init__(self, label: str, endpoint: str):
+        self.label = label
+        self.endpoint = endpoint
+        self.state = CONNECTING
+        self.reason = ""
+        self.version: str | None = None
+        self.watchers: dict[str, WatcherView] = {}  # by lower-case name
+        self.stream_seen = float("-inf")  # time.monotonic() of the last stat.* message
+        self.round_seen = float("-inf")  # ... of the last stats round's end (stat.circus)
+        self.round_period = 0.0  # seconds between the last two rounds
+        self.stats_polled = False
+        self.retry_at: float | None = None  # time.monotonic() of the next attempt
+        self.daemon = Usage()  # bigtopd itself, from stat.circus.<pid>
+
+    # -- connection ---------------------------------------------------------------
+
+    def connected(self, version: str | None) -> None:
+        self.state, self.reason, self.version, self.retry_at = CONNECTED, "", version, None
+
+    def lost(self, reason: str) -> None:
+        self.state, self.reason = UNREACHABLE, reason
+
+    # -- status -------------------------------------------------------------------
+
+    def apply_status(self, reply: dict[str, Any]) -> None:
+        """``status`` with ``details``. Watchers it does not name are gone;
+        so are processes no longer in their ``pids``. A daemon that gives no
+        details (circusd) still gives the states."""
+        details = reply.get("details")
+        statuses = reply.get("statuses")
+        if not isinstance(details, dict):
+            details = {name: {"status": state} for name, state in
+                       (statuses.items() if isinstance(statuses, dict) else [])}
+        seen = set()
+        for name, info in details.items():
+            if not isinstance(info, dict):
+                continue
+            key = str(name).lower()
+            seen.add(key)
+            view = self.watchers.get(key)
+            if view is None:
+                view = self.watchers[key] = WatcherView(self.label, str(name))
+            view.name = str(name)
+            view.status = str(info.get("status") or "unknown")
+            view.running = int(number(info.get("running")) or 0)
+            view.ready = int(number(info.get("ready")) or 0)
+            view.wanted = int(number(info.get("wanted")) or 0)
+            view.numprocesses = int(number(info.get("numprocesses")) or 0)
+            view.uptime = number(info.get("uptime"))
+            view.restarts = int(number(info.get("restarts")) or 0)
+            last = info.get("last_exit")
+            view.last_exit = last if isinstance(last, dict) else None
+            failure = info.get("failure")
+            view.failure = str(failure) if failure else None
+            pids = info.get("pids")
+            if isinstance(pids, dict):
+                self._set_pids(view, pids)
+        for key in set(self.watchers) - seen:
+            del self.watchers[key]
+
+    @staticmethod
+    def _set_pids(view: WatcherView, pids: dict[str, Any]) -> None:
+        current: dict[int, int | None] = {}  # pid -> wid
+        for slot, pid in pids.items():
+            if number(pid) is not None:
+                current[int(pid)] = int(slot) if str(slot).isdigit() else None
+        for gone in set(view.processes) - set(current):
+            del view.processes[gone]
+        for key, wid in current.items():
+            process = view.processes.get(key)
+            if process is None:
+                process = view.processes[key] = ProcessView(key)
+            process.wid = wid
+
+    # -- resource use -------------------------------------------------------------
+
+    def apply_stats(self, infos: dict[str, Any]) -> None:
+        """The ``infos`` of the ``stats`` command: {watcher: {pid: info}}."""
+        for name, processes in infos.items():
+            view = self.watchers.get(str(name).lower())
+            if view is None or not isinstance(processes, dict):
+                continue
+            for pid, info in processes.items():
+                if isinstance(info, dict):
+                    self._apply_info(view, pid, info)
+        self.stats_polled = True
+
+    def apply_stat(self, topic: str, payload: Any) -> bool:
+        """One message of the stats endpoint. ``stat.<watcher>.<pid>`` is a
+        process (the aggregates ``stat.<watcher>`` and ``stat.sockets`` are
+        left: the totals are added up here, the same way for both sources);
+        ``stat.circus.<pid>`` is the daemon. True when it changed something."""
+        if not topic.startswith("stat.") or not isinstance(payload, dict):
+            return False
+        now = self.stream_seen = time.monotonic()
+        if topic == "stat.circus":  # the last message of a round
+            if self.round_seen > float("-inf"):
+                self.round_period = now - self.round_seen
+            self.round_seen = now
+        rest = topic[len("stat."):]
+        name, _, pid = rest.rpartition(".")
+        if not pid.isdigit() or not name:
+            return False
+        if name == "circus":
+            self.daemon = usage(payload)
+            return True
+        view = self.watchers.get(name.lower())
+        if view is None or int(pid) not in view.processes:
+            return False  # not (or no longer) a process the last status named
+        self._apply_info(view, pid, payload)
+        return True
+
+    @staticmethod
+    def _apply_info(view: WatcherView, pid: Any, info: dict[str, Any]) -> None:
+        try:
+            key = int(pid)
+        except (TypeError, ValueError):
+            return
+        process = view.processes.get(key)
+        if process is None:
+            return  # status decides which processes exist
+        process.usage = usage(info)
+        wid = number(info.get("wid"))
+        if wid is not None:
+            process.wid = int(wid)
+        started = number(info.get("started")) or number(info.get("create_time"))
+        if started is not None:
+            process.started = started
+
+    def streaming(self, interval: float) -> bool:
+        """Has the stats endpoint spoken lately (else poll ``stats``)? Its
+        rounds come every ``stats_interval`` of the daemon, which may be
+        slower than ours."""
+        window = max(3 * interval, 3 * self.round_period, 3.0)
+        return time.monotonic() - self.stream_seen < window
+
+    # -- history ------------------------------------------------------------------
+
+    def sample(self) -> None:
+        """One point on every sparkline: the latest use of each watcher and
+        process (nothing while the node cannot be reached)."""
+        if self.state != CONNECTED:
+            return
+        for view in self.watchers.values():
+            view.cpu_history.append(view.cpu)
+            view.mem_history.append(view.mem)
+            for process in view.processes.values():
+                process.cpu_history.append(process.usage.cpu)
+                process.mem_history.append(process.usage.mem)

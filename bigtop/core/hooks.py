@@ -1,0 +1,179 @@
+"""Watcher hooks: user functions called at points of a watcher's life.
+
+Circus's hook points and signature: ``hook(watcher, arbiter, hook_name,
+**kwargs)`` returning a boolean, named in a watcher's options as
+``hooks.NAME = module.function[, ignore_failure]``.
+
+The daemon's loop never waits on a hook: a plain function runs in a thread
+of its own, a coroutine function runs on the loop, and either gets
+``hook_timeout`` seconds. A hook that raises or times out has failed; a
+failure counts as False unless ignore_failure says otherwise (and for the
+hooks whose failure Circus always ignores). A thread that overran its time
+is left to finish on its own: its result is not waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..config import HookSpec
+
+if TYPE_CHECKING:
+    from .arbiter import Arbiter
+    from .watcher import Watcher
+
+log = logging.getLogger("bigtop.hooks")
+
+# Whose failure (an exception, a timeout) never stops anything, as in
+# Circus; ignore_failure adds others. A False *return* is not a failure.
+ALWAYS_IGNORED = frozenset({"before_stop", "after_stop", "before_signal", "after_signal",
+                            "extended_stats", "before_reap", "after_reap"})
+
+# dotted path -> the callable, imported once
+_resolved: dict[str, Callable[..., Any]] = {}
+_paths_lock = threading.Lock()
+
+
+class HookError(Exception):
+    """A hook could not be called, raised, or overran its time."""
+
+
+def search_paths(arbiter: Arbiter, watcher: Watcher) -> list[str]:
+    """Where hook modules are looked for besides sys.path: the directories
+    of the watcher's PYTHONPATH (as Circus) and the configuration file's
+    directory (bigtop)."""
+    paths = [p for p in watcher.spec.env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if arbiter.config.files:
+        paths.append(os.path.dirname(os.path.abspath(arbiter.config.files[0])))
+    return paths
+
+
+def resolve(target: str, paths: Iterable[str] = ()) -> Callable[..., Any]:
+    """Import ``module.attribute`` (or ``module:attribute``); paths are
+    added to the end of sys.path first. Blocking: call it from a thread."""
+    found = _resolved.get(target)
+    if found is not None:
+        return found
+    with _paths_lock:
+        for path in paths:
+            if path not in sys.path:
+                sys.path.append(path)
+    if ":" in target:
+        module_name, _, attribute = target.partition(":")
+    else:
+        module_name, _, attribute = target.rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except Exception as err:
+        raise HookError(f"cannot import {target}: {type(err).__name__}: {err}") from None
+    if not callable(obj):
+        raise HookError(f"{target} is not callable")
+    _resolved[target] = obj
+    return obj
+
+
+def forget() -> None:
+    """Resolve hooks again at their next call (after a configuration reload:
+    a hook may name another function; modules are not re-imported)."""
+    _resolved.clear()
+
+
+def _in_thread(loop: asyncio.AbstractEventLoop, func: Callable[..., Any],
+               kwargs: dict[str, Any], name: str) -> asyncio.Future[Any]:
+    """Run func in a daemon thread of its own: a hook that never returns
+    holds neither a pool's worker nor the daemon's exit."""
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return  # timed out or cancelled meanwhile
+        if error is not None:
+            if not isinstance(error, Exception):  # SystemExit must not reach the loop
+                error = HookError(f"raised {type(error).__name__}: {error}")
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = func(**kwargs), None
+        except BaseException as err:  # reported to the loop, whatever it is
+            result, error = None, err
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop is closed: the daemon has stopped
+
+    threading.Thread(target=run, name=f"hook-{name}", daemon=True).start()
+    return future
+
+
+def _is_async(func: Callable[..., Any]) -> bool:
+    """A coroutine function, or an object whose __call__ is one."""
+    return inspect.iscoroutinefunction(func) or (
+        not inspect.isroutine(func) and inspect.iscoroutinefunction(type(func).__call__))
+
+
+async def run_hook(watcher: Watcher, name: str, spec: HookSpec, timeout: float,
+                   **kwargs: Any) -> Any:
+    """Call one hook within timeout; raises HookError if it cannot be
+    called, raises, or overruns."""
+    loop = asyncio.get_running_loop()
+    arbiter = watcher.arbiter
+    deadline = loop.time() + timeout
+
+    def left() -> float:
+        return max(deadline - loop.time(), 0.0)
+
+    try:
+        func = _resolved.get(spec.target)
+        if func is None:  # importing may be slow: not on the loop
+            paths = search_paths(arbiter, watcher)
+            resolving = _in_thread(loop, resolve, {"target": spec.target, "paths": paths}, name)
+            func = await asyncio.wait_for(resolving, left())
+        assert func is not None
+        call_kwargs = {"watcher": watcher, "arbiter": arbiter, "hook_name": name, **kwargs}
+        if _is_async(func):
+            return await asyncio.wait_for(func(**call_kwargs), left())
+        result = await asyncio.wait_for(_in_thread(loop, func, call_kwargs, name), left())
+        if inspect.isawaitable(result):  # e.g. a partial of a coroutine function
+            result = await asyncio.wait_for(result, left())
+        return result
+    except TimeoutError:
+        raise HookError(f"timed out after {timeout:g}s") from None
+    except (HookError, asyncio.CancelledError):
+        raise
+    except BaseException as err:  # SystemExit from a hook must not stop the daemon
+        raise HookError(f"{type(err).__name__}: {err}") from err
+
+
+async def call_hook(watcher: Watcher, name: str, **kwargs: Any) -> bool:
+    """Call the watcher's hook ``name`` if it has one, as Circus does: the
+    hook's answer, or on a failure whether the failure is ignored.
+    Publishes hook_success or hook_failure."""
+    spec = watcher.spec.hooks.get(name)
+    if spec is None:
+        return True
+    try:
+        result = await run_hook(watcher, name, spec, watcher.spec.hook_timeout, **kwargs)
+    except HookError as err:
+        ignored = spec.ignore_failure or name in ALWAYS_IGNORED
+        log.error("%s: hook %s (%s) failed: %s%s", watcher.name, name, spec.target, err,
+                  " (ignored)" if ignored else "")
+        if err.__cause__ is not None and log.isEnabledFor(logging.DEBUG):
+            log.debug("hook traceback", exc_info=err.__cause__)
+        watcher.emit("hook_failure", name=name, error=str(err), time=time.time())
+        return ignored
+    watcher.emit("hook_success", name=name, time=time.time())
+    return bool(result)

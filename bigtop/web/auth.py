@@ -1,0 +1,144 @@
+"""Who may use the console: one login token, signed session cookies, and a
+CSRF token plus an Origin check on every request that changes something.
+
+The session cookie is ``ID.EXPIRY.MAC``, signed with a key derived from the
+login token: it survives a restart of bigtop-web (an open page reconnects
+without logging in again), and changing the token logs everybody out.
+Logging out revokes the session's ID for as long as it would have lasted.
+The CSRF token is another MAC of the session ID, so it needs no storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from collections import deque
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+COOKIE = "bigtop_session"
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_AGE = 7 * 24 * 3600  # seconds a login lasts
+LOGIN_FAILURES = 10  # failed logins allowed per client address per minute
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def default_token_file() -> str:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "bigtop", "web-token")
+
+
+def load_token(path: str) -> tuple[str, bool]:
+    """The token kept in path, made (mode 0600) when there is none yet;
+    and whether it was just made."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().strip()
+        if token:
+            return token, False
+    except FileNotFoundError:
+        pass
+    token = secrets.token_urlsafe(24)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    return token, True
+
+
+class Auth:
+    def __init__(self, token: str, allowed_origins: tuple[str, ...] = (),
+                 session_age: int = SESSION_AGE):
+        if not token:
+            raise ValueError("the login token is empty")
+        self.token = token
+        self.key = hashlib.sha256(b"bigtop-web session key\0" + token.encode()).digest()
+        self.allowed_origins = {o.rstrip("/").lower() for o in allowed_origins}
+        self.session_age = session_age
+        self.revoked: dict[str, float] = {}  # session id -> when it would expire
+        self.failures: dict[str, deque[float]] = {}
+
+    # -- the token -------------------------------------------------------------------
+
+    def token_ok(self, given: str) -> bool:
+        return hmac.compare_digest(given.strip().encode(), self.token.encode())
+
+    def throttled(self, address: str) -> bool:
+        """Too many failed logins from address in the last minute."""
+        now = time.monotonic()
+        recent = self.failures.get(address)
+        while recent and now - recent[0] > 60:
+            recent.popleft()
+        return recent is not None and len(recent) >= LOGIN_FAILURES
+
+    def failed(self, address: str) -> None:
+        self.failures.setdefault(address, deque()).append(time.monotonic())
+
+    # -- sessions ------------------------------------------------------------------
+
+    def _mac(self, text: str) -> str:
+        return hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()
+
+    def new_session(self) -> str:
+        sid = secrets.token_urlsafe(18)
+        body = f"{sid}.{int(time.time()) + self.session_age}"
+        return f"{body}.{self._mac(body)}"
+
+    def session(self, cookie: str | None) -> str | None:
+        """The session ID in a valid, unexpired, not revoked cookie."""
+        if not cookie or cookie.count(".") != 2:
+            return None
+        sid, expiry, mac = cookie.split(".")
+        if not hmac.compare_digest(mac, self._mac(f"{sid}.{expiry}")):
+            return None
+        if not expiry.isdigit() or int(expiry) < time.time() or sid in self.revoked:
+            return None
+        return sid
+
+    def revoke(self, cookie: str | None) -> None:
+        sid = self.session(cookie)
+        if sid is None or cookie is None:
+            return
+        now = time.time()
+        self.revoked = {s: t for s, t in self.revoked.items() if t > now}
+        self.revoked[sid] = float(cookie.split(".")[1])
+
+    def csrf(self, sid: str) -> str:
+        return self._mac(f"csrf:{sid}")
+
+    def set_cookie(self, response: web.StreamResponse, request: web.Request, value: str) -> None:
+        response.set_cookie(COOKIE, value, max_age=self.session_age, path="/", httponly=True,
+                            samesite="Strict", secure=request.secure)
+
+    # -- requests --------------------------------------------------------------
+
+    def request_session(self, request: web.Request) -> str | None:
+        return self.session(request.cookies.get(COOKIE))
+
+    def same_origin(self, request: web.Request) -> bool:
+        """A request a page of this console made: its Origin (or, without
+        one, its Referer) is this server, and the browser does not call it
+        cross-site. Tools such as curl send neither and pass this check
+        (they still need the session cookie and the CSRF token)."""
+        fetch_site = request.headers.get("Sec-Fetch-Site")
+        if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+            return False
+        origin = request.headers.get("Origin")
+        if origin is None:
+            referer = request.headers.get("Referer")
+            if not referer:
+                return True
+            parts = urlsplit(referer)
+            origin = f"{parts.scheme}://{parts.netloc}"
+        origin = origin.rstrip("/").lower()
+        if origin in self.allowed_origins:
+            return True
+        return origin == f"{request.scheme}://{request.host}".lower()
+
+    def csrf_ok(self, request: web.Request, sid: str) -> bool:
+        given = request.headers.get(CSRF_HEADER, "")
+        return bool(given) and hmac.compare_digest(given.encode(), self.csrf(sid).encode())

@@ -1,0 +1,226 @@
+"""bigtop-web: the web console's command line.
+
+``bigtop-web [--endpoint [NAME=]URL ...] [--config FILE] [--host 127.0.0.1]
+[--port 8080] [--fd N]``. With no endpoint it shows the daemon bigtopctl
+would talk to. ``--fd`` serves on an inherited listening socket, which is
+how bigtopd runs it for ``httpd = true``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import configparser
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from .. import __version__
+
+log = logging.getLogger("bigtop.web")
+
+
+class UsageError(Exception):
+    pass
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bigtop-web",
+        description="The bigtop web console: live state, output and controls of one or "
+                    "several bigtop daemons.",
+        epilog="The login token comes from $BIGTOP_WEB_TOKEN, or from the token file, "
+               "which is made (and the token printed) at the first start. See docs/web.md.")
+    p.add_argument("--endpoint", action="append", default=[], metavar="[NAME=]URL",
+                   help="a daemon's control endpoint; repeat for several nodes "
+                        "(default: $BIGTOPCTL_ENDPOINT or the local daemon)")
+    p.add_argument("--config", metavar="FILE",
+                   help="an INI file with [web] options and a [cluster] list of NAME = URL")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    p.add_argument("--fd", type=int, help="serve on this inherited listening socket instead")
+    p.add_argument("--token-file", metavar="PATH",
+                   help="where the login token is kept (default ~/.config/bigtop/web-token)")
+    p.add_argument("--key", help="CurveZMQ client key (.key_secret) for tcp:// endpoints "
+                                 "(default $BIGTOPCTL_KEY)")
+    p.add_argument("--server-key", help="the daemons' public key (default "
+                                        "$BIGTOPCTL_SERVER_KEY)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="URL",
+                   help="another origin pages may come from (a reverse proxy's https://host)")
+    p.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--keyfile", help="... and this private key")
+    p.add_argument("--log-level", default="info",
+                   choices=["debug", "info", "warning", "error"])
+    p.add_argument("--version", action="version", version=f"bigtop-web {__version__}")
+    return p
+
+
+def node_name(url: str, count: int) -> str:
+    """A name for an endpoint given without one: this host for a local
+    daemon, host:port for a remote one."""
+    if url.startswith("tcp://"):
+        return url[len("tcp://"):]
+    host = socket.gethostname() or "local"
+    if count == 1 or not url.startswith("ipc://"):
+        return host
+    return f"{host}:{os.path.basename(os.path.dirname(url[len('ipc://'):])) or url}"
+
+
+def split_endpoint(item: str) -> tuple[str | None, str]:
+    name, sep, url = item.partition("=")
+    if sep and "://" not in name:
+        return name.strip(), url.strip()
+    return None, item.strip()
+
+
+def node_specs(ns: argparse.Namespace, file: configparser.ConfigParser | None
+               ) -> list[dict[str, Any]]:
+    """name, endpoint, key, server_key and pubsub_endpoint of each node."""
+    specs: list[dict[str, Any]] = []
+    listed = [split_endpoint(item) for item in ns.endpoint]
+    if file is not None and file.has_section("cluster"):
+        listed += [(name, url.strip()) for name, url in file.items("cluster")]
+    if not listed:
+        listed = [(None, "")]  # bigtopctl's default daemon
+    taken: set[str] = set()
+    for name, url in listed:
+        if not name:
+            name = node_name(url, len(listed))
+        base, n = name, 2
+        while name in taken:
+            name, n = f"{base}-{n}", n + 1
+        taken.add(name)
+        spec: dict[str, Any] = {"name": name, "endpoint": url or None, "key": ns.key,
+                                "server_key": ns.server_key, "pubsub_endpoint": None}
+        if file is not None and file.has_section(f"node:{name}"):
+            section = file[f"node:{name}"]
+            for key in ("key", "server_key", "pubsub_endpoint"):
+                if section.get(key):
+                    spec[key] = section[key]
+        specs.append(spec)
+    return specs
+
+
+def read_config(path: str | None) -> configparser.ConfigParser | None:
+    if not path:
+        return None
+    file = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            file.read_file(handle)
+    except (OSError, configparser.Error) as err:
+        raise UsageError(f"cannot read {path}: {err}") from None
+    unknown = [s for s in file.sections()
+               if s not in ("web", "cluster") and not s.startswith("node:")]
+    if unknown:
+        raise UsageError(f"{path}: unknown section [{unknown[0]}] (sections are [web], "
+                         "[cluster] and [node:NAME])")
+    return file
+
+
+def merged(ns: argparse.Namespace, file: configparser.ConfigParser | None) -> None:
+    """[web] options fill in what the command line did not say."""
+    web = file["web"] if file is not None and file.has_section("web") else {}
+    for key, cast in (("host", str), ("port", int), ("token_file", str), ("key", str),
+                      ("server_key", str), ("certfile", str), ("keyfile", str)):
+        if getattr(ns, key) is None and web.get(key):
+            try:
+                setattr(ns, key, cast(web[key]))
+            except ValueError:
+                raise UsageError(f"[web] {key}: {web[key]!r} is not valid") from None
+    if web.get("allow_origin"):
+        ns.allow_origin += web["allow_origin"].split()
+    ns.host = ns.host or "127.0.0.1"
+    ns.port = 8080 if ns.port is None else ns.port
+
+
+def login_token(ns: argparse.Namespace) -> str:
+    from .auth import default_token_file, load_token
+
+    token = os.environ.get("BIGTOP_WEB_TOKEN", "").strip()
+    if token:
+        return token
+    path = ns.token_file or default_token_file()
+    try:
+        token, made = load_token(path)
+    except OSError as err:
+        raise UsageError(f"cannot read or make the token file {path}: {err.strerror}") from None
+    if made:
+        print(f"bigtop-web: login token: {token}\n"
+              f"bigtop-web: (kept in {path}; delete the file for a new one)", flush=True)
+    else:
+        print(f"bigtop-web: login token in {path}", flush=True)
+    return token
+
+
+async def serve(ns: argparse.Namespace, token: str, specs: list[dict[str, Any]]) -> None:
+    from aiohttp import web
+
+    from .app import make_app
+    from .auth import Auth
+    from .nodes import Cluster, Node
+
+    cluster = Cluster([Node(**spec) for spec in specs])
+    app = make_app(cluster, Auth(token, tuple(ns.allow_origin)))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    ssl_context = None
+    if ns.certfile:
+        import ssl
+
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(ns.certfile, ns.keyfile)
+    scheme = "https" if ssl_context else "http"
+    site: web.BaseSite
+    if ns.fd is not None:
+        sock = socket.socket(fileno=ns.fd)
+        sock.setblocking(False)
+        site = web.SockSite(runner, sock, ssl_context=ssl_context)
+        host, port = sock.getsockname()[:2]
+    else:
+        site = web.TCPSite(runner, ns.host, ns.port, ssl_context=ssl_context)
+        host, port = ns.host, ns.port
+    await site.start()
+    shown = f"[{host}]" if ":" in str(host) else host
+    print(f"bigtop-web: serving on {scheme}://{shown}:{port}/ "
+          f"({', '.join(s['name'] for s in specs)})", flush=True)
+    if ssl_context is None and host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("serving plain HTTP on %s: the token and the session cookie cross the "
+                    "network in clear; use --certfile/--keyfile or a TLS proxy", host)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = parser().parse_args(argv)
+    logging.basicConfig(level=ns.log_level.upper(), format="bigtop-web: %(message)s",
+                        stream=sys.stderr)
+    if bool(ns.certfile) != bool(ns.keyfile):
+        print("bigtop-web: --certfile and --keyfile go together", file=sys.stderr)
+        return 2
+    try:
+        file = read_config(ns.config)
+        merged(ns, file)
+        specs = node_specs(ns, file)
+        token = login_token(ns)
+    except UsageError as err:
+        print(f"bigtop-web: {err}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(ns, token, specs))
+    except OSError as err:
+        print(f"bigtop-web: cannot serve: {err}", file=sys.stderr)
+        return 1
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,1026 @@
+// The console's page: one WebSocket keeps the state of every node; the
+// route (#/all, #/n/NODE, #/n/NODE/w/WATCHER) picks what is drawn from it.
+
+import { LineChart, seriesColor, sparkline } from "./chart.js";
+import {
+  ago, api, ApiError, bytes, clock, confirmAction, duration, h, lastExit, modal, percent,
+  session, setText, toast,
+} from "./ui.js";
+
+const HISTORY_SECONDS = 600;
+const LOG_KEEP = 2000; // lines kept in a log view
+
+// -- state --------------------------------------------------------------------------------------
+
+const state = {
+  nodes: new Map(), // name -> {info, history: [points], events: []}
+  order: [],
+  live: false,
+};
+let page = null; // the page on screen: {update(kind), destroy(), onLog?, onEvents?}
+let socket = null;
+
+function nodeState(name) {
+  if (!state.nodes.has(name)) {
+    state.nodes.set(name, { info: { name, reachable: null }, history: [], events: [] });
+    state.order.push(name);
+  }
+  return state.nodes.get(name);
+}
+
+function trimHistory(history) {
+  const oldest = Date.now() / 1000 - HISTORY_SECONDS - 30;
+  while (history.length && history[0].t < oldest) history.shift();
+}
+
+function enc(name) {
+  return encodeURIComponent(name);
+}
+
+function nodePath(node) {
+  return `/api/nodes/${enc(node)}`;
+}
+
+function watcherPath(node, watcher) {
+  return `${nodePath(node)}/watchers/${enc(watcher)}`;
+}
+
+// -- the live connection ------------------------------------------------------------------------
+
+function setConn(kind, text) {
+  const badge = document.getElementById("conn");
+  badge.className = `conn conn-${kind}`;
+  badge.textContent = text;
+}
+
+function connect(delay = 1000) {
+  const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${window.location.host}/ws`);
+  socket.addEventListener("open", () => {
+    delay = 1000;
+    state.live = true;
+    setConn("live", "live");
+  });
+  socket.addEventListener("message", (event) => receive(JSON.parse(event.data)));
+  socket.addEventListener("close", async () => {
+    state.live = false;
+    setConn("wait", "reconnecting");
+    try {
+      await api("/api/session"); // 401 goes to the login page
+    } catch (err) {
+      if (err.status === 401) return;
+    }
+    setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
+  });
+}
+
+function send(message) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+}
+
+function receive(message) {
+  if (message.type === "hello") {
+    for (const info of message.nodes) {
+      const node = nodeState(info.name);
+      node.info = info;
+      node.history = info.history || [];
+      node.events = (info.events || []).slice(-100);
+      delete info.history;
+      delete info.events;
+    }
+    fillNodeSelect();
+    if (page && page.resubscribe) page.resubscribe();
+    render();
+  } else if (message.type === "snapshot") {
+    const node = nodeState(message.node);
+    node.info = { ...node.info, ...message.info, snapshot: message.snapshot };
+    for (const point of message.points) {
+      const last = node.history[node.history.length - 1];
+      if (!last || point.t > last.t) node.history.push(point);
+    }
+    trimHistory(node.history);
+    refresh("snapshot", message.node);
+  } else if (message.type === "node") {
+    const node = nodeState(message.node);
+    node.info = { ...node.info, ...message.info };
+    fillNodeSelect();
+    refresh("node", message.node);
+  } else if (message.type === "events") {
+    for (const item of message.items) {
+      const node = nodeState(item.node);
+      node.events.push(item);
+      if (node.events.length > 100) node.events.shift();
+    }
+    if (page && page.onEvents) page.onEvents(message.items);
+  } else if (message.type === "log") {
+    if (page && page.onLog) page.onLog(message);
+  }
+}
+
+function refresh(kind, nodeName) {
+  if (page && page.update) page.update(kind, nodeName);
+}
+
+// -- routing ---------------------------------------------------------------------------------------
+
+function route() {
+  const hash = window.location.hash.replace(/^#/, "") || "/";
+  const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "n" && parts[1] && parts[2] === "w" && parts[3]) {
+    return { view: "watcher", node: parts[1], watcher: parts[3] };
+  }
+  if (parts[0] === "n" && parts[1]) return { view: "node", node: parts[1] };
+  if (parts[0] === "all") return { view: "all" };
+  return { view: state.order.length === 1 ? "node" : "all", node: state.order[0] };
+}
+
+function render() {
+  const where = route();
+  const view = document.getElementById("view");
+  if (page && page.destroy) page.destroy();
+  page = null;
+  view.replaceChildren();
+  if (!state.order.length) {
+    view.append(h("p", { class: "muted" }, "Connecting…"));
+    return;
+  }
+  const select = document.getElementById("node-select");
+  select.value = where.view === "all" ? "*all" : where.node;
+  if (where.view === "all") page = allNodesPage(view);
+  else if (!state.nodes.has(where.node)) {
+    view.append(h("div", { class: "panel panel-body" }, `No node named ${where.node}. `,
+      h("a", { href: "#/all" }, "All nodes")));
+    return;
+  } else if (where.view === "node") page = nodePage(view, where.node);
+  else page = watcherPage(view, where.node, where.watcher);
+  page.update("init");
+}
+
+function fillNodeSelect() {
+  const select = document.getElementById("node-select");
+  const wanted = ["*all", ...state.order];
+  const options = wanted.map((name) => {
+    if (name === "*all") return h("option", { value: "*all" }, "All nodes");
+    const info = state.nodes.get(name).info;
+    const mark = info.reachable === false ? "○ " : "● ";
+    return h("option", { value: name }, `${mark}${name}`);
+  });
+  const current = select.value;
+  select.replaceChildren(...options);
+  select.value = current || wanted[1];
+  select.closest(".node-picker").hidden = state.order.length < 2;
+}
+
+// -- pieces shared by pages ------------------------------------------------------------------------
+
+function badge(status) {
+  const text = status || "unknown";
+  return h("span", { class: `badge badge-${text}` }, text);
+}
+
+function setBadge(element, status) {
+  const text = status || "unknown";
+  element.className = `badge badge-${text}`;
+  setText(element, text);
+}
+
+function card(label) {
+  const value = h("div", { class: "value" }, "–");
+  const hint = h("div", { class: "hint" }, "");
+  const element = h("div", { class: "panel card" }, h("div", { class: "label" }, label), value, hint);
+  return { element, value, hint };
+}
+
+function chartPanel(title, format, min = 0) {
+  const box = h("div", { class: "chart" });
+  const legend = h("div", { class: "legend" });
+  const span = h("span", { class: "muted" }, "");
+  const element = h("section", { class: "panel" },
+    h("div", { class: "panel-head" }, h("h2", {}, title), span),
+    h("div", { class: "panel-body" }, box), legend);
+  const chart = new LineChart(box, { format, windowSeconds: HISTORY_SECONDS, min });
+  return {
+    element,
+    chart,
+    set(series) {
+      chart.set(series);
+      const minutes = Math.round((chart.shownSeconds || 60) / 60);
+      setText(span, minutes > 1 ? `last ${minutes} minutes` : "last minute");
+      box.dataset.points = String(Math.max(0, ...series.map((s) => s.points.length)));
+      const names = series.map((s) => s.name).join("\u0000");
+      if (legend.dataset.names !== names) {
+        legend.dataset.names = names;
+        legend.replaceChildren(...series.map((s, i) => {
+          const span = h("span", {}, s.name);
+          span.style.setProperty("--swatch", seriesColor(s.colorIndex ?? i));
+          return span;
+        }));
+      }
+    },
+  };
+}
+
+// Keep a table body's rows in step with a list: a row per key, made once by
+// create(item) and brought up to date by update(row, item).
+function syncRows(tbody, items, key, create, update) {
+  const existing = new Map([...tbody.children].filter((r) => r.dataset.key).map((r) => [r.dataset.key, r]));
+  let previous = null;
+  for (const item of items) {
+    const id = String(key(item));
+    let row = existing.get(id);
+    if (!row) {
+      row = create(item);
+      row.dataset.key = id;
+    }
+    existing.delete(id);
+    update(row, item);
+    const expected = previous ? previous.nextElementSibling : tbody.firstElementChild;
+    if (expected !== row) tbody.insertBefore(row, expected);
+    previous = row;
+  }
+  for (const row of existing.values()) row.remove();
+}
+
+// Run an action on the daemon and say what it answered.
+async function act(button, label, path, body, { quiet = false } = {}) {
+  if (button) {
+    button.disabled = true;
+    button.classList.add("busy");
+  }
+  try {
+    const data = await api(path, { method: "POST", body });
+    if (!quiet) toast(`${label}: done`, { body: describeReply(data.reply), details: data.reply });
+    return data.reply;
+  } catch (err) {
+    const details = err.body && err.body.reply ? err.body.reply : err.body;
+    toast(`${label}: failed`, { body: err.message, error: true, details });
+    throw err;
+  } finally {
+    if (button) {
+      button.disabled = false;
+      button.classList.remove("busy");
+    }
+  }
+}
+
+function describeReply(reply) {
+  if (!reply) return "";
+  const parts = [];
+  const info = reply.info || reply;
+  if (reply.numprocesses !== undefined) parts.push(`${reply.numprocesses} processes wanted`);
+  if (info && Array.isArray(info.started) && info.started.length) parts.push(`started ${info.started.join(", ")}`);
+  if (info && Array.isArray(info.stopped) && info.stopped.length) parts.push(`stopped ${info.stopped.join(", ")}`);
+  if (Array.isArray(reply.pids)) parts.push(`signalled ${reply.pids.join(", ") || "nothing"}`);
+  if (reply.changes) {
+    for (const [what, names] of Object.entries(reply.changes)) {
+      if (names.length) parts.push(`${what.replace("_", " ")}: ${names.join(", ")}`);
+    }
+    if (!parts.length) parts.push("nothing changed");
+  }
+  return parts.join("; ") || `status: ${reply.status}`;
+}
+
+function guarded(fn) {
+  return async (...args) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      if (!(err instanceof ApiError)) console.error(err);
+    }
+  };
+}
+
+function unreachableNotice(info) {
+  return h("div", { class: "panel panel-body bad-text", role: "alert" },
+    h("b", {}, `${info.name} is unreachable`), ` since ${clock(info.since)}: `,
+    `${(info.error || "no reply").replace(/\.?$/, ".")} `,
+    h("span", { class: "muted" }, "It is tried again every few seconds and comes back by itself."));
+}
+
+// -- all nodes -------------------------------------------------------------------------------------
+
+function allNodesPage(view) {
+  const grid = h("div", { class: "grid node-grid" });
+  view.append(h("div", { class: "page-head" }, h("h1", {}, "All nodes"),
+    h("span", { class: "sub" }, `${state.order.length} daemons`)), grid);
+  const cards = new Map();
+
+  function makeCard(name) {
+    const status = h("span", { class: "badge" });
+    const stats = h("div", { class: "stat-row" });
+    const chips = h("div", { class: "chips" });
+    const error = h("div", { class: "bad-text", hidden: true });
+    const element = h("section", { class: "panel node-card", "data-node": name },
+      h("div", { class: "panel-head" }, h("h2", {}, h("a", { href: `#/n/${enc(name)}` }, name)), status,
+        h("span", { class: "spacer" }), h("span", { class: "muted mono endpoint" }, "")),
+      h("div", { class: "panel-body" }, error, stats, chips));
+    return { element, status, stats, chips, error };
+  }
+
+  return {
+    update() {
+      for (const name of state.order) {
+        if (!cards.has(name)) {
+          cards.set(name, makeCard(name));
+          grid.append(cards.get(name).element);
+        }
+        const c = cards.get(name);
+        const info = state.nodes.get(name).info;
+        const snap = info.snapshot || { watchers: [] };
+        setText(c.element.querySelector(".endpoint"), info.endpoint || "");
+        const reach = info.reachable === false ? "unreachable" : info.reachable ? "reachable" : "waiting";
+        setBadge(c.status, reach);
+        c.element.classList.toggle("down", info.reachable === false);
+        c.error.hidden = info.reachable !== false;
+        setText(c.error, info.reachable === false ? `since ${clock(info.since)}: ${info.error || ""}` : "");
+        const watchers = snap.watchers;
+        const running = watchers.reduce((n, w) => n + (w.running || 0), 0);
+        const wanted = watchers.reduce((n, w) => n + (w.wanted || 0), 0);
+        const cpu = watchers.reduce((n, w) => n + w.cpu, 0);
+        const rss = watchers.reduce((n, w) => n + w.rss, 0);
+        const active = watchers.filter((w) => w.status === "active").length;
+        c.stats.hidden = !info.snapshot;
+        c.stats.replaceChildren(...[
+          h("span", {}, "watchers ", h("b", {}, `${active}/${watchers.length}`), " active"),
+          h("span", {}, "processes ", h("b", {}, `${running}/${wanted}`)),
+          h("span", {}, "CPU ", h("b", {}, percent(cpu))),
+          h("span", {}, "memory ", h("b", {}, bytes(rss))),
+          snap.daemon ? h("span", {}, "daemon ", h("b", {}, `pid ${snap.daemon.pid}`)) : null,
+        ].filter(Boolean));
+        c.chips.replaceChildren(...watchers.map((w) => h("a", {
+          class: `chip s-${w.status}`, href: `#/n/${enc(name)}/w/${enc(w.name)}`, title: w.status,
+        }, `${w.name} ${w.running}/${w.wanted}`)));
+      }
+    },
+  };
+}
+
+// -- one node ------------------------------------------------------------------------------------
+
+function nodePage(view, nodeName) {
+  const node = state.nodes.get(nodeName);
+  const reach = h("span", { class: "badge" });
+  const sub = h("span", { class: "sub mono" });
+  const notice = h("div");
+  const addButton = h("button", { class: "btn", type: "button" }, "+ Add watcher");
+  const reloadButton = h("button", { class: "btn", type: "button" }, "Reload config");
+  view.append(h("div", { class: "page-head" },
+    h("div", {}, h("h1", {}, nodeName), sub), reach, h("span", { class: "spacer" }),
+    h("div", { class: "actions" }, addButton, reloadButton)), notice);
+
+  const cards = {
+    watchers: card("Watchers"), processes: card("Processes"), cpu: card("CPU"),
+    memory: card("Memory"), daemon: card("Daemon"),
+  };
+  view.append(h("div", { class: "grid cards" }, ...Object.values(cards).map((c) => c.element)));
+
+  const cpuChart = chartPanel("CPU by watcher", cpuLabel);
+  const memChart = chartPanel("Memory by watcher", bytes, 1 << 20);
+  view.append(h("div", { class: "grid charts" }, cpuChart.element, memChart.element));
+
+  const tbody = h("tbody");
+  view.append(h("section", { class: "panel" },
+    h("div", { class: "panel-head" }, h("h2", {}, "Watchers")),
+    h("div", { class: "table-wrap" }, h("table", { class: "watchers" },
+      h("thead", {}, h("tr", {},
+        h("th", {}, "Watcher"), h("th", {}, "State"), h("th", { class: "num" }, "Processes"),
+        h("th", { class: "num" }, "CPU"), h("th", { class: "num" }, "Memory"), h("th", { class: "opt" }, "Last minutes"),
+        h("th", { class: "num opt" }, "Uptime"), h("th", { class: "num opt" }, "Restarts"),
+        h("th", { class: "opt" }, "Last exit"), h("th", {}, "Actions"))),
+      tbody))));
+
+  const socketBody = h("tbody");
+  const socketPanel = h("section", { class: "panel" },
+    h("div", { class: "panel-head" }, h("h2", {}, "Sockets")),
+    h("div", { class: "table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, "Socket"), h("th", {}, "Address"), h("th", { class: "num" }, "fd"),
+        h("th", { class: "num" }, "Backlog"), h("th", { class: "num" }, "Accept queue"))),
+      socketBody)));
+  view.append(socketPanel);
+
+  const eventList = h("ul", { class: "events" });
+  view.append(h("section", { class: "panel" },
+    h("div", { class: "panel-head" }, h("h2", {}, "Recent events")), eventList));
+
+  addButton.addEventListener("click", () => addWatcherDialog(nodeName));
+  reloadButton.addEventListener("click", guarded(async () => {
+    if (!(await confirmAction("Reload the configuration?",
+      `The daemon on ${nodeName} reads its configuration file again and applies the difference: `
+      + "added watchers start, removed ones stop, changed ones restart.", "Reload config"))) return;
+    await act(reloadButton, "reloadconfig", `${nodePath(nodeName)}/reloadconfig`, {});
+  }));
+
+  function watcherRow(w) {
+    const link = h("a", { href: `#/n/${enc(nodeName)}/w/${enc(w.name)}` }, w.name);
+    const spark = h("canvas", { class: "spark", "aria-hidden": "true" });
+    const path = watcherPath(nodeName, w.name);
+    const incr = h("button", { class: "btn btn-sm btn-icon", type: "button", title: "Add a process", "data-action": "incr" }, "+");
+    const decr = h("button", { class: "btn btn-sm btn-icon", type: "button", title: "Remove a process", "data-action": "decr" }, "−");
+    const start = h("button", { class: "btn btn-sm", type: "button", "data-action": "start" }, "Start");
+    const stop = h("button", { class: "btn btn-sm btn-danger", type: "button", "data-action": "stop" }, "Stop");
+    const restart = h("button", { class: "btn btn-sm", type: "button", "data-action": "restart" }, "Restart");
+    incr.addEventListener("click", guarded(() => act(incr, `incr ${w.name}`, `${path}/incr`, { nb: 1 })));
+    decr.addEventListener("click", guarded(() => act(decr, `decr ${w.name}`, `${path}/decr`, { nb: 1 })));
+    start.addEventListener("click", guarded(() => act(start, `start ${w.name}`, `${path}/start`, {})));
+    stop.addEventListener("click", guarded(async () => {
+      if (await confirmAction(`Stop ${w.name}?`, `Every process of ${w.name} on ${nodeName} is stopped.`, "Stop")) {
+        await act(stop, `stop ${w.name}`, `${path}/stop`, {});
+      }
+    }));
+    restart.addEventListener("click", guarded(async () => {
+      if (await confirmAction(`Restart ${w.name}?`, `Every process of ${w.name} is stopped, then started again.`, "Restart")) {
+        await act(restart, `restart ${w.name}`, `${path}/restart`, {});
+      }
+    }));
+    return h("tr", { "data-watcher": w.name },
+      h("td", { class: "name-cell" }, link), h("td", {}, h("span", { class: "badge" })),
+      h("td", { class: "num procs", "data-label": "processes" }), h("td", { class: "num cpu", "data-label": "CPU" }),
+      h("td", { class: "num mem", "data-label": "memory" }),
+      h("td", { class: "opt" }, spark), h("td", { class: "num opt uptime" }),
+      h("td", { class: "num opt restarts" }), h("td", { class: "opt last-exit" }),
+      h("td", { class: "row-actions" }, h("div", { class: "actions" }, decr, incr, start, stop, restart)));
+  }
+
+  function updateRow(row, w) {
+    setBadge(row.querySelector(".badge"), w.status);
+    const ready = w.ready !== null && w.ready !== undefined && w.ready !== w.running ? ` (${w.ready} ready)` : "";
+    setText(row.querySelector(".procs"), `${w.running}/${w.wanted}${ready}`);
+    setText(row.querySelector(".cpu"), percent(w.cpu));
+    setText(row.querySelector(".mem"), bytes(w.rss));
+    setText(row.querySelector(".uptime"), duration(w.uptime));
+    setText(row.querySelector(".restarts"), w.restarts ?? "–");
+    const exit = row.querySelector(".last-exit");
+    setText(exit, w.failure ? `failed: ${w.failure}` : lastExit(w.last_exit));
+    exit.classList.toggle("bad-text", Boolean(w.failure));
+    const values = node.history.slice(-120).map((p) => (p.w[w.name] ? p.w[w.name][0] : null));
+    sparkline(row.querySelector("canvas"), values, "--c1");
+  }
+
+  function drawEvents() {
+    const items = node.events.slice(-40).reverse();
+    eventList.replaceChildren(...(items.length ? items.map((e) => h("li", {},
+      h("time", {}, clock(e.time)), h("span", { class: "mono" }, e.topic), h("span", { class: "muted" }, eventText(e))))
+      : [h("li", { class: "muted" }, "Nothing has happened since bigtop-web started.")]));
+  }
+
+  return {
+    update(kind, which) {
+      if (which && which !== nodeName) return;
+      const info = node.info;
+      const snap = info.snapshot;
+      setText(sub, `${info.endpoint || ""}${info.version ? ` · bigtop ${info.version}` : ""}`);
+      setBadge(reach, info.reachable === false ? "unreachable" : info.reachable ? "reachable" : "waiting");
+      notice.replaceChildren(info.reachable === false ? unreachableNotice(info) : "");
+      if (kind === "init") drawEvents();
+      if (!snap) return;
+      const watchers = snap.watchers;
+      const running = watchers.reduce((n, w) => n + (w.running || 0), 0);
+      const wanted = watchers.reduce((n, w) => n + (w.wanted || 0), 0);
+      setText(cards.watchers.value, `${watchers.filter((w) => w.status === "active").length}/${watchers.length}`);
+      setText(cards.watchers.hint, "active / all");
+      setText(cards.processes.value, `${running}/${wanted}`);
+      setText(cards.processes.hint, "running / wanted");
+      setText(cards.cpu.value, percent(watchers.reduce((n, w) => n + w.cpu, 0)));
+      setText(cards.cpu.hint, "all processes, with their children");
+      setText(cards.memory.value, bytes(watchers.reduce((n, w) => n + w.rss, 0)));
+      setText(cards.memory.hint, "resident");
+      const d = snap.daemon;
+      setText(cards.daemon.value, d ? `${percent(d.cpu)} · ${bytes(d.rss)}` : "–");
+      setText(cards.daemon.hint, d ? `pid ${d.pid} · up ${duration(d.age)} · ${d.threads ?? "?"} threads · ${d.fds ?? "?"} fds` : "");
+      syncRows(tbody, watchers, (w) => w.name, watcherRow, updateRow);
+      if (!watchers.length) tbody.replaceChildren(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No watchers.")));
+      socketPanel.hidden = !snap.sockets.length;
+      syncRows(socketBody, snap.sockets, (s) => s.name, () => h("tr", {},
+        h("td", { class: "name" }), h("td", { class: "mono addr" }), h("td", { class: "num fd" }),
+        h("td", { class: "num backlog" }), h("td", { class: "num queue" })), (row, s) => {
+        setText(row.querySelector(".name"), s.name);
+        setText(row.querySelector(".addr"), s.path || `${s.host}:${s.port}`);
+        setText(row.querySelector(".fd"), s.fd);
+        setText(row.querySelector(".backlog"), s.backlog);
+        setText(row.querySelector(".queue"), s.accept_queue ?? "n/a");
+      });
+      const names = watchers.map((w) => w.name);
+      cpuChart.set(names.map((name, i) => ({ name, colorIndex: i,
+        points: node.history.map((p) => [p.t, p.w[name] ? p.w[name][0] : null]) })));
+      memChart.set(names.map((name, i) => ({ name, colorIndex: i,
+        points: node.history.map((p) => [p.t, p.w[name] ? p.w[name][1] : null]) })));
+    },
+    onEvents(items) {
+      if (items.some((e) => e.node === nodeName)) drawEvents();
+    },
+    destroy() {
+      cpuChart.chart.destroy();
+      memChart.chart.destroy();
+    },
+  };
+}
+
+function cpuLabel(v) {
+  return `${v < 10 && v !== Math.round(v) ? v.toFixed(1) : Math.round(v)}%`;
+}
+
+function eventText(e) {
+  const p = e.payload || {};
+  const bits = [];
+  if (p.process_pid) bits.push(`pid ${p.process_pid}`);
+  if (p.exit_code !== undefined) bits.push(`exit ${p.exit_code}`);
+  if (p.done !== undefined) bits.push(`${p.done}/${p.total}`);
+  if (p.reason) bits.push(p.reason);
+  if (p.delay !== undefined) bits.push(`retry in ${p.delay}s`);
+  return bits.join(" · ");
+}
+
+function addWatcherDialog(nodeName) {
+  return modal(`Add a watcher on ${nodeName}`, (form) => {
+    form.append(
+      h("label", {}, "Name", h("input", { name: "name", required: true, pattern: "[A-Za-z0-9_][A-Za-z0-9_.@-]*", autocomplete: "off" })),
+      h("label", {}, "Command", h("input", { name: "cmd", required: true, placeholder: "python -m http.server", autocomplete: "off" })),
+      h("label", {}, "Processes", h("input", { name: "numprocesses", type: "number", min: "0", value: "1" })),
+      h("label", {}, "Other options (JSON, as in set)", h("textarea", { name: "options", rows: "2", placeholder: "{\"working_dir\": \"/srv/app\"}" })),
+      h("label", { class: "check" }, h("input", { name: "start", type: "checkbox", checked: true }), "Start it now"));
+  }, {
+    submitLabel: "Add",
+    submit: async (form) => {
+      const data = new FormData(form);
+      let options = {};
+      const text = String(data.get("options") || "").trim();
+      if (text) {
+        try {
+          options = JSON.parse(text);
+        } catch (err) {
+          throw new Error(`Other options: not JSON (${err.message})`);
+        }
+      }
+      options.numprocesses = String(data.get("numprocesses") || "1");
+      const body = { name: data.get("name"), cmd: data.get("cmd"), options, start: data.get("start") === "on" };
+      const reply = await api(`${nodePath(nodeName)}/watchers`, { method: "POST", body })
+        .catch((err) => { throw new Error(err.message); });
+      toast(`add ${body.name}: done`, { body: describeReply(reply.reply), details: reply.reply });
+      return reply;
+    },
+  });
+}
+
+// -- one watcher ---------------------------------------------------------------------------------
+
+const SIGNAL_CHOICES = ["HUP", "USR1", "USR2", "INT", "TERM", "QUIT", "KILL", "TTIN", "TTOU", "WINCH"];
+const GENTLE_SIGNALS = new Set(["HUP", "USR1", "USR2", "TTIN", "TTOU", "WINCH"]);
+
+function watcherPage(view, nodeName, watcherName) {
+  const node = state.nodes.get(nodeName);
+  const path = watcherPath(nodeName, watcherName);
+  const status = h("span", { class: "badge" });
+  const notice = h("div");
+  const button = (label, action, extra = "") => h("button", { class: `btn ${extra}`, type: "button", "data-action": action }, label);
+  const buttons = {
+    start: button("Start", "start"), stop: button("Stop", "stop", "btn-danger"),
+    restart: button("Restart", "restart"), reload: button("Rolling reload", "reload"),
+    decr: button("− Process", "decr"), incr: button("+ Process", "incr"),
+    signal: button("Signal…", "signal"), rm: button("Remove", "rm", "btn-danger"),
+  };
+  view.append(
+    h("div", { class: "crumbs" }, h("a", { href: `#/n/${enc(nodeName)}` }, nodeName), " / watcher"),
+    h("div", { class: "page-head" }, h("h1", {}, watcherName), status, h("span", { class: "spacer" }),
+      h("div", { class: "actions" }, ...Object.values(buttons))), notice);
+
+  const bar = h("i");
+  const progressText = h("span", { class: "muted" });
+  const progress = h("section", { class: "panel", hidden: true },
+    h("div", { class: "progress" }, h("b", {}, "Reloading"), h("div", { class: "bar" }, bar), progressText));
+  view.append(progress);
+
+  const facts = h("div", { class: "facts" });
+  view.append(h("section", { class: "panel" }, h("div", { class: "panel-body" }, facts)));
+
+  const cpuChart = chartPanel("CPU by process", cpuLabel);
+  const memChart = chartPanel("Memory by process", bytes, 1 << 20);
+  view.append(h("div", { class: "grid charts" }, cpuChart.element, memChart.element));
+
+  const procBody = h("tbody");
+  view.append(h("section", { class: "panel" },
+    h("div", { class: "panel-head" }, h("h2", {}, "Processes")),
+    h("div", { class: "table-wrap" }, h("table", { class: "processes" },
+      h("thead", {}, h("tr", {}, h("th", { class: "num" }, "pid"), h("th", { class: "num" }, "wid"),
+        h("th", { class: "num" }, "CPU"), h("th", { class: "num" }, "Memory"), h("th", { class: "num opt" }, "Mem %"),
+        h("th", { class: "num" }, "Age"), h("th", { class: "num opt" }, "Children"), h("th", { class: "num opt" }, "Threads"),
+        h("th", { class: "num opt" }, "fds"), h("th", {}, ""))),
+      procBody))));
+
+  // Logs and options, as two tabs.
+  const tabLogs = h("button", { class: "tab", role: "tab", type: "button", "aria-selected": "true" }, "Live log");
+  const tabOptions = h("button", { class: "tab", role: "tab", type: "button", "aria-selected": "false" }, "Options");
+  const pause = h("button", { class: "btn btn-sm", type: "button", "aria-pressed": "false" }, "Pause");
+  const streamSelect = h("select", { "aria-label": "Stream" }, h("option", { value: "" }, "stdout + stderr"),
+    h("option", { value: "stdout" }, "stdout"), h("option", { value: "stderr" }, "stderr"));
+  const filter = h("input", { type: "search", placeholder: "Filter (text, or /regex/)", "aria-label": "Filter lines" });
+  const clear = h("button", { class: "btn btn-sm", type: "button" }, "Clear");
+  const downloadCount = h("select", { "aria-label": "Lines to download" },
+    ...[100, 1000, 10000].map((n) => h("option", { value: String(n) }, `last ${n}`)));
+  const download = h("a", { class: "btn btn-sm", href: "#", download: "" }, "Download");
+  const logStatus = h("span", { class: "log-status" });
+  const logBox = h("div", { class: "log", role: "log", "aria-live": "off", tabindex: "0" });
+  const logTools = h("div", { class: "log-tools" }, pause, streamSelect, filter, clear, downloadCount, download, logStatus);
+  const optionsBody = h("tbody");
+  const optionsTable = h("div", { class: "table-wrap", hidden: true },
+    h("table", { class: "options" }, h("thead", {}, h("tr", {}, h("th", {}, "Option"), h("th", {}, "Value"), h("th", {}, ""))), optionsBody));
+  view.append(h("section", { class: "panel" },
+    h("div", { class: "panel-head" }, h("div", { class: "tabs", role: "tablist" }, tabLogs, tabOptions),
+      h("span", { class: "spacer" }), logTools),
+    logBox, optionsTable));
+
+  let lines = []; // every line received, oldest first, at most LOG_KEEP
+  let paused = false;
+  let unseen = 0;
+  let filterFn = () => true;
+  let reloadTotal = 0;
+  let destroyed = false;
+  let optionValues = null;
+
+  function matches(entry) {
+    if (streamSelect.value && entry.stream && entry.stream !== streamSelect.value) return false;
+    return filterFn(entry.line || "");
+  }
+
+  function lineElement(entry) {
+    return h("div", { class: `log-line ${entry.stream || ""}` },
+      h("span", { class: "ts" }, entry.time ? clock(entry.time) : ""),
+      h("span", { class: "who" }, entry.pid ? `${entry.stream === "stderr" ? "err" : "out"} ${entry.pid}` : ""),
+      h("span", { class: "text" }, entry.line ?? ""));
+  }
+
+  function redrawLog() {
+    const atBottom = true;
+    logBox.replaceChildren(...lines.filter(matches).map(lineElement));
+    if (!logBox.children.length) logBox.append(h("div", { class: "log-note" }, "No output yet."));
+    if (atBottom) logBox.scrollTop = logBox.scrollHeight;
+    unseen = 0;
+    showLogStatus();
+  }
+
+  function showLogStatus() {
+    setText(logStatus, paused ? `paused${unseen ? ` · ${unseen} new lines` : ""}` : `${lines.length} lines`);
+  }
+
+  function appendLines(entries) {
+    lines.push(...entries);
+    const overflow = lines.length - LOG_KEEP;
+    if (overflow > 0) lines.splice(0, overflow);
+    if (paused) {
+      unseen += entries.length;
+      showLogStatus();
+      return;
+    }
+    const nearBottom = logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 40;
+    const note = logBox.querySelector(".log-note");
+    if (note) note.remove();
+    for (const entry of entries) if (matches(entry)) logBox.append(lineElement(entry));
+    while (logBox.children.length > LOG_KEEP) logBox.firstElementChild.remove();
+    if (nearBottom) logBox.scrollTop = logBox.scrollHeight;
+    showLogStatus();
+  }
+
+  pause.addEventListener("click", () => {
+    paused = !paused;
+    pause.setAttribute("aria-pressed", String(paused));
+    setText(pause, paused ? "Resume" : "Pause");
+    if (!paused) redrawLog();
+    else showLogStatus();
+  });
+  streamSelect.addEventListener("change", redrawLog);
+  filter.addEventListener("input", () => {
+    const text = filter.value.trim();
+    filter.classList.remove("bad-text");
+    if (!text) filterFn = () => true;
+    else if (text.length > 2 && text.startsWith("/") && text.endsWith("/")) {
+      try {
+        const regex = new RegExp(text.slice(1, -1), "i");
+        filterFn = (line) => regex.test(line);
+      } catch (err) {
+        filter.classList.add("bad-text");
+        return;
+      }
+    } else {
+      const needle = text.toLowerCase();
+      filterFn = (line) => line.toLowerCase().includes(needle);
+    }
+    redrawLog();
+  });
+  clear.addEventListener("click", () => {
+    lines = [];
+    redrawLog();
+  });
+  function downloadHref() {
+    const stream = streamSelect.value ? `&stream=${streamSelect.value}` : "";
+    download.href = `${path}/logs?format=text&lines=${downloadCount.value}${stream}`;
+  }
+  downloadCount.addEventListener("change", downloadHref);
+  streamSelect.addEventListener("change", downloadHref);
+  downloadHref();
+
+  function showTab(which) {
+    const logs = which === "logs";
+    tabLogs.setAttribute("aria-selected", String(logs));
+    tabOptions.setAttribute("aria-selected", String(!logs));
+    logBox.hidden = !logs;
+    logTools.hidden = !logs;
+    optionsTable.hidden = logs;
+    if (!logs) loadOptions();
+  }
+  tabLogs.addEventListener("click", () => showTab("logs"));
+  tabOptions.addEventListener("click", () => showTab("options"));
+
+  // -- options ------------------------------------------------------------
+  const READ_ONLY = new Set(["name", "stdout_stream_conf", "stderr_stream_conf", "hooks"]);
+
+  function shown(value) {
+    if (value === null || value === undefined) return "";
+    if (Array.isArray(value)) return value.join(" ");
+    if (typeof value === "object") return JSON.stringify(value);
+    return String(value);
+  }
+
+  function parseEdit(original, text) {
+    if (original !== null && typeof original === "object" && !Array.isArray(original)) {
+      try {
+        return JSON.parse(text || "{}");
+      } catch (err) {
+        throw new Error(`not a JSON object: ${err.message}`);
+      }
+    }
+    if (Array.isArray(original)) return text.split(/[\s,]+/).filter(Boolean);
+    return text;
+  }
+
+  async function loadOptions() {
+    try {
+      const data = await api(`${path}/options`);
+      optionValues = data.reply.options;
+      drawOptions();
+    } catch (err) {
+      optionsBody.replaceChildren(h("tr", {}, h("td", { colspan: 3, class: "bad-text" }, err.message)));
+    }
+  }
+
+  function drawOptions() {
+    if (!optionValues) return;
+    optionsBody.replaceChildren(...Object.entries(optionValues).map(([key, value]) => {
+      const valueCell = h("td", { class: "val" }, shown(value));
+      const edit = h("button", { class: "btn btn-sm", type: "button", "data-option": key }, "Edit");
+      const row = h("tr", { "data-option": key }, h("td", { class: "key" }, key), valueCell,
+        h("td", {}, READ_ONLY.has(key) ? "" : edit));
+      edit.addEventListener("click", () => editOption(row, key, value));
+      return row;
+    }));
+  }
+
+  function editOption(row, key, value) {
+    const valueCell = row.querySelector(".val");
+    const multi = value !== null && typeof value === "object" && !Array.isArray(value);
+    const input = multi ? h("textarea", { rows: "3", name: key }, JSON.stringify(value, null, 1))
+      : h("input", { name: key, value: shown(value), autocomplete: "off", spellcheck: "false" });
+    const error = h("div", { class: "field-error", role: "alert", hidden: true });
+    const save = h("button", { class: "btn btn-sm btn-primary", type: "submit" }, "Save");
+    const cancel = h("button", { class: "btn btn-sm", type: "button" }, "Cancel");
+    const form = h("form", { class: "option-edit" }, input, error, h("div", { class: "actions" }, save, cancel));
+    valueCell.replaceChildren(form);
+    row.lastElementChild.replaceChildren();
+    input.focus();
+    cancel.addEventListener("click", drawOptions);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.hidden = true;
+      let parsed;
+      try {
+        parsed = parseEdit(value, input.value);
+      } catch (err) {
+        error.textContent = err.message;
+        error.hidden = false;
+        return;
+      }
+      save.disabled = true;
+      save.classList.add("busy");
+      try {
+        const data = await api(`${path}/set`, { method: "POST", body: { options: { [key]: parsed } } });
+        toast(`set ${watcherName} ${key}: done`, { details: data.reply });
+        await loadOptions();
+      } catch (err) {
+        error.textContent = err.message;
+        error.hidden = false;
+      } finally {
+        save.disabled = false;
+        save.classList.remove("busy");
+      }
+    });
+  }
+
+  // -- actions ----------------------------------------------------------------
+  const go = (action, body = {}) => act(buttons[action], `${action} ${watcherName}`, `${path}/${action}`, body);
+  buttons.start.addEventListener("click", guarded(() => go("start")));
+  buttons.incr.addEventListener("click", guarded(() => go("incr", { nb: 1 })));
+  buttons.decr.addEventListener("click", guarded(() => go("decr", { nb: 1 })));
+  buttons.stop.addEventListener("click", guarded(async () => {
+    if (await confirmAction(`Stop ${watcherName}?`, `Every process of ${watcherName} on ${nodeName} is stopped.`, "Stop")) await go("stop");
+  }));
+  buttons.restart.addEventListener("click", guarded(async () => {
+    if (await confirmAction(`Restart ${watcherName}?`, "Every process is stopped, then started again.", "Restart")) await go("restart");
+  }));
+  buttons.reload.addEventListener("click", guarded(async () => {
+    if (!(await confirmAction(`Rolling reload of ${watcherName}?`,
+      "New processes start one at a time; each old one stops once its replacement is ready. "
+      + "If a new one fails, the reload stops and the old processes keep serving.", "Reload"))) return;
+    const w = currentWatcher();
+    reloadTotal = w ? w.running : 0;
+    showProgress(0, reloadTotal);
+    try {
+      await go("reload", { rolling: true });
+      showProgress(reloadTotal, reloadTotal);
+    } finally {
+      setTimeout(() => { progress.hidden = true; }, 1500);
+    }
+  }));
+  buttons.rm.addEventListener("click", guarded(async () => {
+    if (!(await confirmAction(`Remove ${watcherName}?`,
+      `${watcherName} is stopped and removed from ${nodeName} (until the next reloadconfig that names it).`, "Remove"))) return;
+    await go("rm");
+    window.location.hash = `#/n/${enc(nodeName)}`;
+  }));
+  buttons.signal.addEventListener("click", guarded(() => signalDialog(null)));
+
+  async function signalDialog(pid) {
+    let choice = null;
+    const result = await modal(pid ? `Signal process ${pid}` : `Signal every process of ${watcherName}`, (form) => {
+      form.append(h("label", {}, "Signal", h("select", { name: "signum" },
+        ...SIGNAL_CHOICES.map((s) => h("option", { value: s }, `SIG${s}`)))),
+      h("label", { class: "check" }, h("input", { type: "checkbox", name: "children" }), "Their children too"));
+    }, { submitLabel: "Send", danger: true, submit: (form) => {
+      const data = new FormData(form);
+      choice = { signum: data.get("signum"), children: data.get("children") === "on" };
+      return choice;
+    } });
+    if (!result) return;
+    if (!GENTLE_SIGNALS.has(result.signum)
+      && !(await confirmAction(`Send SIG${result.signum}?`, "This usually stops the process (it is then replaced).", `Send SIG${result.signum}`))) return;
+    const body = { signum: result.signum, children: result.children };
+    if (pid) body.pid = pid;
+    await act(buttons.signal, `signal ${watcherName}`, `${path}/signal`, body);
+  }
+
+  function showProgress(done, total) {
+    progress.hidden = false;
+    const share = total ? Math.min(1, done / total) : 0;
+    bar.style.width = `${Math.round(share * 100)}%`;
+    setText(progressText, `${done}/${total || "?"} processes replaced`);
+  }
+
+  function currentWatcher() {
+    const snap = node.info.snapshot;
+    return snap ? snap.watchers.find((w) => w.name.toLowerCase() === watcherName.toLowerCase()) : null;
+  }
+
+  function processRow(p) {
+    const signal = h("button", { class: "btn btn-sm", type: "button", title: "Send a signal to this process" }, "Signal…");
+    signal.addEventListener("click", guarded(() => signalDialog(p.pid)));
+    return h("tr", { "data-pid": p.pid }, h("td", { class: "num pid mono" }), h("td", { class: "num wid" }),
+      h("td", { class: "num cpu" }), h("td", { class: "num rss" }), h("td", { class: "num opt mem" }),
+      h("td", { class: "num age" }), h("td", { class: "num opt kids" }), h("td", { class: "num opt threads" }),
+      h("td", { class: "num opt fds" }), h("td", {}, signal));
+  }
+
+  function updateProcess(row, p) {
+    setText(row.querySelector(".pid"), p.pid);
+    setText(row.querySelector(".wid"), p.wid ?? "–");
+    setText(row.querySelector(".cpu"), percent(p.cpu));
+    setText(row.querySelector(".rss"), bytes(p.rss));
+    setText(row.querySelector(".mem"), percent(p.mem));
+    setText(row.querySelector(".age"), duration(p.age));
+    const kids = row.querySelector(".kids");
+    setText(kids, p.children);
+    kids.title = (p.child_pids || []).join(", ");
+    setText(row.querySelector(".threads"), p.threads ?? "–");
+    setText(row.querySelector(".fds"), p.fds ?? "–");
+  }
+
+  function fact(label, value, cls = "") {
+    return h("div", {}, h("span", {}, label), h("b", { class: cls }, value));
+  }
+
+  function subscribe() {
+    send({ op: "tail", node: nodeName, watcher: watcherName, lines: 200 });
+  }
+  subscribe();
+
+  return {
+    resubscribe: subscribe,
+    update(kind, which) {
+      if (which && which !== nodeName) return;
+      const info = node.info;
+      notice.replaceChildren(info.reachable === false ? unreachableNotice(info) : "");
+      const w = currentWatcher();
+      if (!w) {
+        setBadge(status, info.reachable === false ? "unknown" : "removed");
+        return;
+      }
+      setBadge(status, w.status);
+      facts.replaceChildren(...[
+        fact("Processes", `${w.running} running / ${w.wanted} wanted`),
+        fact("Ready", w.ready ?? "–"),
+        fact("CPU", percent(w.cpu)),
+        fact("Memory", bytes(w.rss)),
+        fact("Uptime", duration(w.uptime)),
+        fact("Restarts", w.restarts ?? "–"),
+        fact("Last exit", lastExit(w.last_exit)),
+        w.failure ? fact("Failure", w.failure, "bad-text") : null,
+        w.dropped_lines ? fact("Dropped lines", w.dropped_lines, "bad-text") : null].filter(Boolean));
+      syncRows(procBody, w.processes, (p) => p.pid, processRow, updateProcess);
+      if (!w.processes.length) procBody.replaceChildren(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No process running.")));
+      const pids = w.processes.map((p) => String(p.pid));
+      cpuChart.set(pids.map((pid, i) => ({ name: `pid ${pid}`, colorIndex: i,
+        points: node.history.map((pt) => [pt.t, pt.p[pid] ? pt.p[pid][0] : null]) })));
+      memChart.set(pids.map((pid, i) => ({ name: `pid ${pid}`, colorIndex: i,
+        points: node.history.map((pt) => [pt.t, pt.p[pid] ? pt.p[pid][1] : null]) })));
+    },
+    onEvents(items) {
+      for (const e of items) {
+        if (e.node !== nodeName) continue;
+        const [, name, event] = e.topic.match(/^watcher\.(.+)\.([a-z_]+)$/) || [];
+        if (!name || name !== watcherName.toLowerCase()) continue;
+        if (event === "reload_progress") {
+          reloadTotal = e.payload.total || reloadTotal;
+          showProgress(e.payload.done || 0, reloadTotal);
+        } else if (event === "reload_aborted") {
+          toast(`reload of ${watcherName} aborted`, { body: e.payload.reason || "", error: true });
+        } else if (event === "updated" && optionValues) {
+          loadOptions();
+        }
+      }
+    },
+    onLog(message) {
+      if (destroyed || message.node !== nodeName || message.watcher.toLowerCase() !== watcherName.toLowerCase()) return;
+      if (message.reset) {
+        lines = (message.lines || []).slice(-LOG_KEEP);
+        redrawLog();
+        if (message.error) logBox.append(h("div", { class: "log-note" }, message.error));
+        return;
+      }
+      appendLines(message.lines || []);
+      if (message.dropped) appendLines([{ line: `… ${message.dropped} lines skipped (too fast to show)`, stream: "" }]);
+    },
+    destroy() {
+      destroyed = true;
+      send({ op: "untail" });
+      cpuChart.chart.destroy();
+      memChart.chart.destroy();
+    },
+  };
+}
+
+// -- start --------------------------------------------------------------------------------------
+
+function setupTheme() {
+  const toggle = document.getElementById("theme-toggle");
+  const names = { auto: "Theme: system", light: "Theme: light", dark: "Theme: dark" };
+  const current = () => document.documentElement.getAttribute("data-theme") || "auto";
+  const show = () => {
+    toggle.textContent = { auto: "◐ Auto", light: "☀ Light", dark: "☾ Dark" }[current()];
+    toggle.title = names[current()];
+  };
+  toggle.addEventListener("click", () => {
+    const next = { auto: "light", light: "dark", dark: "auto" }[current()];
+    if (next === "auto") document.documentElement.removeAttribute("data-theme");
+    else document.documentElement.setAttribute("data-theme", next);
+    try {
+      localStorage.setItem("bigtop-theme", next);
+    } catch (err) {
+      /* private mode: the choice lasts for this page */
+    }
+    show();
+    refresh("theme");
+  });
+  show();
+}
+
+async function start() {
+  setupTheme();
+  document.getElementById("logout").addEventListener("click", guarded(async () => {
+    await api("/logout", { method: "POST" });
+    window.location.assign("/login");
+  }));
+  document.getElementById("node-select").addEventListener("change", (event) => {
+    const value = event.target.value;
+    window.location.hash = value === "*all" ? "#/all" : `#/n/${enc(value)}`;
+  });
+  window.addEventListener("hashchange", render);
+  const info = await api("/api/session");
+  session.csrf = info.csrf;
+  for (const name of info.nodes) nodeState(name);
+  fillNodeSelect();
+  render();
+  connect();
+  // Ages, "x ago" and the charts' time axis move on between snapshots too.
+  setInterval(() => refresh("tick"), 5000);
+}
+
+start().catch((err) => {
+  setConn("down", "error");
+  document.getElementById("view").append(h("div", { class: "panel panel-body bad-text" }, err.message));
+});
