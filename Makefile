@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-all bench lint clean django chromium
+.PHONY: run test test-all bench lint clean django chromium redis-server
 
 # The real Circus, in its own venv, for the wire-compatibility tests
 # (tests/test_circus_compat.py runs its circusctl and CircusClient).
@@ -50,10 +50,16 @@ chromium:
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "note: no /usr/bin/chromium and not root: browser tests are skipped (sudo apt-get install chromium)"; fi; }
 
-test: $(VENV)/.installed-test $(CIRCUS_STAMP) chromium
+# redis-server, which tests/test_builtin_plugins.py starts (skipped without it).
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
+	  else echo "note: no redis-server and not root: the redis_observer test is skipped (sudo apt-get install redis-server)"; fi; }
+
+test: $(VENV)/.installed-test $(CIRCUS_STAMP) chromium redis-server
 	$(BIN)/pytest -m "not slow"
 
-test-all: $(VENV)/.installed-test $(CIRCUS_STAMP) chromium
+test-all: $(VENV)/.installed-test $(CIRCUS_STAMP) chromium redis-server
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed

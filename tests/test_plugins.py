@@ -384,7 +384,6 @@ def test_prometheus_metrics_parse(daemon, tmp_path):
 
 @pytest.mark.parametrize("use, message", [
     ("nosuch.module.Plugin", "cannot import nosuch.module"),
-    ("watchdog", "the watchdog plugin is not available in this version"),
 ])
 def test_a_plugin_that_cannot_load_fails_with_the_reason(daemon, tmp_path, use, message):
     d = daemon(textwrap.dedent(f"""

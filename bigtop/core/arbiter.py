@@ -489,7 +489,9 @@ class Arbiter:
                 bound[name] = sock
         self.sockets.update(bound)
         for watcher in restart:
-            watcher.spec = new_specs[watcher.name]
+            if watcher.spec != new_specs[watcher.name]:
+                watcher.spec = new_specs[watcher.name]
+                watcher.emit("updated")
         for watcher in in_place:
             await watcher.update(new_specs[watcher.name])
         for name in added:
