@@ -34,6 +34,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
+from ..config.options import to_bool
 from ..control.client import AsyncClient, CommandFailed
 from ..control.endpoints import default_pubsub_endpoint, default_stats_endpoint
 
@@ -42,9 +43,6 @@ T = TypeVar("T")
 # How long a plugin waits for its event subscription to be connected
 # before it starts anyway (events sent before then are missed).
 SUBSCRIBE_TIMEOUT = 5.0
-
-_TRUE = ("1", "yes", "true", "on")
-_FALSE = ("0", "no", "false", "off")
 
 
 class PluginError(Exception):
@@ -57,17 +55,6 @@ def split_topic(topic: str) -> tuple[str, str, str]:
     kind, _, rest = topic.partition(".")
     name, _, event = rest.rpartition(".")
     return kind, name, event
-
-
-def to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"{value!r} is not a boolean (use true or false)")
 
 
 async def _maybe_await(value: Any) -> Any:

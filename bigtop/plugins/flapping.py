@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .base import Plugin, split_topic, to_bool
+from ..config.options import to_bool
+from .base import Plugin, split_topic
 
 INFINITE_RETRY = -1
 

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .base import Plugin, PluginError
-from .resource_watcher import Metrics
+from .common import Metrics, restart, tally, watcher_status
 
 
 def parse_statuses(text: str) -> list[tuple[int, int]]:
@@ -177,30 +177,3 @@ class HttpObserver(Plugin):
         if await restart(self, self.watcher,
                          f"{self.target} failed {self.failures} time(s) in a row"):
             self.metrics.increment("http_stats.restart_on_error")
-
-
-def tally(failed: int, limit: int, watcher: str) -> str:
-    """``2/3`` toward a restart, or ``5 in a row`` when nothing is restarted."""
-    return f"{failed}/{limit}" if watcher else f"{failed} in a row"
-
-
-async def watcher_status(plugin: Plugin, name: str) -> str:
-    """The watcher's status (``active``, ``stopped``, ``starting``, ...), or
-    why it cannot be had."""
-    try:
-        return str((await plugin.call("status", name=name)).get("status"))
-    except Exception as err:
-        return f"unknown ({err})"
-
-
-async def restart(plugin: Plugin, name: str, why: str) -> bool:
-    """Restart a watcher (without waiting: the daemon queues it). Observers
-    call it only for an active watcher: a stopped one was stopped on purpose,
-    and one starting is not given up on before it is up."""
-    plugin.log.warning("%s: restarting %s", why, name)
-    try:
-        await plugin.call("restart", name=name)
-    except Exception as err:
-        plugin.log.warning("cannot restart %s: %s", name, err)
-        return False
-    return True

@@ -18,8 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .base import Plugin, PluginError
-from .http_observer import restart, tally, watcher_status
-from .resource_watcher import Metrics
+from .common import Metrics, restart, tally, watcher_status
 
 # Circus's gauges (a figure this Redis does not report is left out).
 OBSERVE = (

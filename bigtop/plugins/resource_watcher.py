@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .base import Plugin, PluginError
+from .common import Metrics, optional, parse_signal
 
 # Circus's human2bytes: powers of 1024; K, M, G... (k too), with or without B.
 _SIZE = re.compile(r"(?i)^\s*(\d+(?:\.\d*)?|\.\d+)\s*(%|[kmgtpezy]?i?b?)\s*$")
 _POWERS = {letter: 1024 ** n for n, letter in enumerate("_kmgtpezy") if n}
-_OFF = ("", "0", "none", "off", "false", "no")
 
 
 @dataclass(frozen=True)
@@ -68,33 +68,6 @@ def parse_memory(text: str) -> Memory:
         return Memory(number, True)
     letter = unit[0]
     return Memory(number * _POWERS.get(letter, 1), False)
-
-
-def optional(convert: Any, zero_is_off: bool = True) -> Any:
-    """A converter for a limit that may be switched off (none, off, and
-    for a maximum 0: Circus ignored max_cpu = 0 and health_threshold = 0)."""
-
-    def run(text: str) -> Any:
-        word = text.strip().lower()
-        if word in _OFF and (zero_is_off or word != "0"):
-            return None
-        return convert(text)
-
-    return run
-
-
-def parse_signal(value: str) -> int:
-    text = value.strip().upper()
-    if text.isdigit():
-        number = int(text)
-        if number not in {int(s) for s in signals.valid_signals()}:
-            raise ValueError(f"no signal {number}")
-        return number
-    name = text if text.startswith("SIG") else f"SIG{text}"
-    try:
-        return int(signals.Signals[name])
-    except KeyError:
-        raise ValueError(f"{value!r} is not a signal") from None
 
 
 def signame(number: int) -> str:
@@ -308,45 +281,3 @@ class ResourceWatcher(Plugin):
         except Exception as err:  # gone meanwhile, or the daemon said no
             self.log.warning("%s: could not act on %s: %s", name, child or pid or "the watcher",
                              err)
-
-
-class Metrics:
-    """Counters and gauges for the observer plugins, in the statsd line
-    format, with Circus's names (its observers were statsd emitters:
-    ``circus.<application_name>.watcher.<bucket>``). Sent only when a
-    statsd server is named by ``host`` or ``port`` (or ``statsd = true``:
-    localhost:8125); the statsd built-in does the sending."""
-
-    def __init__(self, plugin: Plugin, application_name: str):
-        options = plugin.options
-        self.enabled = plugin.option("statsd", "host" in options or "port" in options)
-        self.emitter: Any = None
-        if self.enabled:
-            from .statsd import StatsdEmitter
-
-            wanted = {key: options[key] for key in
-                      ("host", "port", "prefix", "sample_rate", "application_name")
-                      if key in options}
-            wanted.setdefault("application_name", application_name)
-            self.emitter = StatsdEmitter({**wanted, "events": "false", "stats": "false"},
-                                         name=plugin.name)
-
-    async def start(self) -> None:
-        if self.emitter is not None:
-            await self.emitter.handle_init()
-
-    def increment(self, bucket: str) -> None:
-        if self.emitter is not None:
-            self.emitter.increment(bucket)
-
-    def gauge(self, bucket: str, value: float) -> None:
-        if self.emitter is not None:
-            self.emitter.gauge(bucket, value)
-
-    def timing(self, bucket: str, milliseconds: float) -> None:
-        if self.emitter is not None:
-            self.emitter.send(bucket, f"{milliseconds:.0f}|ms")
-
-    def close(self) -> None:
-        if self.emitter is not None:
-            self.emitter.handle_stop()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import Plugin, PluginError, split_topic
-from .resource_watcher import optional, parse_signal
+from .common import optional, parse_signal
 
 
 @dataclass
