@@ -137,7 +137,7 @@ class Plugin:
                 return raw  # type: ignore[return-value]
         assert convert is not None
         try:
-            return convert(raw)
+            return convert(raw)  # type: ignore[call-arg]
         except (TypeError, ValueError) as err:
             raise PluginError(f"option {key} = {raw!r}: {err}") from None
 
@@ -228,9 +228,10 @@ class Plugin:
         self.client = AsyncClient(self.endpoint, timeout=self.timeout)
         subs: list[tuple[Any, Callable[[str, dict[str, Any]], Any]]] = []
         try:
-            for topics, endpoint, handler in (
-                    (self.topics, self.pubsub_endpoint, self.handle_recv),
-                    (self.stats_topics, self.stats_endpoint, self.handle_stats)):
+            feeds: list[tuple[tuple[str, ...], str, Callable[[str, dict[str, Any]], Any]]] = [
+                (self.topics, self.pubsub_endpoint, self.handle_recv),
+                (self.stats_topics, self.stats_endpoint, self.handle_stats)]
+            for topics, endpoint, handler in feeds:
                 if not topics or self._stop_requested.is_set():
                     continue
                 sub = zmq.asyncio.Context.instance().socket(zmq.SUB)

@@ -25,7 +25,7 @@ from .base import Plugin, PluginError, split_topic
 
 class StatsdEmitter(Plugin):
     plugin_name = "statsd"
-    topics = ("watcher.",)
+    topics: tuple[str, ...] = ("watcher.",)
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
