@@ -96,20 +96,25 @@ def test_rolling_reload_waits_for_readiness(daemon, asked_by):
     listening = threading.Event()
 
     def listen() -> None:
-        listening.set()
         for topic, _ in subscribe(["watcher.web."], d.pubsub_endpoint, timeout=3):
-            events.append(topic.rsplit(".", 1)[1])
-            if events[-1] == "reload":
+            event = topic.rsplit(".", 1)[1]
+            if not listening.is_set():
+                if event == "updated":  # the probe below: subscribed
+                    listening.set()
+                continue
+            events.append(event)
+            if event == "reload":
                 return
 
     thread = threading.Thread(target=listen)
     thread.start()
-    listening.wait()
-    import time
-
-    time.sleep(0.3)  # the subscription must be in place before the reload
+    client = d.client(timeout=20)
+    # An option set to its value emits "updated": once one arrives, the
+    # subscription is in place and no event of the reload can be missed.
+    wait_for(lambda: client.call("set", name="web", options={"graceful_timeout": 30})
+             and listening.wait(0.2), message="the subscription")
     asked = {"rolling": True} if asked_by == "request" else {}
-    reply = d.client(timeout=20).call("reload", name="web", waiting=True, **asked)
+    reply = client.call("reload", name="web", waiting=True, **asked)
     thread.join(10)
     info = reply["info"]
     assert set(info["stopped"]) == old and len(info["started"]) == 3 and not info["kept"]
