@@ -122,11 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(level: str) -> None:
-    # Under bigtopd (which tags its children with BIGTOP_WATCHER) every line
-    # already gets a time and the process's watcher and slot.
-    stamp = "" if os.environ.get("BIGTOP_WATCHER") else "%(asctime)s [%(process)d] "
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format=f"{stamp}%(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
 
 
 def _split_paths(values: list[str]) -> list[str]:
