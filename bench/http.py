@@ -420,15 +420,12 @@ def wait_serving(daemon: Daemon, setup: Setup, port: int, old: set[int] = frozen
 # Throughput.
 
 
-@dataclass
-class ThroughputResult:
-    key: str
-    run: int
-    rps: float | None = None
-    requests: int | None = None
-    wrk_errors: dict[str, int] = field(default_factory=dict)
-    survivors: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+class Outcome:
+    """What went wrong in a measurement: its errors, and processes left
+    running after the daemon stopped."""
+
+    errors: list[str]
+    survivors: list[str]
 
     def problems(self) -> list[str]:
         found = list(self.errors)
@@ -436,6 +433,17 @@ class ThroughputResult:
             found.append(f"{len(self.survivors)} processes survived the daemon: "
                          + "; ".join(self.survivors[:3]))
         return found
+
+
+@dataclass
+class ThroughputResult(Outcome):
+    key: str
+    run: int
+    rps: float | None = None
+    requests: int | None = None
+    wrk_errors: dict[str, int] = field(default_factory=dict)
+    survivors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -546,7 +554,7 @@ LOADS = {  # kind of load during reloads -> label
 
 
 @dataclass
-class ReloadResult:
+class ReloadResult(Outcome):
     key: str
     load: str                          # a key of LOADS
     run: int
@@ -560,13 +568,6 @@ class ReloadResult:
     max_ms: float | None = None
     survivors: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-
-    def problems(self) -> list[str]:
-        found = list(self.errors)
-        if self.survivors:
-            found.append(f"{len(self.survivors)} processes survived the daemon: "
-                         + "; ".join(self.survivors[:3]))
-        return found
 
 
 def trigger_reload(setup: Setup, daemon: Daemon, workdir: Path) -> None:

@@ -43,20 +43,11 @@ def open_subscriber(session: Session, endpoint: str, topics: list[str]) -> zmq.S
     """A SUB socket on endpoint, with this session's CurveZMQ keys on tcp://."""
     import zmq
 
-    from ..control.client import CallError, load_keys
+    from ..control.client import CallError, connect_socket
 
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
-    sock.linger = 0
     try:
-        if endpoint.startswith("tcp://") and session.key:
-            import zmq.auth
-
-            sock.curve_publickey, sock.curve_secretkey = load_keys(session.key)
-            if not session.server_key:
-                raise Unreachable("bigtopctl: a tcp:// endpoint with --key also needs "
-                                  "--server-key (the daemon's public key)")
-            sock.curve_serverkey = zmq.auth.load_certificate(session.server_key)[0]
-        sock.connect(endpoint)
+        connect_socket(sock, endpoint, session.key, session.server_key)
     except (CallError, OSError, zmq.ZMQError) as err:
         sock.close()
         raise Unreachable(f"bigtopctl: cannot subscribe to {endpoint}: {err}") from None

@@ -34,6 +34,7 @@ from .options import (
     WATCHER_PREFIXES,
     non_negative,
     to_bool,
+    to_compress,
     to_int,
     to_rlimit,
 )
@@ -285,9 +286,9 @@ class Builder:
         if "compress" in options:
             value = options["compress"]
             try:
-                compress = value.strip().lower() == "gzip" or to_bool(value)
-            except ValueError:
-                self.problem(f"{value!r} is not a boolean (use true, false or gzip)", section,
+                compress = to_compress(value)
+            except ValueError as err:
+                self.problem(str(err), section,
                              f"{stream}.compress", section.values.get(f"{stream}.compress"))
             else:
                 if compress and not rotates:

@@ -91,6 +91,16 @@ def non_negative(conv: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return check
 
 
+def to_compress(value: Any) -> bool:
+    """A stream's ``compress``: a boolean, or ``gzip`` (the only format)."""
+    if str(value).strip().lower() == "gzip":
+        return True
+    try:
+        return to_bool(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a boolean (use true, false or gzip)") from None
+
+
 def at_least_one_int(value: Any) -> int:
     result = to_int(value)
     if result < 1:

@@ -51,8 +51,10 @@ def load_keys(key_file: str) -> tuple[bytes, bytes]:
     return public, secret
 
 
-def _setup(sock: zmq.Socket[Any], endpoint: str, key: str | None,
-           server_key: str | None) -> None:
+def connect_socket(sock: zmq.Socket[Any], endpoint: str, key: str | None,
+                   server_key: str | None) -> None:
+    """Connect a client socket (REQ, DEALER, SUB; sync or asyncio) to a
+    daemon endpoint, with CurveZMQ keys on tcp://; raises CallError."""
     sock.linger = 0
     if endpoint.startswith("tcp://") and key:
         import zmq.auth
@@ -78,7 +80,7 @@ class Client:
         self.timeout = timeout
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.socket = self.context.socket(zmq.DEALER)
-        _setup(self.socket, self.endpoint, key, server_key)
+        connect_socket(self.socket, self.endpoint, key, server_key)
         # Request ids: unique per client, cheap to make.
         self._prefix = uuid.uuid4().hex[:12] + "-"
         self._counter = itertools.count()
@@ -126,7 +128,7 @@ class AsyncClient:
 
         self.context = zmq.asyncio.Context.instance()
         self.socket = self.context.socket(zmq.DEALER)
-        _setup(self.socket, self.endpoint, key, server_key)
+        connect_socket(self.socket, self.endpoint, key, server_key)
         self._pending: dict[str, Any] = {}
         self._reader: Any = None
 
@@ -181,7 +183,7 @@ def subscribe(topics: list[str] | None = None, endpoint: str | None = None,
     stop after ``timeout`` seconds without one."""
     endpoint = endpoint or os.environ.get("BIGTOPCTL_PUBSUB_ENDPOINT") or default_pubsub_endpoint()
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
-    _setup(sock, endpoint, key, server_key)
+    connect_socket(sock, endpoint, key, server_key)
     for topic in topics or [""]:
         sock.subscribe(topic.encode())
     try:

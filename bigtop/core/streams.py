@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..config.options import to_bool
+from ..config.options import to_compress
 
 log = logging.getLogger("bigtop.streams")
 
@@ -37,19 +37,6 @@ def stream_class(options: dict[str, str]) -> str | None:
     """``circus.stream.FileStream`` or ``FileStream``: the class's own name."""
     cls = options.get("class")
     return cls.rsplit(".", 1)[-1] if cls else None
-
-
-def wants_gzip(value: str | None) -> bool:
-    """The ``compress`` option: a boolean, or ``gzip`` (the only format)."""
-    if value is None:
-        return False
-    if value.strip().lower() == "gzip":
-        return True
-    try:
-        return to_bool(value)
-    except ValueError:  # a `set` is not checked as a file is: keep it plain
-        log.warning("compress = %r is not a boolean: rotated files are not compressed", value)
-        return False
 
 
 ROTATE_SECONDS = {"S": 1, "M": 60, "H": 3600, "D": 86400, "MIDNIGHT": 86400}
@@ -440,7 +427,7 @@ class FileSink(StreamSink):
                          if cls == "TimedRotatingFileStream" else None),
             rotate_interval=int(options.get("rotate_interval", 1)),
             utc=options.get("utc", "false").lower() in ("1", "true", "yes", "on"),
-            compress=wants_gzip(options.get("compress")),
+            compress=to_compress(options.get("compress", False)),
         ), options, watcher)
         self.time_format = options.get("time_format")
 

@@ -30,7 +30,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from ..control.client import AsyncClient, CallError, CommandFailed, load_keys
+from ..control.client import AsyncClient, CallError, CommandFailed, connect_socket
 from ..control.endpoints import guess_pubsub, reachable_host
 from ..control.session import Session, Unreachable, check_ipc
 
@@ -138,22 +138,17 @@ def history_point(snapshot: dict[str, Any]) -> dict[str, Any]:
 class Subscriber:
     """A SUB socket on a daemon's events (or stats) endpoint, read by a task
     that hands each ``(topic, payload)`` to a callback. The client library
-    has no asyncio subscriber; the CurveZMQ setup is the one bigtopctl uses."""
+    has no asyncio subscriber."""
 
     def __init__(self, endpoint: str, key: str | None, server_key: str | None,
                  on_message: Listener, topics: list[str]):
         self.endpoint = endpoint
         self.sock = zmq.asyncio.Context.instance().socket(zmq.SUB)
-        self.sock.linger = 0
-        if endpoint.startswith("tcp://") and key:
-            from zmq.auth import load_certificate
-
-            self.sock.curve_publickey, self.sock.curve_secretkey = load_keys(key)
-            if not server_key:
-                self.sock.close()
-                raise CallError("a tcp:// endpoint with a key also needs the server's key")
-            self.sock.curve_serverkey = load_certificate(server_key)[0]
-        self.sock.connect(endpoint)
+        try:
+            connect_socket(self.sock, endpoint, key, server_key)
+        except Exception:
+            self.sock.close()
+            raise
         for topic in topics:
             self.sock.subscribe(topic.encode())
         self.on_message = on_message
