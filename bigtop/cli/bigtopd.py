@@ -9,7 +9,8 @@ import logging
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..config import Config, ConfigError, load
@@ -98,19 +99,17 @@ def default_log_dir() -> str:
 
 async def serve(config: Config, path: str, daemonized: bool = False) -> int:
     from ..core import Arbiter, ReloadError, SocketError
+    from ..core.tasks import TaskOwner
 
     loop = asyncio.get_running_loop()
-    arbiter = Arbiter(config)
-    if daemonized:
-        arbiter.log_dir = config.settings.log_dir or default_log_dir()
+    log_dir = (config.settings.log_dir or default_log_dir()) if daemonized else None
+    arbiter = Arbiter(config, log_dir=log_dir)
     interrupts = 0
     reload_lock = asyncio.Lock()
-    tasks: set[asyncio.Task[object]] = set()
+    tasks = TaskOwner("bigtopd")  # the signal handlers' work
 
-    def spawn(coro: object) -> None:
-        task = loop.create_task(coro)  # type: ignore[arg-type]
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+    def spawn(coro: Coroutine[Any, Any, None]) -> None:
+        tasks.spawn(coro)
 
     def on_stop(name: str) -> None:
         nonlocal interrupts
@@ -158,24 +157,29 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
         return 1
     async with reload_lock:  # a SIGHUP during the start waits for it
         # Processes first: the control plane (ZeroMQ) loads while they start.
-        starting = loop.create_task(arbiter.start())
-        for _ in range(3):
-            await asyncio.sleep(0)
+        starting = tasks.spawn(arbiter.start(), name="start")
+        await arbiter.settled.wait()
         try:
             server = await start_control(arbiter, config)
         except (OSError, ValueError) as err:
             log.error("%s; stopping", err)
             starting.cancel()
             await arbiter.stop()
+            await tasks.cancel_all()
             return 1
         try:
             await starting
         except SocketError as err:
             log.error("%s; nothing started", err)
-            server.close()
+            await server.close()
+            await tasks.cancel_all()
             return 1
     await arbiter.stopped.wait()
-    server.close()
+    await server.close()
+    await tasks.cancel_all()
+    left = asyncio.all_tasks() - {asyncio.current_task()}
+    if left:  # a bug: every task has an owner that ends it
+        log.error("tasks left at shutdown: %s", ", ".join(sorted(t.get_name() for t in left)))
     log.info("stopped")
     return 0
 

@@ -2,8 +2,8 @@
 
 Each command checks its properties (``validate``, raising MessageError),
 then ``execute`` calls the arbiter's public methods and returns the reply's
-fields. Commands that act on watchers take each watcher's command lock, so
-commands on one watcher run in arrival order, and without ``waiting`` they
+fields. Commands that act on watchers take their place in each watcher's queue
+(``Arbiter.queued``), so commands on one watcher run in arrival order, and without ``waiting`` they
 reply at once and carry on in the background (as Circus does).
 """
 
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..config import ConfigError, WatcherSpec
-from ..config.build import find_cycle, update_watcher
-from ..config.options import to_signal
+from ..config.build import update_watcher
+from ..config.options import to_bool, to_signal
 from .protocol import CommandError, MessageError
 
 if TYPE_CHECKING:
@@ -72,14 +72,6 @@ def command(name: str, *required: str) -> Callable[[Handler], Handler]:
 
 # -- helpers -------------------------------------------------------------
 
-_locks: dict[str, asyncio.Lock] = {}
-
-
-def command_lock(watcher: Watcher) -> asyncio.Lock:
-    """Commands on one watcher run one after the other, in arrival order."""
-    return _locks.setdefault(watcher.name.lower(), asyncio.Lock())
-
-
 def text(props: dict[str, Any], key: str) -> str:
     value = props[key]
     if not isinstance(value, str):
@@ -90,7 +82,10 @@ def text(props: dict[str, Any], key: str) -> str:
 def flag(props: dict[str, Any], key: str, default: bool = False) -> bool:
     value = props.get(key, default)
     if isinstance(value, str):
-        value = value.lower() in ("1", "true", "yes", "on")
+        try:
+            return to_bool(value)
+        except ValueError:
+            raise MessageError(f"{key!r} must be true or false") from None
     return bool(value)
 
 
@@ -131,35 +126,34 @@ def matching(arbiter: Arbiter, props: dict[str, Any]) -> list[Watcher]:
     return found
 
 
-async def in_background(props: dict[str, Any], work: Awaitable[Any]) -> Any:
-    """With ``waiting``, the result; otherwise run on and reply at once."""
+async def in_background(arbiter: Arbiter, props: dict[str, Any],
+                        work: Callable[[], Awaitable[Any]]) -> Any:
+    """With ``waiting``, the result; otherwise reply at once and let the
+    arbiter's task owner run the work on."""
     if flag(props, "waiting"):
-        return await work
+        return await work()
 
     async def run() -> None:
         try:
-            await work
+            await work()
         except Exception as err:
             log.error("background command failed: %s", err)
 
-    task = asyncio.get_running_loop().create_task(run())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    arbiter.tasks.spawn(run(), name="background command")
     return None
 
 
-_background: set[asyncio.Task[Any]] = set()
-
-
-async def locked(watchers: list[Watcher], work: Callable[[], Awaitable[Any]]) -> Any:
-    locks = [command_lock(w) for w in sorted(watchers, key=lambda w: w.name.lower())]
-    for lock in locks:
-        await lock.acquire()
-    try:
+async def locked(arbiter: Arbiter, watchers: list[Watcher],
+                 work: Callable[[], Awaitable[Any]]) -> Any:
+    """The work, once the commands queued before on these watchers are done."""
+    async with arbiter.queued(watchers):
         return await work()
-    finally:
-        for lock in locks:
-            lock.release()
+
+
+def queued(arbiter: Arbiter, props: dict[str, Any], watchers: list[Watcher],
+           work: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+    """Queue the work on these watchers, in the background unless ``waiting``."""
+    return in_background(arbiter, props, lambda: locked(arbiter, watchers, work))
 
 
 def pids(w: Watcher) -> set[int]:
@@ -192,7 +186,7 @@ async def _lifecycle(arbiter: Arbiter, props: dict[str, Any], action: str) -> Re
             info["stopped"] = sorted(old - now)
         return {"info": info, "name": targets[0].name}
 
-    return await in_background(props, locked(targets, work))
+    return await queued(arbiter, props, targets, work)
 
 
 @command("start")
@@ -242,7 +236,7 @@ async def reload(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
         return {"info": {"stopped": sorted(old - now), "started": sorted(now - old),
                          "kept": sorted(now & old)}, "name": targets[0].name}
 
-    return await in_background(props, locked(targets, work))
+    return await queued(arbiter, props, targets, work)
 
 
 @command("kill", "name")
@@ -259,7 +253,7 @@ async def kill(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
         raise MessageError("'graceful_timeout' must be a number") from None
     if pid is not None and pid not in pids(target):
         raise MessageError(f"process {pid} not found in {target.name!r}")
-    return await in_background(props, locked([target], lambda: target.kill(pid, signum, timeout)))
+    return await queued(arbiter, props, [target], lambda: target.kill(pid, signum, timeout))
 
 
 @command("signal", "name", "signum")
@@ -274,18 +268,8 @@ def send_signal(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     if childpid and not pid:
         raise MessageError("cannot specify childpid without pid")
     try:
-        if childpid:
-            from ..core.tree import descendants
-
-            if childpid not in descendants(pid or 0):
-                raise MessageError(f"process {childpid} is not a child of {pid}")
-            import os
-
-            os.kill(childpid, signum)
-            sent = [childpid]
-        else:
-            sent = target.send_signal(signum, pid, flag(props, "children"),
-                                      flag(props, "recursive"))
+        sent = target.send_signal(signum, pid, flag(props, "children"),
+                                  flag(props, "recursive"), childpid)
     except ProcessLookupError as err:
         raise MessageError(str(err)) from None
     return {"pids": sent}
@@ -313,7 +297,7 @@ async def _scale(arbiter: Arbiter, props: dict[str, Any], sign: int) -> Reply:
         wanted = max(target.spec.numprocesses + sign * count, 0)
         return {"numprocesses": await target.set_numprocesses(wanted)}
 
-    return await in_background(props, locked([target], work))
+    return await queued(arbiter, props, [target], work)
 
 
 @command("incr", "name")
@@ -363,7 +347,7 @@ async def add(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
         spec = update_watcher(WatcherSpec(name=name, cmd=cmd), changes)
     except ConfigError as err:
         raise MessageError(str(err)) from None
-    check_references(arbiter, spec)
+    references(arbiter, spec)
     added = await arbiter.add_watcher(spec)
     if not flag(props, "start"):
         return None
@@ -372,7 +356,7 @@ async def add(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
         await arbiter.start_watchers([added])
         return {"started": sorted(pids(added)), "kept": []}
 
-    return await in_background(props, locked([added], work))
+    return await queued(arbiter, props, [added], work)
 
 
 @command("rm", "name")
@@ -380,8 +364,8 @@ async def rm(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Remove a watcher, stopping its processes (unless ``nostop``)."""
     target = watcher(arbiter, props)
     nostop = flag(props, "nostop")
-    return await in_background(props, locked(
-        [target], lambda: arbiter.rm_watcher(target.name, nostop)))
+    return await queued(arbiter, props, [target],
+                        lambda: arbiter.rm_watcher(target.name, nostop))
 
 
 @command("set", "name", "options")
@@ -398,7 +382,7 @@ async def set_options(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
         spec = update_watcher(target.spec, options)
     except ConfigError as err:
         raise MessageError(str(err)) from None
-    check_references(arbiter, spec)
+    references(arbiter, spec)
 
     async def work() -> None:
         from ..core import ReloadAborted
@@ -409,22 +393,14 @@ async def set_options(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
             raise CommandError(f"{target.name}: reload aborted, old options and processes "
                                f"kept: {err}") from None
 
-    return await in_background(props, locked([target], work))
+    return await queued(arbiter, props, [target], work)
 
 
-def check_references(arbiter: Arbiter, spec: WatcherSpec) -> None:
-    for dep in spec.depends_on:
-        if dep != spec.name and arbiter.get_watcher(dep) is None:
-            raise MessageError(f"depends_on: no watcher named {dep!r}")
-    graph = {w.name: w.spec.depends_on for w in arbiter.watchers.values()}
-    graph[spec.name] = spec.depends_on
-    cycle = find_cycle(graph)
-    if cycle or spec.name in spec.depends_on:
-        raise MessageError("depends_on: dependency cycle: " +
-                           " -> ".join(cycle or [spec.name, spec.name]))
-    for name in spec.sockets + ((spec.stdin_socket,) if spec.stdin_socket else ()):
-        if name not in arbiter.sockets:
-            raise MessageError(f"no socket named {name!r}")
+def references(arbiter: Arbiter, spec: WatcherSpec) -> None:
+    try:
+        arbiter.check_references(spec)
+    except ValueError as err:
+        raise MessageError(str(err)) from None
 
 
 @command("options", "name")
@@ -525,7 +501,7 @@ def details(w: Watcher) -> dict[str, Any]:
         "restarts": w.restarts,
         "last_exit": w.last_exits[-1] if w.last_exits else None,
         "failure": w.failure,
-        "dropped_lines": w.dropped,
+        "dropped_lines": w.capture.dropped,
         "pids": {str(wid): p.pid for wid, p in sorted(w.processes.items())},
     }
 
@@ -605,7 +581,6 @@ def depends(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
 
 
 LOG_LINES_MAX = 10_000  # lines of one watcher a `logs` reply gives at most
-LOG_DRAIN_TIMEOUT = 1.0  # seconds `logs` waits for queued output to reach the files
 
 
 @command("logs")
@@ -618,15 +593,10 @@ async def logs(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     some, else from the 256 KiB kept in memory: time, pid, wid, stream, line,
     null where a file does not say."""
     count = max(0, min(number(props, "lines", 20), LOG_LINES_MAX))
-    since = moment(props, "since")
-    streams = log_streams(props)
-    targets = log_targets(arbiter, props)
-    await flush_output(arbiter, targets)
-    out: dict[str, list[dict[str, Any]]] = {}
-    for target in targets:
-        lines = await watcher_log(target, count, streams, since)
-        out[target.name] = [entry._asdict() for entry in lines]
-    return {"lines": out}
+    found = await arbiter.read_logs(log_targets(arbiter, props), count, log_streams(props),
+                                    moment(props, "since"))
+    return {"lines": {name: [entry._asdict() for entry in lines]
+                      for name, lines in found.items()}}
 
 
 def moment(props: dict[str, Any], key: str) -> float | None:
@@ -672,80 +642,6 @@ def log_targets(arbiter: Arbiter, props: dict[str, Any]) -> list[Watcher]:
     return found
 
 
-async def flush_output(arbiter: Arbiter, targets: list[Watcher]) -> None:
-    """The output the watchers' file sinks hold or have queued is written
-    first, so that the lines just printed are in the files; waited for
-    only so long (a slow disk answers with what is written)."""
-    from ..core import logtail
-
-    sinks = [s for w in targets for s in w.sinks.values() if logtail.is_file(s.options)]
-    if not sinks or arbiter.stopping:  # stopping: the writer may be gone
-        return
-    for sink in sinks:
-        sink.flush()
-    try:
-        await asyncio.wait_for(arbiter.writer().drain(), LOG_DRAIN_TIMEOUT)
-    except TimeoutError:
-        log.debug("logs: output still queued after %gs, not waiting more", LOG_DRAIN_TIMEOUT)
-
-
-def output_files(w: Watcher) -> dict[str, dict[str, str]]:
-    """The options of the file each stream goes to, by stream."""
-    from ..core import logtail
-
-    files = {}
-    for stream in ("stdout", "stderr"):
-        sink = w.sinks.get(stream)
-        options = sink.options if sink is not None else w.stream_options(stream)
-        if logtail.is_file(options):
-            files[stream] = options
-    return files
-
-
-async def watcher_log(w: Watcher, count: int, streams: tuple[str, ...],
-                      since: float | None) -> list[Any]:
-    """The lines of one watcher: of each file (read once, even when both
-    streams go to it) and of the streams with no file, merged by time."""
-    import os
-
-    from ..core import logtail
-
-    files = output_files(w)
-    runs = [[logtail.LogLine(*e) for e in w.recent_lines(count, stream, since)]
-            for stream in streams if stream not in files]
-    writers: dict[str, list[str]] = {}  # file -> the streams that go to it
-    for stream, options in files.items():
-        writers.setdefault(os.path.abspath(options["filename"]), []).append(stream)
-    for group in writers.values():
-        if any(stream in streams for stream in group):
-            runs.append(await file_log(w, files[group[0]], group, count, since))
-    return logtail.select(logtail.merge(runs), streams, since, count)
-
-
-async def file_log(w: Watcher, options: dict[str, str], group: list[str], count: int,
-                   since: float | None) -> list[Any]:
-    """The lines of one file: the recent ones from memory (they have a
-    time, pid and wid), older ones read from the file (in a thread) when
-    memory has too few. With ``since``, a file whose lines have no time
-    adds nothing: only lines known to be recent enough are shown."""
-    from ..core import logtail
-
-    stream = group[0] if len(group) == 1 else None  # None: both streams write the file
-
-    def recent() -> list[logtail.LogLine]:
-        return [logtail.LogLine(*e) for e in w.recent_lines(count, stream, since)]
-
-    lines = recent()
-    kept = w.recent_output
-    covered = since is not None and bool(kept) and kept[0][0] < since
-    if len(lines) >= count or covered or (since is not None and not logtail.has_times(options)):
-        return lines
-    older = await asyncio.to_thread(logtail.tail, options["filename"], count,
-                                    logtail.parser(options, stream), since)
-    # Taken again after the file: whatever the file has, memory has too.
-    return logtail.combine(older, recent())
-
-
 @command("version")
 def version(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """bigtop: the daemon's version and the Circus protocol it speaks."""
@@ -767,7 +663,7 @@ async def reloadconfig(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
         except ReloadError as err:
             raise CommandError(f"configuration not reloaded, nothing changed: {err}") from None
 
-    return await in_background(props, work())
+    return await in_background(arbiter, props, work)
 
 
 @command("quit")

@@ -24,6 +24,24 @@ BAD_MSG_DATA_ERROR = 6
 
 MAX_MESSAGE = 1024 * 1024  # larger requests are refused unread
 
+# The subscription handshake: a subscriber that subscribes to
+# ``SYNC_PREFIX + token`` (after its other topics) gets one message on that
+# topic once the publisher has seen the subscription, so every subscription
+# made before it is in force. Subscriptions travel in order on one
+# connection, so nothing published after that message is missed.
+SYNC_PREFIX = "bigtop.sync."
+
+
+def sync_reply(message: bytes) -> list[bytes] | None:
+    """The frames to publish for an XPUB subscription message, if it is a
+    handshake subscription (``1 + SYNC_PREFIX + token``)."""
+    if message[:1] == b"\x01" and message[1:].startswith(_SYNC):
+        return [message[1:], b"{}"]
+    return None
+
+
+_SYNC = SYNC_PREFIX.encode()
+
 
 class MessageError(Exception):
     """A request that is well-formed JSON but asks for something invalid."""

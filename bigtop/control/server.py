@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
+from ..core.tasks import TaskOwner
 from . import protocol
 from .commands import COMMANDS
 from .endpoints import ipc_path, listening
@@ -58,7 +59,7 @@ class ControlServer:
         self.authenticator: Any = None
         self._zap_busy = False
         self._dirty = False  # a reply was sent outside _drain
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskOwner("control server")
         self._unsubscribe: Any = None
 
     async def start(self) -> None:
@@ -73,7 +74,7 @@ class ControlServer:
 
                 self.stats_pub = self._bind(zmq.XPUB, self.stats_endpoint, sndhwm=SNDHWM)
         except Exception:
-            self.close()
+            self._close_sockets()
             raise
         self._unsubscribe = self.arbiter.bus.subscribe(self.publish)
         self.loop.add_reader(_fd(self.router), self._drain)
@@ -117,7 +118,12 @@ class ControlServer:
             os.chown(path, self.endpoint_owner, -1)
         return sock
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Stop answering, end the commands still running, unbind."""
+        self._close_sockets()
+        await self.tasks.cancel_all()
+
+    def _close_sockets(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
         if self.stats is not None:
@@ -159,7 +165,7 @@ class ControlServer:
             return
         message = zap.recv_multipart(zmq.NOBLOCK)
         self._zap_busy = True
-        task = self.loop.create_task(self.authenticator.handle_zap_message(message))
+        task = self.tasks.spawn(self.authenticator.handle_zap_message(message), name="zap")
 
         def done(_: object) -> None:
             self._zap_busy = False
@@ -180,13 +186,18 @@ class ControlServer:
                 return
             if not message:
                 continue
+            handshake = protocol.sync_reply(message)
+            if handshake is not None:
+                with contextlib.suppress(zmq.ZMQError):
+                    pub.send_multipart(handshake, flags=zmq.NOBLOCK)
+                continue
             prefix = message[1:].decode("utf-8", "replace")
             if not ("stream.".startswith(prefix) or prefix.startswith("stream.")):
                 continue
             if message[0] == 1:
-                self.arbiter.tails.add(prefix)
+                self.arbiter.output.tails.add(prefix)
             else:
-                self.arbiter.tails.discard(prefix)
+                self.arbiter.output.tails.discard(prefix)
 
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
         if self.pub is None:
@@ -268,9 +279,7 @@ class ControlServer:
                 reply = self._failure(command, err)
             self._reply(identity, msg_id, cast, reply)
             return
-        task = self.loop.create_task(self._run(identity, msg_id, cast, command, props))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.spawn(self._run(identity, msg_id, cast, command, props), name=command.name)
 
     async def _run(self, identity: bytes, msg_id: Any, cast: bool, command: Any,
                    props: dict[str, Any]) -> None:
@@ -281,7 +290,7 @@ class ControlServer:
             reply = self._failure(command, err)
         self._reply(identity, msg_id, cast, reply)
         if command.name == "quit" and reply["status"] == "ok":
-            self.loop.create_task(self.arbiter.stop())
+            self.tasks.spawn(self.arbiter.stop(), name="quit")
 
     @staticmethod
     def _failure(command: Any, err: Exception) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from .arbiter import Arbiter, ReloadError
 from .events import EventBus
+from .rolling import ReloadAborted
 from .sockets import SocketError
-from .watcher import ReloadAborted
 
 __all__ = ["Arbiter", "EventBus", "ReloadAborted", "ReloadError", "SocketError"]

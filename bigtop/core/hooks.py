@@ -23,13 +23,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..config import HookSpec
-
-if TYPE_CHECKING:
-    from .arbiter import Arbiter
-    from .watcher import Watcher
+from ..config import HookSpec, WatcherSpec
 
 log = logging.getLogger("bigtop.hooks")
 
@@ -47,14 +43,12 @@ class HookError(Exception):
     """A hook could not be called, raised, or overran its time."""
 
 
-def search_paths(arbiter: Arbiter, watcher: Watcher) -> list[str]:
+def search_paths(spec: WatcherSpec, extra: Iterable[str]) -> list[str]:
     """Where hook modules are looked for besides sys.path: the directories
-    of the watcher's PYTHONPATH (as Circus) and the configuration file's
-    directory (bigtop)."""
-    paths = [p for p in watcher.spec.env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if arbiter.config.files:
-        paths.append(os.path.dirname(os.path.abspath(arbiter.config.files[0])))
-    return paths
+    of the watcher's PYTHONPATH (as Circus), then ``extra`` (the
+    configuration file's directory)."""
+    paths = [p for p in spec.env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return paths + list(extra)
 
 
 def resolve(target: str, paths: Iterable[str] = ()) -> Callable[..., Any]:
@@ -125,12 +119,49 @@ def _is_async(func: Callable[..., Any]) -> bool:
         not inspect.isroutine(func) and inspect.iscoroutinefunction(type(func).__call__))
 
 
-async def run_hook(watcher: Watcher, name: str, spec: HookSpec, timeout: float,
+class WatcherHooks:
+    """The hooks of one watcher. ``target`` and ``arbiter`` are what the
+    user's functions get as ``watcher`` and ``arbiter`` (Circus's
+    signature); ``emit`` publishes hook_success and hook_failure."""
+
+    def __init__(self, target: Any, arbiter: Any, spec: Callable[[], WatcherSpec],
+                 emit: Callable[..., None], paths: Iterable[str] = ()):
+        self.target = target
+        self.arbiter = arbiter
+        self.spec = spec
+        self.emit = emit
+        self.paths = list(paths)
+
+    def has(self, *names: str) -> bool:
+        hooks = self.spec().hooks
+        return any(name in hooks for name in names)
+
+    async def call(self, name: str, **kwargs: Any) -> bool:
+        """Call hook ``name`` if the watcher has one, as Circus does: the
+        hook's answer, or on a failure whether the failure is ignored."""
+        spec = self.spec()
+        hook = spec.hooks.get(name)
+        if hook is None:
+            return True
+        try:
+            result = await run_hook(self, name, hook, spec.hook_timeout, **kwargs)
+        except HookError as err:
+            ignored = hook.ignore_failure or name in ALWAYS_IGNORED
+            log.error("%s: hook %s (%s) failed: %s%s", spec.name, name, hook.target, err,
+                      " (ignored)" if ignored else "")
+            if err.__cause__ is not None and log.isEnabledFor(logging.DEBUG):
+                log.debug("hook traceback", exc_info=err.__cause__)
+            self.emit("hook_failure", name=name, error=str(err), time=time.time())
+            return ignored
+        self.emit("hook_success", name=name, time=time.time())
+        return bool(result)
+
+
+async def run_hook(hooks: WatcherHooks, name: str, spec: HookSpec, timeout: float,
                    **kwargs: Any) -> Any:
     """Call one hook within timeout; raises HookError if it cannot be
     called, raises, or overruns."""
     loop = asyncio.get_running_loop()
-    arbiter = watcher.arbiter
     deadline = loop.time() + timeout
 
     def left() -> float:
@@ -139,11 +170,12 @@ async def run_hook(watcher: Watcher, name: str, spec: HookSpec, timeout: float,
     try:
         func = _resolved.get(spec.target)
         if func is None:  # importing may be slow: not on the loop
-            paths = search_paths(arbiter, watcher)
+            paths = search_paths(hooks.spec(), hooks.paths)
             resolving = _in_thread(loop, resolve, {"target": spec.target, "paths": paths}, name)
             func = await asyncio.wait_for(resolving, left())
         assert func is not None
-        call_kwargs = {"watcher": watcher, "arbiter": arbiter, "hook_name": name, **kwargs}
+        call_kwargs = {"watcher": hooks.target, "arbiter": hooks.arbiter, "hook_name": name,
+                       **kwargs}
         if _is_async(func):
             return await asyncio.wait_for(func(**call_kwargs), left())
         result = await asyncio.wait_for(_in_thread(loop, func, call_kwargs, name), left())
@@ -156,24 +188,3 @@ async def run_hook(watcher: Watcher, name: str, spec: HookSpec, timeout: float,
         raise
     except BaseException as err:  # SystemExit from a hook must not stop the daemon
         raise HookError(f"{type(err).__name__}: {err}") from err
-
-
-async def call_hook(watcher: Watcher, name: str, **kwargs: Any) -> bool:
-    """Call the watcher's hook ``name`` if it has one, as Circus does: the
-    hook's answer, or on a failure whether the failure is ignored.
-    Publishes hook_success or hook_failure."""
-    spec = watcher.spec.hooks.get(name)
-    if spec is None:
-        return True
-    try:
-        result = await run_hook(watcher, name, spec, watcher.spec.hook_timeout, **kwargs)
-    except HookError as err:
-        ignored = spec.ignore_failure or name in ALWAYS_IGNORED
-        log.error("%s: hook %s (%s) failed: %s%s", watcher.name, name, spec.target, err,
-                  " (ignored)" if ignored else "")
-        if err.__cause__ is not None and log.isEnabledFor(logging.DEBUG):
-            log.debug("hook traceback", exc_info=err.__cause__)
-        watcher.emit("hook_failure", name=name, error=str(err), time=time.time())
-        return ignored
-    watcher.emit("hook_success", name=name, time=time.time())
-    return bool(result)

@@ -18,7 +18,15 @@ from typing import Any
 
 from ..config import WatcherSpec
 from ..config.substitute import env_variables, substitute
-from .tree import WATCHER_ENV, WID_ENV, adopted_orphans, descendants, signal_tree, wait_gone
+from .tree import (
+    WATCHER_ENV,
+    WID_ENV,
+    adopted_orphans,
+    descendants,
+    group_alive,
+    signal_tree,
+    wait_gone,
+)
 
 log = logging.getLogger("bigtop.process")
 
@@ -312,3 +320,18 @@ class Process:
             await wait_gone(left, 5.0)
         if self.returncode is None:
             await asyncio.shield(self.exited)
+
+    async def stop_leftovers(self, managed: Callable[[], set[int]], sig: int,
+                             timeout: float) -> None:
+        """It exited on its own: stop what it left behind (its group, and
+        descendants the subreaper adopted), as systemd does. ``managed``
+        is asked when this runs: the slot's next process is not a leftover."""
+        pids = adopted_orphans(self.spec.name, managed(), self.wid)
+        if not pids and not group_alive(self.pgid):
+            return
+        log.info("%s: stopping %d process(es) left behind by pid %d", self.spec.name,
+                 len(pids), self.pid)
+        signal_tree(self.pgid, pids, sig)
+        left = await wait_gone(pids, timeout)
+        if left or group_alive(self.pgid):
+            signal_tree(self.pgid, left, 9)

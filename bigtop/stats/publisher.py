@@ -10,11 +10,13 @@ by the loop through its notification fd, as the control server's are.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
 import zmq
 
+from ..control.protocol import sync_reply
 from .sampler import Message, Sampler
 
 log = logging.getLogger("bigtop.stats")
@@ -64,6 +66,11 @@ class StatsPublisher:
             except zmq.ZMQError:
                 break
             if not message or message[0] not in (0, 1):
+                continue
+            handshake = sync_reply(message)
+            if handshake is not None:
+                with contextlib.suppress(zmq.ZMQError):
+                    self.sock.send_multipart(handshake, flags=zmq.NOBLOCK)
                 continue
             prefix = message[1:].decode("utf-8", "replace")
             if message[0] == 1:

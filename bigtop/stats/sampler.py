@@ -269,14 +269,14 @@ class Sampler:
             chosen, daemon = watchers or [], None
         refs = []
         for w in chosen:
-            procs = tuple(ProcessRef(p.pid, wid, p.started, w.failures.get(wid, 0))
+            procs = tuple(ProcessRef(p.pid, wid, p.started, w.policy.failures.get(wid, 0))
                           for wid, p in sorted(w.processes.items())
                           if pid is None or p.pid == pid)
             refs.append(WatcherRef(
                 w.name, w.name.lower(), w.status,
                 w.spec.numprocesses if w.state in ("active", "starting") else 0,
                 w.spec.numprocesses, w.restarts, procs))
-        live = frozenset((p.pid, p.started) for _, p in arbiter.by_pid.values())
+        live = frozenset((p.pid, p.started) for p in arbiter.registry.processes())
         return Snapshot(time.time(), tuple(refs), self._sockets() if sockets else None,
                         daemon, live)
 
