@@ -17,6 +17,12 @@ Each loop follows a short warm-up. Besides calls/s and latency, the client
 reads the daemon's CPU time around each loop, which tells time spent in the
 daemon from time spent in the client or in between.
 
+The status loop runs a second time with Circus's client against every
+daemon, and once per run against the transport floor: a bare pyzmq ROUTER
+that sends each request straight back, timed with that same client. The
+share of the floor that bigtop reaches says how small the daemon's own
+part of a round trip is (target: 90%).
+
 Then the one-shot CLI: wall time of ``bigtopctl --endpoint E status`` (or
 ``python -m bigtop ...`` when the console script does not work yet) against
 ``circusctl --endpoint E status``, median of --cli-runs runs.
@@ -84,7 +90,7 @@ import zmq
 def connect(kind, endpoint, timeout):
     """A function (command, props) -> reply dict, over one connection."""
     if kind == "bigtop":
-        from bigtop.control.client import Client
+        from bigtop.client import Client
         client = Client(endpoint, timeout=timeout)
         return lambda command, props: client.call(command, raise_on_error=False, **props)
     from circus.client import CircusClient, make_message
@@ -107,9 +113,10 @@ def checked(reply, command):
 
 def run_phase(call, phase, pid):
     steps = phase["steps"]
+    check = checked if phase["check"] else (lambda reply, command: reply)
     for _ in range(phase["warmup_rounds"]):
         for command, props in steps:
-            checked(call(command, props), command)
+            check(call(command, props), command)
     latencies, reply = [], None
     cpu_before, client_before = daemon_cpu(pid), time.process_time()
     start = time.perf_counter()
@@ -123,7 +130,7 @@ def run_phase(call, phase, pid):
             sent = time.perf_counter()
             reply = call(command, props)
             latencies.append(time.perf_counter() - sent)
-            checked(reply, command)
+            check(reply, command)
     elapsed = time.perf_counter() - start
     calls = len(latencies)
     result = {
@@ -160,49 +167,36 @@ main()
 '''
 
 
-# The transport's own limit: a do-nothing pyzmq ROUTER echoing a DEALER's
-# request over ipc, both in Python, one request in flight. No control server
-# written on pyzmq can answer faster than this on the same machine.
-FLOOR_SCRIPT = r'''
-import json, os, sys, time
+# The transport's own limit: a do-nothing pyzmq ROUTER that sends each
+# request straight back (the reply carries the request's id, which is all
+# Circus's client checks), timed with Circus's own client like the daemons.
+# No control server written on pyzmq answers that client faster.
+FLOOR_SERVER = r'''
+import sys
 import zmq
-endpoint, seconds = sys.argv[1], float(sys.argv[2])
-if os.fork() == 0:
-    server = zmq.Context().socket(zmq.ROUTER)
-    server.bind(endpoint)
-    while True:
-        frames = server.recv_multipart()
-        if frames[1] == b"quit":
-            os._exit(0)
-        server.send_multipart(frames)
-client = zmq.Context().socket(zmq.DEALER)
-client.connect(endpoint)
-request = b'{"command": "list", "properties": {}, "id": "0123456789ab-1"}'
-for _ in range(500):
-    client.send(request)
-    client.recv()
-calls, start = 0, time.perf_counter()
-while time.perf_counter() - start < seconds:
-    client.send(request)
-    client.recv()
-    calls += 1
-elapsed = time.perf_counter() - start
-client.send(b"quit")
-os.wait()
-print(json.dumps({"calls_per_s": calls / elapsed}))
+server = zmq.Context().socket(zmq.ROUTER)
+server.bind(sys.argv[1])
+print("ready", flush=True)
+while True:
+    server.send_multipart(server.recv_multipart())
 '''
+FLOOR_TARGET = 0.9  # bigtop's status rate, as a share of the floor's
 
 
-def measure_floor(seconds: float) -> float | None:
-    """Round trips per second of the bare transport (see FLOOR_SCRIPT)."""
+def measure_floor(args) -> dict | None:
+    """The floor's status loop (rate, latency, server CPU per call), or
+    None if Circus's client is not there to time it."""
     with tempfile.TemporaryDirectory(prefix="bigtop-bench-floor-") as tmp:
+        endpoint = f"ipc://{tmp}/floor.sock"
+        server = subprocess.Popen([str(REPO_BIN / "python"), "-c", FLOOR_SERVER, endpoint],
+                                  stdout=subprocess.PIPE, text=True)
         try:
-            done = subprocess.run(
-                [str(REPO_BIN / "python"), "-c", FLOOR_SCRIPT, f"ipc://{tmp}/floor.sock",
-                 str(seconds)], capture_output=True, text=True, timeout=seconds + 30)
-            return float(json.loads(done.stdout)["calls_per_s"])
-        except (subprocess.SubprocessError, ValueError, KeyError):
-            return None
+            if server.stdout is None or server.stdout.readline().strip() != "ready":
+                return None
+            return status_with_circus_client(endpoint, server.pid, args, check=False)
+        finally:
+            server.kill()
+            server.wait()
 
 
 @dataclass(frozen=True)
@@ -213,6 +207,7 @@ class Phase:
     warmup_rounds: int
     seconds: float = 0.0  # run for this long ...
     rounds: int = 0       # ... or for this many rounds of ``steps``
+    check: bool = True    # replies must say "ok" (not the floor's echoes)
 
 
 def phases(args) -> list[Phase]:
@@ -330,6 +325,7 @@ def measure_once(system: System, run: int, args) -> RunResult:
                 wait_for_children(daemon, args.children + 1, START_TIMEOUT_S)
                 time.sleep(SETTLE_S)
                 run_client(system, daemon, endpoint, args, result)
+                circus_client_status(system, daemon, endpoint, args, result)
                 wait_for_children(daemon, args.children + 1, CHILDREN_BACK_S, exact=True)
                 time_ctl(system, endpoint, args.cli_runs, result)
             except MeasurementError as exc:
@@ -391,6 +387,41 @@ def run_client(system: System, daemon: Daemon, endpoint: str, args,
     daemon.check_alive()
 
 
+def status_with_circus_client(endpoint: str, pid: int, args,
+                              check: bool = True) -> dict | None:
+    """The status loop, timed with Circus's client against ``endpoint``
+    (whose server runs as ``pid``); None without the anchor venv."""
+    python = SYSTEMS["circus"].python
+    if not os.access(python, os.X_OK):
+        return None
+    status = Phase("status", "status", [("status", {})], 200, seconds=args.seconds,
+                   check=check)
+    spec = {"kind": "circus", "endpoint": endpoint, "timeout": CALL_TIMEOUT_S,
+            "daemon_pid": pid, "phases": [asdict(status)]}
+    try:
+        done = subprocess.run([str(python), "-c", CLIENT_SCRIPT, json.dumps(spec)],
+                              capture_output=True, text=True, timeout=60 + 4 * args.seconds,
+                              check=False)
+        phase: dict = json.loads(done.stdout.strip().splitlines()[-1])["phases"]["status"]
+        return phase
+    except (subprocess.SubprocessError, ValueError, KeyError, IndexError):
+        return None
+
+
+def circus_client_status(system: System, daemon: Daemon, endpoint: str, args,
+                         result: RunResult) -> None:
+    """The same status loop with Circus's client for every system, to set
+    against the transport floor (timed with that client too)."""
+    if system.key == "circus":
+        result.phases["circus_status"] = result.phases.get("status", {})
+        return
+    phase = status_with_circus_client(endpoint, daemon.pid, args)
+    if phase is None:
+        result.errors.append("status with Circus's client: not measured")
+    else:
+        result.phases["circus_status"] = phase
+
+
 def time_ctl(system: System, endpoint: str, runs: int, result: RunResult) -> None:
     """Median wall time of the one-shot ``status``; the first working CLI wins.
 
@@ -438,6 +469,9 @@ FIGURES = [
           (key, "median_ms", f"{name}: median latency [ms]", "{:.3f}", False),
           (key, "daemon_cpu_ms", f"{name}: daemon CPU per call [ms]", "{:.3f}", False),
       )],
+    ("circus_status", "rate", "status with Circus's client: calls/s", "{:,.0f}", True),
+    ("circus_status", "daemon_cpu_ms", "status with Circus's client: daemon CPU per call [ms]",
+     "{:.3f}", False),
     ("ctl", "median_ms", "CLI `status` one-shot, median wall [ms]", "{:.1f}", False),
 ]
 
@@ -587,11 +621,18 @@ def print_header(command: str, versions: dict[str, str], args) -> None:
           f"stats_calls={args.stats_calls} cli_runs={args.cli_runs} runs={args.runs}")
 
 
-def run_all(columns: list[str], args) -> tuple[dict[str, list[RunResult]], bool]:
-    """Every run of every system, interleaved; and whether interrupted."""
+def run_all(columns: list[str], args, floors: list[dict]
+            ) -> tuple[dict[str, list[RunResult]], bool]:
+    """Every run of every system, interleaved with the transport floor
+    (appended to ``floors``); and whether interrupted."""
     results: dict[str, list[RunResult]] = {k: [] for k in columns}
     try:
         for run in range(args.runs):
+            floor = measure_floor(args)
+            if floor is not None:
+                floors.append(floor)
+                print(f"[run {run + 1}/{args.runs}] transport floor: {floor['rate']:,.0f} "
+                      f"status/s, server CPU {floor['daemon_cpu_ms']:.3f} ms/call", flush=True)
             order = columns[run % len(columns):] + columns[:run % len(columns)]
             for key in order:
                 print(f"[run {run + 1}/{args.runs}] {SYSTEMS[key].label}", flush=True)
@@ -623,26 +664,36 @@ def main(argv: list[str] | None = None) -> int:
     for key, why in unavailable.items():
         print(f"{SYSTEMS[key].label}: {why}")
     columns = [k for k in SYSTEMS if k in args.only and k not in unavailable]
-    results, interrupted = run_all(columns, args)
-    floors = [f for f in (measure_floor(args.seconds) for _ in range(args.runs)) if f]
-    floor = statistics.median(floors) if floors else None
+    floors: list[dict] = []
+    results, interrupted = run_all(columns, args, floors)
+    floor = statistics.median(f["rate"] for f in floors) if floors else None
 
     medians = {k: median_figures(results[k]) for k in columns}
     ctl_notes = {k: f"CLI {ctl_summary(results[k])}" for k in columns}
     targets = evaluate_targets(medians, ctl_notes, args)
+    big_status = medians.get("bigtop", {}).get(figure_key("circus_status", "rate"))
+    if floor and big_status:
+        share = big_status / floor
+        targets.append({"target": f"status round trips (Circus's client) >= {FLOOR_TARGET:.0%} "
+                                  "of the transport floor", "pass": share >= FLOOR_TARGET,
+                        "detail": f"{share:.0%} (bigtop {big_status:,.0f}/s, floor "
+                                  f"{floor:,.0f}/s)", "share": share})
     print(f"\ncommand: {command}\n")
     if columns:
         print_table(columns, medians, args)
     print_targets(targets)
     if floor:
-        circus = medians.get("circus", {}).get(figure_key("status", "rate"))
-        versus = f", {floor / circus:.2f}x Circus's status rate" if circus else ""
-        print(f"\nTransport floor (a bare pyzmq ROUTER echoing a DEALER over ipc, both in "
-              f"Python): {floor:,.0f} round trips/s{versus}.")
+        shares = [f"{SYSTEMS[k].label} {rate / floor:.0%}" for k in columns
+                  if (rate := medians[k].get(figure_key("circus_status", "rate")))]
+        server_cpu = statistics.median(f["daemon_cpu_ms"] for f in floors)
+        print(f"\nTransport floor (Circus's client against a bare pyzmq ROUTER that sends "
+              f"each request back, over ipc): {floor:,.0f} status round trips/s, server CPU "
+              f"{server_cpu:.3f} ms per call; status with that client as a share of it: "
+              + ", ".join(shares) + ".")
     print_notes(args, columns, results)
     if args.json:
         write_json(args.json, command, args, versions, unavailable, results, medians, targets,
-                   floor)
+                   floor, floors)
         print(f"\nwrote {args.json}")
 
     problems = any(r.problems() for runs in results.values() for r in runs)
@@ -650,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_json(path: Path, command: str, args, versions, unavailable, results,
-               medians, targets, floor: float | None) -> None:
+               medians, targets, floor: float | None, floors: list[dict]) -> None:
     systems = {}
     for key in args.only:
         entry: dict = {"label": SYSTEMS[key].label, "available": key not in unavailable}
@@ -669,6 +720,7 @@ def write_json(path: Path, command: str, args, versions, unavailable, results,
         "systems": systems,
         "targets": targets,
         "transport_floor_calls_per_s": floor,
+        "transport_floor_runs": floors,
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
 

@@ -573,7 +573,7 @@ class ReloadResult(Outcome):
 def trigger_reload(setup: Setup, daemon: Daemon, workdir: Path) -> None:
     """Ask the system to replace its workers, the way its users do."""
     if setup.system == "bigtop":
-        from bigtop.control.client import CallError, Client, CommandFailed
+        from bigtop.client import CallError, Client, CommandFailed
 
         try:
             with Client(endpoint(workdir), timeout=RELOAD_TIMEOUT_S) as client:

@@ -280,7 +280,7 @@ def measure(system: System, daemon: Daemon, workdir: Path, children: int, args,
 def probe_latency(endpoint: str, seconds: float) -> list[float]:
     """Round trips of ``numwatchers``, one every PACE_S, for ``seconds``."""
     sys.path.insert(0, str(REPO_DIR))
-    from bigtop.control.client import Client
+    from bigtop.client import Client
 
     out = []
     with Client(endpoint, timeout=10) as client:

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bigtop.control.client import Client
+from bigtop.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,7 +152,8 @@ class Daemon:
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     """``daemon(config_text, **kw)`` starts bigtopd; teardown stops it and
-    fails the test if any process it started is still alive."""
+    fails the test if any process it started is still alive, or if the
+    daemon ended with a task still pending."""
     started: list[Daemon] = []
 
     def make(config: str, start: bool = True, **kw: object) -> Daemon:
@@ -163,6 +164,8 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     yield make
     for d in started:
         d.stop()
+    for d in started:  # bigtopd logs any task still pending when it has stopped
+        assert "tasks left at shutdown" not in d.log_text(), d.log_text()[-2000:]
     leftovers = processes_under(tmp_path)
     for proc in leftovers:
         try:

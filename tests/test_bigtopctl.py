@@ -373,7 +373,7 @@ def test_shell_reads_commands_from_stdin(daemon: Factory) -> None:
 
 def test_shell_completion_candidates(daemon: Factory) -> None:
     from bigtop.cli.shell import ShellState
-    from bigtop.control.session import Session
+    from bigtop.client import Session
 
     d = start(daemon)
     state = ShellState(Session(d.endpoint))

@@ -30,7 +30,7 @@ import psutil
 import pytest
 import zmq
 
-from bigtop.control.client import CallError, Client
+from bigtop.client import CallError, Client
 
 from .conftest import ROOT, wait_for
 
@@ -1121,3 +1121,50 @@ def test_slow_stop_of_one_watcher_does_not_delay_another(daemon):
         d.wait_pids("slow", 2)
         # So that the daemon's own stop does not wait out graceful_timeout.
         a.call("set", name="slow", options={"stop_signal": int(signal.SIGKILL)}, waiting=True)
+
+
+# -- bigtopctl against the real circusd ----------------------------------------
+
+def test_bigtopctl_follows_a_circus_daemon_that_does_not_answer_the_handshake(tmp_path):
+    """circusd publishes events but knows nothing of bigtop's subscription
+    handshake: `bigtopctl listen` warns and follows it all the same."""
+    config = tmp_path / "circus.ini"
+    config.write_text(textwrap.dedent(f"""
+        [circus]
+        endpoint = ipc://{tmp_path}/ctl.sock
+        pubsub_endpoint = ipc://{tmp_path}/pub.sock
+
+        [watcher:myapp]
+        cmd = sleep 1000
+        """))
+    circusd = subprocess.Popen([str(CIRCUS_BIN / "circusd"), str(config)], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    listen = None
+    try:
+        endpoint = f"ipc://{tmp_path}/ctl.sock"
+        with Client(endpoint, timeout=10) as client:
+            wait_for(lambda: _answers(client), message="circusd up")
+            listen = subprocess.Popen(
+                [sys.executable, "-m", "bigtop", "--endpoint", endpoint, "--pubsub-endpoint",
+                 f"ipc://{tmp_path}/pub.sock", "--timeout", "1", "listen", "-n", "1"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert listen.stderr is not None
+            warning = listen.stderr.readline()  # once the handshake has timed out
+            assert "following it anyway" in warning, warning
+            client.call("incr", name="myapp")
+            out, _ = listen.communicate(timeout=20)
+            assert "watcher.myapp.spawn" in out, out
+    finally:
+        if listen is not None:
+            listen.kill()
+            listen.wait()
+        circusd.send_signal(signal.SIGTERM)
+        circusd.wait(30)
+
+
+def _answers(client: Client) -> bool:
+    try:
+        client.call("status")
+    except CallError:
+        return False
+    return True

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bigtop.control.client import AsyncClient, CallError, Client, CommandFailed
+from bigtop.client import AsyncClient, CallError, Client, CommandFailed
 
 from .conftest import wait_for
 
@@ -82,7 +82,7 @@ def test_set_with_a_broken_command_keeps_the_old_processes(daemon):
 def test_rolling_reload_waits_for_readiness(daemon, asked_by):
     import threading
 
-    from bigtop.control.client import subscribe
+    from bigtop.client import subscribe
 
     d = daemon(f"""
         [watcher:web]

@@ -83,7 +83,8 @@ def records(path: Path) -> list[list]:
 
 def until(predicate, trigger, timeout: float = 20.0, message: str = "condition") -> None:
     """Trigger, then wait a moment for predicate; again until timeout. For
-    events, which a subscriber misses until it has joined."""
+    events to a plugin that does not show when it has subscribed (before
+    that, it misses them)."""
     deadline = time.monotonic() + timeout
     while True:
         trigger()
@@ -133,11 +134,11 @@ def test_custom_plugin_follows_events_and_calls_commands(daemon, tmp_path):
         assert "s3cr3t" not in json.dumps(options)
         assert options["singleton"] is True
 
-        # An event reaches it; it answers with a command.
-        until(lambda: any(r[0] == "event" and r[1] == "watcher.target.spawn"
-                          for r in records(output)),
-              lambda: client.call("restart", name="target", waiting=True),
-              message="a spawn event")
+        # An event reaches it (handle_init ran once subscribed: none is
+        # missed from then on); it answers with a command.
+        client.call("restart", name="target", waiting=True)
+        wait_for(lambda: any(r[0] == "event" and r[1] == "watcher.target.spawn"
+                             for r in records(output)), message="a spawn event")
         wait_for(lambda: len(d.pids("counter")) > 1, message="counter incremented")
         client.call("incr", name="noise", waiting=True)
         client.call("stop", name="target", waiting=True)
@@ -372,14 +373,14 @@ def test_prometheus_metrics_parse(daemon, tmp_path):
             "bigtop_process_start_time_seconds", labels] > 0
         assert ("bigtop_process_cpu_percent", labels) in metrics["bigtop_process_cpu_percent"]
 
-    # Events are counted from the subscription.
+    # Events are counted from the subscription, in force before /metrics answers.
     with d.client() as client:
         def spawns() -> float:
             return scrape().get("bigtop_watcher_events", {}).get(
                 ("bigtop_watcher_events_total", (("event", "spawn"), ("watcher", "web"))), 0)
 
-        until(spawns, lambda: client.call("incr", name="web", waiting=True),
-              message="a spawn counted")
+        client.call("incr", name="web", waiting=True)
+        wait_for(spawns, message="a spawn counted")
 
 
 @pytest.mark.parametrize("use, message", [

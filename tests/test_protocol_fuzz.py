@@ -35,7 +35,7 @@ import zmq
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from bigtop.control.client import CallError, Client
+from bigtop.client import CallError, Client
 from bigtop.control.commands import COMMANDS
 
 from .conftest import processes_under, wait_for

@@ -8,8 +8,7 @@ import stat
 
 import pytest
 
-from bigtop.control.client import CallError, Client
-from bigtop.control.keys import generate
+from bigtop.client import CallError, Client, generate
 
 from .test_lifecycle import free_port
 
@@ -104,7 +103,7 @@ def test_events_over_curve(daemon, tmp_path):
     import threading
     import time
 
-    from bigtop.control.client import subscribe
+    from bigtop.client import subscribe
 
     curve = CurveDaemon(daemon, tmp_path)
     seen: list[str] = []

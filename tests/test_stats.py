@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 import pytest
 
-from bigtop.control.client import subscribe
+from bigtop.client import subscribe
 from bigtop.stats.sampler import THREAD_NAME, topic_matches
 
 from .conftest import ROOT, wait_for

@@ -148,7 +148,7 @@ def test_timed_rotation_keeps_every_line(daemon, tmp_path):
 def test_logs_and_live_tail(daemon):
     import threading
 
-    from bigtop.control.client import subscribe
+    from bigtop.client import subscribe
 
     d = daemon("""
         [watcher:talk]
@@ -281,7 +281,7 @@ def test_gzip_rotation_keeps_every_line_exactly_once(daemon, tmp_path):
 
 
 def test_gzip_backups_shift_and_the_oldest_goes(tmp_path):
-    from bigtop.core.streams import FileTarget
+    from bigtop.core.writer import FileTarget
 
     log = tmp_path / "out.log"
     target = FileTarget(str(log), max_bytes=100, backup_count=3, compress=True)
@@ -297,7 +297,7 @@ def test_gzip_backups_shift_and_the_oldest_goes(tmp_path):
 
 
 def test_failed_compression_keeps_the_plain_backup(tmp_path, caplog):
-    from bigtop.core.streams import FileTarget
+    from bigtop.core.writer import FileTarget
 
     log = tmp_path / "out.log"
     blocker = tmp_path / ".out.log.1.gz.tmp"
@@ -325,7 +325,7 @@ def test_failed_compression_keeps_the_plain_backup(tmp_path, caplog):
 def test_timed_rotation_compresses_and_prunes(tmp_path):
     import gzip
 
-    from bigtop.core.streams import FileTarget
+    from bigtop.core.writer import FileTarget
 
     log = tmp_path / "out.log"
     target = FileTarget(str(log), backup_count=3, rotate_when="S", compress=True)
@@ -478,7 +478,7 @@ def run_sink(make, chunks, max_pending=64 * 1024 * 1024):
     sink once everything is written."""
     import asyncio
 
-    from bigtop.core.streams import Writer
+    from bigtop.core.writer import Writer
 
     async def main():
         writer = Writer(max_pending)
@@ -624,14 +624,14 @@ def test_a_slow_disk_holds_the_children_back_instead_of_dropping(daemon, tmp_pat
 
 
 def test_a_stuck_writer_no_longer_holds_output_back(monkeypatch):
-    from bigtop.core import streams
+    from bigtop.core.writer import STUCK_AFTER, Writer
 
-    writer = streams.Writer(max_pending=100)
+    writer = Writer(max_pending=100)
     try:
         writer.pending = 80  # congested: more than half queued
         writer.progress = time.monotonic()
         assert writer.holding()
-        writer.progress -= streams.STUCK_AFTER + 1  # no write completed since
+        writer.progress -= STUCK_AFTER + 1  # no write completed since
         assert not writer.holding()
         writer.pending = 10
         writer.progress = time.monotonic()

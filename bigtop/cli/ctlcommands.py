@@ -214,21 +214,14 @@ def with_waiting(ns: argparse.Namespace, props: Props) -> Props:
 
 # -- option values -------------------------------------------------------------
 
-# Options whose values stay text even if they look like numbers.
-TEXT_OPTIONS = frozenset({
-    "cmd", "args", "working_dir", "executable", "shell_args", "uid", "gid", "umask",
-    "virtualenv", "virtualenv_py_ver", "stdin_socket", "ready", "restart", "stop_signal",
-})
-HOOKS = ("before_start", "after_start", "before_stop", "after_stop", "before_spawn",
-         "after_spawn", "before_signal", "after_signal", "before_reap", "after_reap",
-         "extended_stats")
-
-
 def convert_value(key: str, text: str) -> Any:
     """A command-line value as the JSON value the daemon expects: JSON
     objects, lists and strings as written, true/false/yes/no/on/off, null,
     integers and floats; circusctl's ``hooks`` form ``name:callable,...``;
-    anything else (and the options in TEXT_OPTIONS) as text."""
+    anything else (and the free-text options of the option table) as text."""
+    from ...config import to_bool
+    from ...config.options import HOOK_NAMES, TEXT_OPTIONS
+
     key = key.lower()
     stripped = text.strip()
     if stripped[:1] in ("{", "[", '"'):
@@ -240,20 +233,20 @@ def convert_value(key: str, text: str) -> Any:
         hooks = {}
         for item in filter(None, (i.strip() for i in stripped.split(","))):
             hook, sep, target = item.partition(":")
-            if not sep or hook not in HOOKS:
+            if not sep or hook not in HOOK_NAMES:
                 raise ValueError(f"hooks: expected HOOK:module.callable, with HOOK one of "
-                                 f"{', '.join(HOOKS)}; got {item!r}")
+                                 f"{', '.join(HOOK_NAMES)}; got {item!r}")
             hooks[hook] = target
         return hooks
     if key in TEXT_OPTIONS:
         return text
-    low = stripped.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low == "null":
+    if stripped.lower() == "null":
         return None
+    if not stripped.isdigit():  # 1 and 0 are numbers here
+        try:
+            return to_bool(stripped)
+        except ValueError:
+            pass
     for kind in (int, float):
         try:
             return kind(stripped)

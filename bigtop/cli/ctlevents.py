@@ -4,18 +4,25 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..control.endpoints import guess_pubsub, reachable_host
-from ..control.loglines import LOG_KEYS, Shown, log_entries
-from ..control.session import Session, Unreachable, timeout_message
-
-if TYPE_CHECKING:
-    import zmq
+from ..client import (
+    LOG_KEYS,
+    Session,
+    Shown,
+    Subscriber,
+    Unreachable,
+    check_ipc,
+    guess_pubsub,
+    log_entries,
+    reachable_host,
+    timeout_message,
+)
 
 EVENT_ROOTS = ("watcher", "arbiter", "stat")
 
@@ -39,21 +46,28 @@ def pubsub_endpoint(session: Session) -> str:
     return guess_pubsub(control)
 
 
-def open_subscriber(session: Session, endpoint: str, topics: list[str]) -> zmq.Socket[bytes]:
-    """A SUB socket on endpoint, with this session's CurveZMQ keys on tcp://."""
-    import zmq
+def open_subscriber(session: Session, endpoint: str, topics: list[str]) -> Subscriber:
+    """A Subscriber on endpoint with this session's CurveZMQ keys, its
+    topics in force: every event published from now on comes. Unreachable
+    at once when an ipc:// endpoint has nobody there. A publisher that does
+    not answer the handshake within --timeout (Circus's does not) is
+    followed all the same, with a warning: what it published before the
+    subscription reached it is not shown."""
+    import sys
 
-    from ..control.client import CallError, connect_socket
-
-    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+    check_ipc(endpoint)
     try:
-        connect_socket(sock, endpoint, session.key, session.server_key)
-    except (CallError, OSError, zmq.ZMQError) as err:
-        sock.close()
-        raise Unreachable(f"bigtopctl: cannot subscribe to {endpoint}: {err}") from None
-    for topic in topics:
-        sock.subscribe(topic.encode())
-    return sock
+        sub = Subscriber(endpoint, key=session.key, server_key=session.server_key,
+                         timeout=session.timeout)
+    except Unreachable as err:
+        raise Unreachable(f"bigtopctl: {err}") from None
+    sub.subscribe(*topics)
+    try:
+        sub.handshake()
+    except Unreachable as err:
+        print(f"bigtopctl: warning: {err}; following it anyway (a Circus daemon does not "
+              "answer)", file=sys.stderr)
+    return sub
 
 
 def topic_prefix(word: str) -> str:
@@ -70,7 +84,7 @@ def listen(session: Session, ns: argparse.Namespace) -> int:
 
     topics = [topic_prefix(t) for t in ns.topics] or [""]
     endpoint = pubsub_endpoint(session)
-    sock = open_subscriber(session, endpoint, topics)
+    sub = open_subscriber(session, endpoint, topics)
     out = None
     if not session.json:
         from . import display
@@ -79,37 +93,27 @@ def listen(session: Session, ns: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             display.console(stderr=True).print(
                 f"listening to {endpoint} (Ctrl-C to stop)", style="dim")
-    seen = 0
     try:
-        while ns.count is None or seen < ns.count:
-            if not sock.poll(250):
-                continue
-            frames = sock.recv_multipart()
-            topic = frames[0].decode("utf-8", "replace")
-            try:
-                payload = json.loads(frames[1]) if len(frames) > 1 else {}
-            except ValueError:
-                payload = {"raw": frames[1].decode("utf-8", "replace")}
+        for topic, payload in itertools.islice(sub, ns.count):
             if out is None:
                 sys.stdout.write(json.dumps({"topic": topic, "payload": payload}) + "\n")
                 sys.stdout.flush()
             else:
                 out.print(event_line(topic, payload), soft_wrap=True)
                 out.file.flush()
-            seen += 1
     except KeyboardInterrupt:
         pass
     finally:
-        sock.close()
+        sub.close()
     return 0
 
 
-def event_line(topic: str, payload: Any) -> Any:
+def event_line(topic: str, payload: dict[str, Any]) -> Any:
     from rich.text import Text
 
     from .display import watcher_style
 
-    when = payload.get("time") if isinstance(payload, dict) else None
+    when = payload.get("time")
     stamp = time.strftime("%H:%M:%S", time.localtime(when if isinstance(when, (int, float))
                                                        else time.time()))
     if isinstance(when, (int, float)):
@@ -121,13 +125,12 @@ def event_line(topic: str, payload: Any) -> Any:
         line.append(parts[-1], style="bold")
     else:
         line.append(topic, style="bold")
-    if isinstance(payload, dict):
-        for key, value in payload.items():
-            if key == "time":
-                continue
-            shown = value if isinstance(value, (int, float, str)) else json.dumps(value)
-            line.append(f" {key}=", style="dim")
-            line.append(str(shown))
+    for key, value in payload.items():
+        if key == "time":
+            continue
+        shown = value if isinstance(value, (int, float, str)) else json.dumps(value)
+        line.append(f" {key}=", style="dim")
+        line.append(str(shown))
     return line
 
 
@@ -156,7 +159,6 @@ def reload_with_progress(session: Session, props: dict[str, Any]) -> dict[str, A
     endpoint = pubsub_endpoint(session)
     prefix = f"watcher.{name.lower()}." if name else "watcher."
     sub = open_subscriber(session, endpoint, [prefix])
-    time.sleep(0.05)  # let the subscription reach the publisher first
     client = session.client()
     progress = None
     tasks: dict[str, Any] = {}
@@ -180,7 +182,7 @@ def reload_with_progress(session: Session, props: dict[str, Any]) -> dict[str, A
     msg_id = uuid.uuid4().hex
     poller = zmq.Poller()
     poller.register(client.socket, zmq.POLLIN)
-    poller.register(sub, zmq.POLLIN)
+    poller.register(sub.socket, zmq.POLLIN)
     try:
         client.socket.send(protocol.encode(
             protocol.request("reload", msg_id, **{**props, "waiting": True})))
@@ -189,23 +191,20 @@ def reload_with_progress(session: Session, props: dict[str, Any]) -> dict[str, A
         while True:
             ready = dict(poller.poll(100))
             now = time.monotonic()
-            if sub in ready:
-                while sub.poll(0):
-                    frames = sub.recv_multipart()
-                    topic = frames[0].decode("utf-8", "replace")
-                    payload = json.loads(frames[1]) if len(frames) > 1 else {}
-                    watcher = topic[len("watcher."):].rsplit(".", 1)[0]
-                    quiet_since = now
-                    if progress is None:
-                        continue
-                    if topic.endswith(".reload_progress"):
-                        totals[watcher] = int(payload.get("total") or 1)
-                        if watcher not in tasks:
-                            tasks[watcher] = progress.add_task(watcher)
-                        progress.update(tasks[watcher], total=totals[watcher],
-                                        completed=payload.get("done", 0))
-                    elif topic.endswith(".reload_aborted") and watcher in tasks:
-                        progress.update(tasks[watcher], description=f"{watcher} (aborted)")
+            while (event := sub.recv(0)) is not None:
+                topic, payload = event
+                watcher = topic[len("watcher."):].rsplit(".", 1)[0]
+                quiet_since = now
+                if progress is None:
+                    continue
+                if topic.endswith(".reload_progress"):
+                    totals[watcher] = int(payload.get("total") or 1)
+                    if watcher not in tasks:
+                        tasks[watcher] = progress.add_task(watcher)
+                    progress.update(tasks[watcher], total=totals[watcher],
+                                    completed=payload.get("done", 0))
+                elif topic.endswith(".reload_aborted") and watcher in tasks:
+                    progress.update(tasks[watcher], description=f"{watcher} (aborted)")
             if client.socket in ready:
                 while client.socket.poll(0):
                     try:
@@ -245,10 +244,9 @@ def follow_logs(session: Session, ns: argparse.Namespace, props: dict[str, Any],
     subscribes to them). --json: one object a line (time, watcher, pid,
     wid, stream, line); else ``watcher.wid | line`` like docker compose,
     colored per watcher and stderr in red on a terminal (not with NO_COLOR)."""
-    sock = None
+    sub = None
     if ns.follow:  # subscribed first: no line falls between the last lines and the live ones
-        sock = open_subscriber(session, pubsub_endpoint(session), live_topics(ns.names, ns.only))
-        sock.poll(100)  # a moment for the subscription to reach the daemon (a line ends it)
+        sub = open_subscriber(session, pubsub_endpoint(session), live_topics(ns.names, ns.only))
     try:
         reply = session.call("logs", **props)
         if reply.get("status") == "error":
@@ -257,7 +255,7 @@ def follow_logs(session: Session, ns: argparse.Namespace, props: dict[str, Any],
         history = log_entries(reply)
         for entry in history:
             show(entry)
-        if sock is None:
+        if sub is None:
             if not history:
                 show.nothing()
             show.flush()
@@ -265,14 +263,8 @@ def follow_logs(session: Session, ns: argparse.Namespace, props: dict[str, Any],
         show.flush()
         shown = Shown(history)
         while True:
-            if not sock.poll(250):
-                continue
-            frames = sock.recv_multipart()
-            try:
-                entry = json.loads(frames[1])
-            except (IndexError, ValueError):
-                continue
-            if not isinstance(entry, dict) or (ns.only and entry.get("stream") != ns.only):
+            _, entry = sub.recv()
+            if ns.only and entry.get("stream") != ns.only:
                 continue
             if not shown.again(entry):
                 show(entry)
@@ -280,8 +272,8 @@ def follow_logs(session: Session, ns: argparse.Namespace, props: dict[str, Any],
     except KeyboardInterrupt:
         return 0
     finally:
-        if sock is not None:
-            sock.close()
+        if sub is not None:
+            sub.close()
 
 
 def live_topics(names: list[str], only: str | None) -> list[str]:

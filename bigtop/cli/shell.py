@@ -22,8 +22,9 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..control.session import Session, Unreachable
-from .ctlcommands import COMMANDS, GLOBAL_OPTIONS, UsageError
+from ..client import Session, Unreachable
+from .ctlcommands import COMMANDS, GLOBAL_OPTIONS, UsageError, summary_lines
+from .dispatch import OK, USAGE, execute, help_text, split_argv
 
 if TYPE_CHECKING:
     from prompt_toolkit.completion import CompleteEvent, Completion
@@ -74,8 +75,6 @@ class ShellState:
 
     def candidates(self, words: list[str], current: str) -> list[str]:
         """Completions for the word being typed after ``words``."""
-        from .bigtopctl import split_argv
-
         global_flags = [o.flag for o in GLOBAL_OPTIONS]
         before, word, rest = split_argv(words)
         if word is None:
@@ -134,9 +133,6 @@ def question(spec_name: str, ns: argparse.Namespace, session: Session) -> str:
 
 
 def shell_help(topic: str | None) -> str | None:
-    from .bigtopctl import help_text
-    from .ctlcommands import summary_lines
-
     if topic is None:
         return (summary_lines() + "\n\nIn the shell:\n"
                 "  help [COMMAND]  this list, or a command's usage\n"
@@ -146,8 +142,6 @@ def shell_help(topic: str | None) -> str | None:
 
 def run_line(session: Session, state: ShellState, line: str, confirm: Confirm | None) -> int:
     """Run one shell line; its status. Raises LeaveShell."""
-    from .bigtopctl import OK, USAGE, execute, split_argv
-
     try:
         words = shlex.split(line, comments=True)
     except ValueError as err:

@@ -1,69 +1,23 @@
-"""Clients of the daemon, used by every front end (cli, top, web, plugins).
+"""Commands to the daemon, for every front end (cli, top, web, plugins).
 
 ``Client`` is synchronous, ``AsyncClient`` is for asyncio code; both send
-one request and wait for its reply (matched by id) up to a timeout.
-``subscribe``/``AsyncSubscriber`` follow the event stream.
+one request on a DEALER and wait for its reply (matched by id) up to a
+timeout. Events are the subscribers' (subscriber.py).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import zmq
 
-from . import protocol
-from .endpoints import default_endpoint, default_pubsub_endpoint
-
-DEFAULT_TIMEOUT = 5.0
-
-
-class CallError(Exception):
-    """No usable reply: the daemon is unreachable, timed out, or answered
-    with something that is not a reply."""
-
-
-class CommandFailed(Exception):
-    """The daemon answered with ``status: error``."""
-
-    def __init__(self, reply: dict[str, Any]):
-        self.reply = reply
-        self.errno = reply.get("errno", protocol.NOT_SPECIFIED)
-        super().__init__(reply.get("reason", "unknown error"))
-
-
-def resolve_endpoint(endpoint: str | None = None) -> str:
-    return (endpoint or os.environ.get("BIGTOPCTL_ENDPOINT")
-            or os.environ.get("CIRCUSCTL_ENDPOINT") or default_endpoint())
-
-
-def load_keys(key_file: str) -> tuple[bytes, bytes]:
-    """A client key pair from ``bigtopctl keygen`` (the ``.key_secret`` file)."""
-    import zmq.auth
-
-    public, secret = zmq.auth.load_certificate(key_file)
-    if secret is None:
-        raise CallError(f"{key_file} holds no secret key (use the .key_secret file)")
-    return public, secret
-
-
-def connect_socket(sock: zmq.Socket[Any], endpoint: str, key: str | None,
-                   server_key: str | None) -> None:
-    """Connect a client socket (REQ, DEALER, SUB; sync or asyncio) to a
-    daemon endpoint, with CurveZMQ keys on tcp://; raises CallError."""
-    sock.linger = 0
-    if endpoint.startswith("tcp://") and key:
-        import zmq.auth
-
-        sock.curve_publickey, sock.curve_secretkey = load_keys(key)
-        if not server_key:
-            raise CallError("a TCP endpoint with --key also needs the server's public key")
-        sock.curve_serverkey = zmq.auth.load_certificate(server_key)[0]
-    sock.connect(endpoint)
+from ..control import protocol
+from .connect import DEFAULT_TIMEOUT, connect_socket
+from .endpoints import resolve_endpoint
+from .errors import CallError, CommandFailed
 
 
 def _check(reply: dict[str, Any], raise_on_error: bool) -> dict[str, Any]:
@@ -141,7 +95,12 @@ class AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        reader = self._reader
         self.close()
+        if reader is not None:
+            import asyncio
+
+            await asyncio.wait([reader])  # ended, not left pending
 
     async def _read(self) -> None:
         while True:
@@ -175,22 +134,3 @@ class AsyncClient:
             self._pending.pop(msg_id, None)
         return _check(reply, raise_on_error)
 
-
-def subscribe(topics: list[str] | None = None, endpoint: str | None = None,
-              timeout: float | None = None, key: str | None = None,
-              server_key: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(topic, payload)`` events as they come (prefix-matched topics);
-    stop after ``timeout`` seconds without one."""
-    endpoint = endpoint or os.environ.get("BIGTOPCTL_PUBSUB_ENDPOINT") or default_pubsub_endpoint()
-    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
-    connect_socket(sock, endpoint, key, server_key)
-    for topic in topics or [""]:
-        sock.subscribe(topic.encode())
-    try:
-        while True:
-            if timeout is not None and not sock.poll(int(timeout * 1000)):
-                return
-            frames = sock.recv_multipart()
-            yield frames[0].decode(), json.loads(frames[1])
-    finally:
-        sock.close()

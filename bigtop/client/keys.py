@@ -1,4 +1,5 @@
-"""CurveZMQ key pairs for TCP endpoints (``bigtopctl keygen``).
+"""CurveZMQ key pairs for TCP endpoints: writing them (``bigtopctl keygen``)
+and reading a client's.
 
 The daemon has a server pair (``server_key`` = its ``.key_secret`` file)
 and accepts the clients whose public ``.key`` files sit in its
@@ -9,6 +10,8 @@ the server's public ``.key``.
 from __future__ import annotations
 
 import os
+
+from .errors import CallError
 
 
 def generate(directory: str, name: str) -> tuple[str, str]:
@@ -29,3 +32,20 @@ def generate(directory: str, name: str) -> tuple[str, str]:
         os.umask(old)
     os.chmod(public, 0o644)
     return public, secret
+
+
+def load_keys(key_file: str) -> tuple[bytes, bytes]:
+    """A client key pair from ``bigtopctl keygen`` (the ``.key_secret`` file)."""
+    import zmq.auth
+
+    public, secret = zmq.auth.load_certificate(key_file)
+    if secret is None:
+        raise CallError(f"{key_file} holds no secret key (use the .key_secret file)")
+    return public, secret
+
+
+def load_public(key_file: str) -> bytes:
+    """The public key in a ``.key`` (or ``.key_secret``) file: the server's."""
+    import zmq.auth
+
+    return zmq.auth.load_certificate(key_file)[0]

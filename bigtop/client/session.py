@@ -8,15 +8,12 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
+from .connect import DEFAULT_TIMEOUT
+from .endpoints import check_ipc, resolve_endpoint
+from .errors import CallError, Unreachable
+
 if TYPE_CHECKING:
-    from .client import Client
-
-DEFAULT_TIMEOUT = 5.0
-
-
-class Unreachable(Exception):
-    """No reply from the daemon; the message says where we looked and what
-    to try next."""
+    from .calls import Client
 
 
 class Session:
@@ -60,17 +57,16 @@ class Session:
 
     @property
     def endpoint(self) -> str:
-        from .client import resolve_endpoint
-
         return resolve_endpoint(self.endpoint_option)
 
     def client(self) -> Client:
         """The connection (made on first use). Raises Unreachable when an
         ipc:// endpoint has nobody listening, without waiting for a timeout."""
         if self._client is None:
-            import zmq
+            import zmq  # here: bigtopctl --help loads no ZeroMQ
 
-            CallError, Client = client_classes()
+            from .calls import Client
+
             endpoint = self.endpoint
             if not self._checked:
                 check_ipc(endpoint)
@@ -90,7 +86,6 @@ class Session:
         """The daemon's reply (``status: error`` included); Unreachable if
         there is none."""
         client = self.client()
-        CallError = client_classes()[0]
         # The connection may be shared with a shell line's own --timeout.
         client.timeout = self.timeout if timeout is None else timeout
         try:
@@ -106,42 +101,8 @@ class Session:
             self._client = None
 
 
-def client_classes() -> tuple[type[Exception], type[Client]]:
-    from .client import CallError, Client
-
-    return CallError, Client
-
-
 def timeout_message(endpoint: str, timeout: float) -> str:
     return (f"bigtopctl: no reply from the daemon at {endpoint} within {timeout:g}s.\n"
             "Is bigtopd running there? Pick another daemon with --endpoint (or "
             "BIGTOPCTL_ENDPOINT),\nor wait longer with --timeout SECONDS.")
 
-
-def check_ipc(endpoint: str) -> None:
-    """Fail at once, rather than after the timeout, when an ipc:// endpoint
-    has no socket file or nobody accepting on it."""
-    if not endpoint.startswith("ipc://"):
-        return
-    path = endpoint[len("ipc://"):]
-    if path.startswith("@"):
-        return  # abstract namespace: nothing to look at
-    import socket
-
-    problem = None
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(path)
-        except FileNotFoundError:
-            problem = "no such socket"
-        except ConnectionRefusedError:
-            problem = "nothing is listening on it"
-        except PermissionError:
-            problem = "permission denied"
-        except OSError as err:
-            problem = err.strerror or str(err)
-    if problem:
-        raise Unreachable(
-            f"bigtopctl: cannot reach the daemon at {endpoint}: {problem}.\n"
-            "Is bigtopd running? Pick another daemon with --endpoint (or BIGTOPCTL_ENDPOINT).")

@@ -1,5 +1,6 @@
 """Configuration: files in (INI, Circus-compatible; TOML), one typed model out."""
 
+from .convert import to_bool
 from .errors import ConfigError, Problem
 from .loader import load
 from .model import (
@@ -27,4 +28,5 @@ __all__ = [
     "StreamSpec",
     "WatcherSpec",
     "load",
+    "to_bool",
 ]

@@ -6,42 +6,32 @@ import difflib
 import os
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from fnmatch import fnmatch
 from typing import Any
 
+from .convert import Converter, non_negative, to_bool, to_compress, to_int
+from .declare import Option, declared
 from .errors import ConfigError, Problem
-from .model import (
-    Config,
-    HookSpec,
-    Origin,
-    PluginSpec,
-    Settings,
-    SocketSpec,
-    StreamSpec,
-    WatcherSpec,
-)
-from .options import (
-    FLAPPING_OPTIONS,
-    HOOK_NAMES,
-    INCLUDE_KEYS,
-    PLUGIN_OPTIONS,
-    RLIMITS,
-    SETTINGS_OPTIONS,
-    SOCKET_OPTIONS,
-    WATCHER_OPTIONS,
-    WATCHER_PREFIXES,
-    non_negative,
-    to_bool,
-    to_compress,
-    to_int,
-    to_rlimit,
-)
+from .model import Config, Includes, Origin, PluginSpec, Settings, SocketSpec, WatcherSpec
+from .options import locate, sub_tables, suggestions, table
 from .raw import RawSection, RawValue
 from .substitute import circus_vars, env_variables, expand_env, substitute
+from .values import StreamSpec
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-@]*$")
+
+CIRCUS, WATCHER, SOCKET, PLUGIN = (table(s) for s in ("circus", "watcher", "socket", "plugin"))
+ENV_VALUE = WATCHER["env"].converter()
+STREAMS = ("stdout_stream", "stderr_stream")
+# What the loader reads and no model stores: include, include_dir.
+INCLUDE_KEYS = tuple(o.key for o in declared(Includes))
+# Watcher options written key = value, which `set` merges one by one.
+WATCHER_VALUES = tuple(name for name, o in WATCHER.items() if o.form == "value")
+WATCHER_TABLES = sub_tables(WATCHER)
+
+Read = tuple[dict[str, Any], dict[str, Any]]
 
 
 class Builder:
@@ -57,8 +47,8 @@ class Builder:
         file, line = (raw.file, raw.line) if raw else (section.file, section.line)
         self.problems.append(Problem(message, file, line, section.title, key))
 
-    def convert(self, section: RawSection, key: str, raw: RawValue,
-                conv: Callable[[Any], Any], variables: Mapping[str, str]) -> Any:
+    def convert(self, section: RawSection, key: str, raw: RawValue, conv: Converter,
+                variables: Mapping[str, str]) -> Any:
         value = raw.value
         if isinstance(value, str):
             value = substitute(value, variables)
@@ -73,39 +63,55 @@ class Builder:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         self.problem(f"unknown option{hint}", section, key, raw)
 
-    def options(self, section: RawSection, table: Mapping[str, Callable[[Any], Any]],
-                variables: Mapping[str, str], skip: tuple[str, ...] = ()) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def read(self, section: RawSection, options: Mapping[str, Option],
+             variables: Mapping[str, str], skip: tuple[str, ...] = ()) -> Read:
+        """Convert the keys of a section: the ``key = value`` options by name,
+        and the entries of each entries option (rlimit_*, hooks.*, ...) by the
+        option's name, then the entry's."""
+        values: dict[str, Any] = {}
+        found: dict[str, Any] = {
+            name: {} for name, o in options.items() if o.form == "entries"}
         for key, raw in section.values.items():
             if key in skip:
                 continue
-            if key not in table:
-                self.unknown(section, key, raw, list(table))
+            located = locate(options, key)
+            if located is None:
+                self.unknown(section, key, raw, suggestions(options))
                 continue
-            value = self.convert(section, key, raw, table[key], variables)
-            if value is not None:
-                out[key] = value
-        return out
+            option, entry = located
+            conv = option.entry(entry)
+            if conv is None:
+                self.unknown(section, key, raw, [option.prefix + k for k in option.keys or ()])
+                continue
+            value = self.convert(section, key, raw, conv, variables)
+            if value is None:
+                continue
+            if option.form == "value":
+                values[key] = value
+            else:
+                found[option.name][entry] = value
+        return values, found
 
     def env_table(self, section: RawSection, key: str, raw: RawValue) -> dict[str, str]:
         """An ``env`` value: a TOML table, or ``A=1, B=2`` / one per line in INI."""
-        out: dict[str, str] = {}
         if isinstance(raw.value, dict):
-            for name, value in raw.value.items():
-                if isinstance(value, (dict, list)):
-                    self.problem(f"{name}: an environment value must be a string", section, key,
-                                 raw)
-                else:
-                    out[str(name)] = text(value)
-            return out
-        for item in re.split(r"[,\n]", str(raw.value)):
-            if not item.strip():
-                continue
-            name, sep, value = item.partition("=")
-            if not sep or not name.strip():
-                self.problem(f"{item.strip()!r} is not NAME=VALUE", section, key, raw)
-                continue
-            out[name.strip()] = value.strip()
+            pairs = [(str(name), value) for name, value in raw.value.items()]
+        else:
+            pairs = []
+            for item in re.split(r"[,\n]", str(raw.value)):
+                if not item.strip():
+                    continue
+                name, sep, value = item.partition("=")
+                if not sep or not name.strip():
+                    self.problem(f"{item.strip()!r} is not NAME=VALUE", section, key, raw)
+                    continue
+                pairs.append((name.strip(), value.strip()))
+        out: dict[str, str] = {}
+        for name, value in pairs:
+            try:
+                out[name] = ENV_VALUE(value)
+            except ValueError as err:
+                self.problem(f"{name}: {err}", section, key, raw)
         return out
 
     def expand(self, values: Mapping[str, str], base: dict[str, str]) -> dict[str, str]:
@@ -121,8 +127,7 @@ class Builder:
     def settings(self, section: RawSection | None) -> Settings:
         if section is None:
             return Settings()
-        values = self.options(section, SETTINGS_OPTIONS, env_variables(self.environ),
-                              skip=INCLUDE_KEYS)
+        values, _ = self.read(section, CIRCUS, env_variables(self.environ), skip=INCLUDE_KEYS)
         tcp = [k for k in ("endpoint", "pubsub_endpoint", "stats_endpoint")
                if str(values.get(k, "")).startswith("tcp://")]
         keys = values.get("server_key") and values.get("authorized_keys")
@@ -137,7 +142,7 @@ class Builder:
         return Settings(**values)
 
     def socket(self, section: RawSection, variables: Mapping[str, str]) -> SocketSpec | None:
-        values = self.options(section, SOCKET_OPTIONS, variables)
+        values, _ = self.read(section, SOCKET, variables)
         path = values.get("path")
         if path:
             if values.get("family", "AF_UNIX") != "AF_UNIX":
@@ -151,20 +156,12 @@ class Builder:
                           origin=Origin(section.file, section.line), **values)
 
     def plugin(self, section: RawSection, variables: Mapping[str, str]) -> PluginSpec | None:
-        known: dict[str, Any] = {}
-        extra: dict[str, str] = {}
-        for key, raw in section.values.items():
-            if key in PLUGIN_OPTIONS:
-                value = self.convert(section, key, raw, PLUGIN_OPTIONS[key], variables)
-                if value is not None:
-                    known[key] = value
-            else:
-                extra[key] = substitute(text(raw.value), variables)
+        known, entries = self.read(section, PLUGIN, variables)
         if not known.get("use"):
             self.problem("missing 'use' (the plugin class, as module.Class)", section)
             return None
-        return PluginSpec(name=section.name, options=extra,
-                          origin=Origin(section.file, section.line), **known)
+        return PluginSpec(name=section.name, origin=Origin(section.file, section.line),
+                          **known, **entries)
 
     def watcher(self, section: RawSection, local_env: dict[str, str],
                 env_sections: list[RawSection]) -> WatcherSpec | None:
@@ -183,7 +180,7 @@ class Builder:
         # whatever copy_env says (that decides what the process gets).
         variables = env_variables({**self.environ, **env})
 
-        values, rlimits, hooks, streams, flapping = self.watcher_options(section, variables)
+        values, entries = self.read(section, WATCHER, variables, skip=("env",))
         if not values.get("cmd", "").strip():
             if "cmd" not in section.values:
                 self.problem("missing 'cmd' (the command to run)", section)
@@ -192,63 +189,11 @@ class Builder:
             return None
         self.watcher_rules(section, values)
         origin = f"{section.file}:{section.line}: [{section.title}]"
-        for stream, options in streams.items():
-            self.stream_rules(section, stream, options, origin)
-        return WatcherSpec(
-            name=name,
-            env=env,
-            rlimits=rlimits,
-            hooks=hooks,
-            flapping=flapping,
-            stdout_stream=StreamSpec(streams["stdout_stream"]),
-            stderr_stream=StreamSpec(streams["stderr_stream"]),
-            origin=Origin(section.file, section.line),
-            **values,
-        )
-
-    def watcher_options(self, section: RawSection, variables: Mapping[str, str]) -> tuple[
-            dict[str, Any], dict[str, int], dict[str, HookSpec], dict[str, dict[str, str]],
-            dict[str, Any]]:
-        """Convert every key of a watcher section but env."""
-        values: dict[str, Any] = {}
-        rlimits: dict[str, int] = {}
-        hooks: dict[str, HookSpec] = {}
-        streams: dict[str, dict[str, str]] = {"stdout_stream": {}, "stderr_stream": {}}
-        flapping: dict[str, Any] = {}
-        for key, raw in section.values.items():
-            if key == "env":
-                continue
-            if key in WATCHER_OPTIONS:
-                value = self.convert(section, key, raw, WATCHER_OPTIONS[key], variables)
-                if value is not None:
-                    values[key] = value
-            elif key.startswith("rlimit_"):
-                limit = key[len("rlimit_"):]
-                if limit not in RLIMITS:
-                    self.unknown(section, key, raw, [f"rlimit_{r}" for r in RLIMITS])
-                    continue
-                value = self.convert(section, key, raw, to_rlimit, variables)
-                if value is not None:
-                    rlimits[limit] = value
-            elif key.startswith("hooks."):
-                hook = self.hook(section, key, raw, variables)
-                if hook is not None:
-                    hooks[key[len("hooks."):]] = hook
-            elif key.startswith(("stdout_stream.", "stderr_stream.")):
-                stream, _, option = key.partition(".")
-                streams[stream][option] = substitute(text(raw.value), variables)
-            elif key.startswith("flapping."):
-                option = key[len("flapping."):]
-                if option not in FLAPPING_OPTIONS:
-                    self.unknown(section, key, raw, [f"flapping.{o}" for o in FLAPPING_OPTIONS])
-                    continue
-                value = self.convert(section, key, raw, FLAPPING_OPTIONS[option], variables)
-                if value is not None:
-                    flapping[option] = value
-            else:
-                known = [*WATCHER_OPTIONS, "env", *(p + "*" for p in WATCHER_PREFIXES)]
-                self.unknown(section, key, raw, known)
-        return values, rlimits, hooks, streams, flapping
+        for stream in STREAMS:
+            self.stream_rules(section, stream, entries[stream], origin)
+        streams: dict[str, Any] = {stream: StreamSpec(entries.pop(stream)) for stream in STREAMS}
+        return WatcherSpec(name=name, env=env, origin=Origin(section.file, section.line),
+                           **values, **entries, **streams)
 
     def stream_rules(self, section: RawSection, stream: str, options: dict[str, str],
                      origin: str) -> None:
@@ -283,6 +228,12 @@ class Builder:
         elif cls not in ("StdoutStream", "FancyStdoutStream", ""):
             self.warnings.append(f"{origin} {stream}.class = {cls} is not applied by this "
                                  "version: output goes to the daemon's console")
+        if "utc" in options:
+            try:
+                to_bool(options["utc"])
+            except ValueError as err:
+                self.problem(str(err), section, f"{stream}.utc",
+                             section.values.get(f"{stream}.utc"))
         if "compress" in options:
             value = options["compress"]
             try:
@@ -336,45 +287,15 @@ class Builder:
                 "the process gets the virtualenv's PATH but not the daemon's environment"
             )
 
-    def hook(self, section: RawSection, key: str, raw: RawValue,
-             variables: Mapping[str, str]) -> HookSpec | None:
-        hook_name = key[len("hooks."):]
-        if hook_name not in HOOK_NAMES:
-            self.unknown(section, key, raw, [f"hooks.{h}" for h in HOOK_NAMES])
-            return None
-        value = raw.value
-        parts = value if isinstance(value, list) else substitute(str(value), variables).split(
-            ",", 1)
-        target = str(parts[0]).strip()
-        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", target):
-            self.problem(f"{target!r} is not a dotted path such as mymodule.my_hook",
-                         section, key, raw)
-            return None
-        ignore = False
-        if len(parts) > 1:
-            try:
-                ignore = to_bool(str(parts[1]).strip())
-            except ValueError as err:
-                self.problem(str(err), section, key, raw)
-        return HookSpec(target, ignore)
-
     def section_env(self, section: RawSection) -> dict[str, str]:
         out = {}
         for key, raw in section.values.items():
-            if isinstance(raw.value, (dict, list)):
-                self.problem("an environment value must be a string (per-watcher variables "
-                             "go in the watcher's env table)", section, key, raw)
-            else:
-                out[key] = text(raw.value)
+            try:
+                out[key] = ENV_VALUE(raw.value)
+            except ValueError as err:
+                self.problem(f"{err} (per-watcher variables go in the watcher's env table)",
+                             section, key, raw)
         return out
-
-
-def text(value: Any) -> str:
-    """A free-form value (env, stream and plugin options) as INI would give
-    it, so both formats build equal models."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def build(sections: list[RawSection], environ: Mapping[str, str] | None = None,
@@ -541,12 +462,12 @@ def update_watcher(spec: WatcherSpec, changes: Mapping[str, Any],
     """The spec with options changed at run time (``set``), checked as in a
     file; raises :class:`ConfigError` and changes nothing on a bad value.
     ``env`` replaces the environment; rlimit_*, hooks.*, flapping.* and
-    stream options are merged."""
+    stream options are merged (hooks, flapping and streams may also be
+    given as one object)."""
     b = Builder(os.environ if environ is None else environ)
     flat: dict[str, Any] = {}
     for key, value in changes.items():
-        if key in ("hooks", "flapping", "stdout_stream", "stderr_stream") and isinstance(
-                value, dict):
+        if key in WATCHER_TABLES and isinstance(value, dict):
             flat.update({f"{key}.{sub}": v for sub, v in value.items()})
         else:
             flat[key] = value
@@ -555,9 +476,9 @@ def update_watcher(spec: WatcherSpec, changes: Mapping[str, Any],
     env = dict(spec.env)
     if "env" in section.values:
         env = b.expand(b.env_table(section, "env", section.values["env"]), {})
-    values, rlimits, hooks, streams, flapping = b.watcher_options(
-        section, env_variables({**b.environ, **env}))
-    merged = {k: getattr(spec, k) for k in WATCHER_OPTIONS} | values
+    values, entries = b.read(section, WATCHER, env_variables({**b.environ, **env}),
+                             skip=("env",))
+    merged = {k: getattr(spec, k) for k in WATCHER_VALUES} | values
     if "respawn" in values and "restart" not in values:
         # respawn = true brings back the default policy; false means never.
         merged["restart"] = "always" if spec.restart == "never" else spec.restart
@@ -566,21 +487,15 @@ def update_watcher(spec: WatcherSpec, changes: Mapping[str, Any],
     b.watcher_rules(section, merged)
     if not merged.get("cmd", "").strip():
         b.problem("'cmd' is empty", section, "cmd", section.values.get("cmd"))
-    merged_streams = {name: {**getattr(spec, name).options, **streams[name]}
-                      for name in ("stdout_stream", "stderr_stream")}
+    streams = {name: entries.pop(name) for name in STREAMS}
+    merged_streams = {name: {**getattr(spec, name).options, **new}
+                      for name, new in streams.items()}
     for name, options in merged_streams.items():
         if streams[name]:
             b.stream_rules(section, name, options, spec.name)
     if b.problems:
         raise ConfigError(b.problems)
     merged.setdefault("restart", "never")
-    return replace(
-        spec,
-        env=env,
-        rlimits={**spec.rlimits, **rlimits},
-        hooks={**spec.hooks, **hooks},
-        flapping={**spec.flapping, **flapping},
-        stdout_stream=StreamSpec(merged_streams["stdout_stream"]),
-        stderr_stream=StreamSpec(merged_streams["stderr_stream"]),
-        **{k: merged[k] for k in WATCHER_OPTIONS},
-    )
+    merged |= {name: {**getattr(spec, name), **new} for name, new in entries.items()}
+    merged |= {name: StreamSpec(options) for name, options in merged_streams.items()}
+    return replace(spec, env=env, **merged)

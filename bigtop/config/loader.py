@@ -10,6 +10,7 @@ from .build import build
 from .errors import ConfigError, Problem
 from .ini import read_ini
 from .model import Config
+from .options import table
 from .raw import RawSection, merge
 from .substitute import env_variables, substitute
 
@@ -60,7 +61,7 @@ def load(path: str, environ: Mapping[str, str] | None = None) -> Config:
             raw = section.values.get(key)
             if raw is None:
                 continue
-            items = raw.value if isinstance(raw.value, list) else str(raw.value).split()
+            items = table("circus")[key].converter()(raw.value)
             for item in items:
                 pattern = os.path.join(base, substitute(str(item), variables))
                 matched: list[str] = []

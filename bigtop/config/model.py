@@ -1,8 +1,12 @@
-"""The typed configuration model every file format produces.
+"""The typed configuration model every file format produces, and the one
+declaration of every option.
 
 Frozen dataclasses: the daemon compares old and new specs to decide what a
 reload must restart, so equality of two specs means "nothing changed".
-Field names are the option names operators write.
+Field names are the option names operators write; each field declares its
+option (converter, what it accepts, default, doc, see :mod:`.declare`), so
+the readers, the docs and the other layers all read this one table
+(through :mod:`.options`).
 """
 
 from __future__ import annotations
@@ -12,117 +16,268 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from .convert import (
+    RLIMITS,
+    at_least_one_int,
+    non_negative,
+    positive,
+    to_bool,
+    to_env_value,
+    to_exit_codes,
+    to_family,
+    to_float,
+    to_hook,
+    to_int,
+    to_list,
+    to_loglevel,
+    to_lower,
+    to_lower_list,
+    to_octal,
+    to_port,
+    to_ready,
+    to_restart,
+    to_rlimit,
+    to_signal,
+    to_socktype,
+    to_str,
+    to_text,
+    to_words,
+)
+from .declare import entries, option, section
+from .values import HOOK_NAMES, HookSpec, Origin, ReadySpec, StreamSpec
+
 DEFAULT_BACKLOG = 2048
 
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a section was defined, for error messages raised later."""
-
-    file: str
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
+BOOLEAN = "boolean"
+SECONDS = "seconds, ≥ 0"
+OCTAL = "octal mode: `022`, `0o022`"
+ENDPOINT = "ZeroMQ endpoint"
+UNUSED = "**Accepted for compatibility, unused**"
 
 
-@dataclass(frozen=True)
-class ReadySpec:
-    """How the daemon learns a process is ready to serve.
+@section("flapping", runtime=True)
+class FlappingSpec:
+    """The flapping plugin's policy: its ``[plugin:...]`` options, which a
+    watcher overrides with ``flapping.OPTION``."""
 
-    kind is one of ``spawned`` (as soon as it runs), ``notify`` (systemd
-    ``READY=1`` on ``$NOTIFY_SOCKET``), ``tcp`` (a connect to host:port
-    succeeds) or ``delay`` (still running after ``delay`` seconds).
-    """
-
-    kind: str = "spawned"
-    host: str | None = None
-    port: int | None = None
-    delay: float = 0.0
-
-    def __str__(self) -> str:
-        if self.kind == "tcp":
-            host = f"[{self.host}]" if self.host and ":" in self.host else self.host
-            return f"tcp:{host}:{self.port}"
-        if self.kind == "delay":
-            return f"delay:{self.delay!r}"
-        return self.kind
+    attempts: int = option(positive(to_int), default=2, accepts="integer ≥ 1",
+                           doc="Exits that make flapping.")
+    window: float = option(non_negative(to_float), default=1.0, accepts=SECONDS,
+                           doc="Within this many seconds.")
+    retry_in: float = option(non_negative(to_float), default=7.0, accepts=SECONDS,
+                             doc="Seconds before the watcher is started again.")
+    max_retry: int = option(to_int, default=5, accepts="integer",
+                            doc="Tries before the watcher is left stopped; `-1`: no limit.")
+    active: bool = option(to_bool, default=True, accepts=BOOLEAN,
+                          doc="`false`: the plugin watches nothing.")
 
 
-@dataclass(frozen=True)
-class StreamSpec:
-    """Where one of a watcher's output streams goes (``stdout_stream.*``)."""
-
-    options: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def cls(self) -> str | None:
-        return self.options.get("class")
-
-
-@dataclass(frozen=True)
-class HookSpec:
-    target: str
-    ignore_failure: bool = False
-
-
-@dataclass(frozen=True)
+@section("watcher", runtime=True, plain=("name", "origin"))
 class WatcherSpec:
     name: str
-    cmd: str
-    args: str | None = None
-    shell: bool = False
-    shell_args: str | None = None
-    executable: str | None = None
-    working_dir: str | None = None
-    uid: str | None = None
-    gid: str | None = None
-    umask: int | None = None
-    copy_env: bool = False
-    copy_path: bool = False
-    env: dict[str, str] = field(default_factory=dict)
-    rlimits: dict[str, int] = field(default_factory=dict)
-    numprocesses: int = 1
-    warmup_delay: float = 0.0
-    graceful_timeout: float = 30.0
-    rolling_reload: bool = False
-    max_line: int = 65536
-    stop_signal: int = int(signal.SIGTERM)
-    stop_children: bool = False
-    max_retry: int = 5
-    priority: int = 0
-    singleton: bool = False
-    use_sockets: bool = False
-    sockets: tuple[str, ...] = ()
-    autostart: bool = True
-    respawn: bool = True
-    restart: str = "always"
-    success_exit_codes: tuple[int, ...] = (0,)
-    backoff_initial: float = 0.1
-    backoff_factor: float = 2.0
-    backoff_max: float = 15.0
-    backoff_reset: float = 10.0
-    max_age: int = 0
-    max_age_variance: int = 30
-    on_demand: bool = False
-    close_child_stdin: bool = True
-    close_child_stdout: bool = False
-    close_child_stderr: bool = False
-    virtualenv: str | None = None
-    virtualenv_py_ver: str | None = None
-    send_hup: bool = False
-    check_flapping: bool = True
-    use_papa: bool = False
-    stdin_socket: str | None = None
-    hooks: dict[str, HookSpec] = field(default_factory=dict)
-    hook_timeout: float = 10.0
-    # flapping.* options: this watcher's settings for the flapping plugin
-    flapping: dict[str, Any] = field(default_factory=dict)
-    stdout_stream: StreamSpec = field(default_factory=StreamSpec)
-    stderr_stream: StreamSpec = field(default_factory=StreamSpec)
-    depends_on: tuple[str, ...] = ()
-    ready: ReadySpec = field(default_factory=ReadySpec)
-    ready_timeout: float = 60.0
+    cmd: str = option(
+        to_str, accepts="string (required)", restarts=True, text=True,
+        doc="The command, split into words as a POSIX shell would unless `shell = true`.")
+    args: str | None = option(
+        to_str, default=None, accepts="string", restarts=True, text=True,
+        doc="More arguments, split the same way and added after the words of `cmd`.")
+    shell: bool = option(
+        to_bool, default=False, accepts=BOOLEAN, restarts=True,
+        doc='Run `/bin/sh -c "CMD ARGS"`: the command line goes to the shell as written, '
+            "so pipes, `;`, `&&` and redirections work.")
+    shell_args: str | None = option(
+        to_str, default=None, accepts="string", restarts=True, text=True,
+        doc="With `shell = true`: words passed to the shell after the command, as in Circus.")
+    executable: str | None = option(
+        to_str, default=None, accepts="path", restarts=True, text=True,
+        doc="The program to run instead of the first word of `cmd`; that word is still "
+            "passed as `argv[0]` (what `ps` shows).")
+    working_dir: str | None = option(
+        to_str, default=None, accepts="path", shown="the daemon's working directory",
+        restarts=True, text=True,
+        doc="The process's working directory; one that does not exist is a spawn failure.")
+    uid: str | None = option(
+        to_str, default=None, accepts="user name or number",
+        shown="none (the daemon's user)", restarts=True, text=True,
+        doc="Run as this user; changing user needs the daemon to run as root.")
+    gid: str | None = option(
+        to_str, default=None, accepts="group name or number", restarts=True, text=True,
+        doc="Run with this group (default: the user's primary group if `uid` is given, "
+            "else the daemon's group).")
+    umask: int | None = option(
+        to_octal, default=None, accepts=OCTAL, shown="none (inherited from the daemon)",
+        restarts=True, text=True, doc="The process's umask.")
+    copy_env: bool = option(
+        to_bool, default=False, accepts=BOOLEAN, restarts=True,
+        doc="Start the process's environment from a copy of the daemon's.")
+    copy_path: bool = option(
+        to_bool, default=False, accepts=BOOLEAN, restarts=True,
+        doc="Set `PYTHONPATH` to the daemon's `sys.path` (replacing any `PYTHONPATH` from "
+            "the environment).")
+    env: dict[str, str] = entries(
+        to_env_value, factory=dict, key="env", shown="empty", restarts=True,
+        accepts="INI: `NAME=VALUE, NAME=VALUE` or one per continuation line; TOML: a table",
+        doc="The watcher's own variables, applied after `[env]` and `[env:...]`; `$VAR` is "
+            "expanded.")
+    rlimits: dict[str, int] = entries(
+        to_rlimit, factory=dict, key="rlimit_NAME", prefix="rlimit_", keys=RLIMITS,
+        restarts=True,
+        accepts="integer ≥ 0, or `unlimited` / `infinity` / `-1` / empty",
+        doc="Set resource limit `NAME` (soft and hard) before the program starts.")
+    numprocesses: int = option(
+        non_negative(to_int), default=1, accepts="integer ≥ 0",
+        doc="How many processes to keep running; 0 is allowed.")
+    warmup_delay: float = option(
+        non_negative(to_float), default=0.0, accepts=SECONDS,
+        doc="Pause between starting two processes of this watcher, when it starts and when "
+            "it scales up; respawns are not delayed by it.")
+    graceful_timeout: float = option(
+        non_negative(to_float), default=30.0, accepts=SECONDS,
+        doc="How long to wait after `stop_signal` before sending SIGKILL to what is left "
+            "of the tree.")
+    rolling_reload: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="(bigtop) `reload` replaces the processes one at a time, each old one stopped "
+            "once its replacement is ready.")
+    max_line: int = option(
+        at_least_one_int, default=65536, accepts="bytes, ≥ 1",
+        doc="(bigtop) The longest output line kept whole: a longer one is cut into pieces of "
+            "this size, each ending in ` [...cut]`, nothing dropped.")
+    stop_signal: int = option(
+        to_signal, default=int(signal.SIGTERM), shown="`SIGTERM`", text=True,
+        accepts="a name (`TERM`, `SIGTERM`, `sigterm`), a number, or `SIGRTMIN+N`",
+        doc="The signal that asks the process tree to stop.")
+    stop_children: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="**Accepted for compatibility; always in effect**: bigtop stops the whole "
+            "process tree whatever this says.")
+    max_retry: int = option(
+        to_int, default=5, accepts="integer ≥ -1",
+        doc="How many times in a row a slot may be refilled after quick failures before the "
+            "watcher goes `failed`; `-1`: no limit.")
+    priority: int = option(
+        to_int, default=0, accepts="integer",
+        doc="Start order: higher first. See [Start and stop order](#start-and-stop-order).")
+    singleton: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="Only checked: with `singleton = true`, `numprocesses` may not be more than 1.")
+    use_sockets: bool = option(
+        to_bool, default=False, accepts=BOOLEAN, restarts=True,
+        doc="When no socket is named (in `cmd`/`args`, `sockets` or `stdin_socket`), pass "
+            "every socket the daemon owns.")
+    sockets: tuple[str, ...] = option(
+        to_lower_list, default=(), restarts=True,
+        accepts="socket names, comma or space separated (TOML: a list)",
+        doc="(bigtop) Sockets the processes inherit besides those named in `cmd`/`args`. "
+            "See [Sockets a process inherits](#sockets-a-process-inherits).")
+    autostart: bool = option(
+        to_bool, default=True, accepts=BOOLEAN,
+        doc="Start the watcher when the daemon starts (or when a reload adds it).")
+    respawn: bool = option(
+        to_bool, default=True, accepts=BOOLEAN,
+        doc="`false` means `restart = never`; `respawn = false` with another `restart` value "
+            "is an error.")
+    restart: str = option(
+        to_restart, default="always", text=True,
+        accepts="`always`, `on-failure` (or `on_failure`), `never`",
+        doc="(bigtop) Which exits refill the slot: every exit, only failures, or none. See "
+            "[Restart policy](#restart-policy-and-backoff).")
+    success_exit_codes: tuple[int, ...] = option(
+        to_exit_codes, default=(0,),
+        accepts="exit codes 0 to 255, comma or space separated (TOML: a list)",
+        doc="(bigtop) Exit statuses that count as success for `restart = on-failure`.")
+    backoff_initial: float = option(
+        non_negative(to_float), default=0.1, accepts=SECONDS,
+        doc="(bigtop) Delay before the second restart in a row.")
+    backoff_factor: float = option(
+        non_negative(to_float), default=2.0, accepts="number ≥ 1",
+        doc="(bigtop) Each further restart in a row waits this many times longer.")
+    backoff_max: float = option(
+        non_negative(to_float), default=15.0, accepts=SECONDS,
+        doc="(bigtop) Longest delay between restarts.")
+    backoff_reset: float = option(
+        non_negative(to_float), default=10.0, accepts=SECONDS,
+        doc="(bigtop) A process that ran at least this long before it exited starts a new "
+            "count of failures.")
+    max_age: int = option(
+        non_negative(to_int), default=0, accepts="whole seconds, ≥ 0", shown="`0` (off)",
+        doc="Replace each process after it has run this long plus a random "
+            "`0..max_age_variance` seconds.")
+    max_age_variance: int = option(
+        non_negative(to_int), default=30, accepts="whole seconds, ≥ 0",
+        doc="The most random time added to `max_age`, so that processes are not all "
+            "replaced at once.")
+    on_demand: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="Do not start the watcher until a first connection arrives on one of its "
+            "sockets; this takes precedence over `autostart`.")
+    close_child_stdin: bool = option(
+        to_bool, default=True, accepts=BOOLEAN, restarts=True,
+        doc="Standard input is `/dev/null`; with `false` the process shares the daemon's "
+            "standard input.")
+    close_child_stdout: bool = option(
+        to_bool, default=False, accepts=BOOLEAN, restarts=True,
+        doc="Send standard output to `/dev/null` instead of capturing it.")
+    close_child_stderr: bool = option(
+        to_bool, default=False, accepts=BOOLEAN, restarts=True,
+        doc="Send standard error to `/dev/null` instead of capturing it.")
+    virtualenv: str | None = option(
+        to_str, default=None, accepts="directory (must exist)", restarts=True, text=True,
+        doc="Run in this Python virtual environment: sets `VIRTUAL_ENV`, puts its `bin` "
+            "first in `PATH` and removes `PYTHONHOME`.")
+    virtualenv_py_ver: str | None = option(
+        to_str, default=None, accepts="string", restarts=True, text=True,
+        doc=f"{UNUSED}: bigtop does not add `site-packages` to `PYTHONPATH`; the "
+            "environment's own interpreter finds it.")
+    send_hup: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="A graceful `reload` command sends SIGHUP to the processes instead of replacing "
+            "them (for servers that reload themselves, as gunicorn does).")
+    check_flapping: bool = option(
+        to_bool, default=True, accepts=BOOLEAN,
+        doc="With `false` the [flapping plugin](plugins.md#flapping) leaves this watcher "
+            "alone.")
+    use_papa: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="**Accepted, unused**: the papa process kernel is not supported.")
+    stdin_socket: str | None = option(
+        to_lower, default=None, accepts="socket name", restarts=True, text=True,
+        doc="Give the processes this socket as standard input (file descriptor 0).")
+    hooks: dict[str, HookSpec] = entries(
+        to_hook, factory=dict, key="hooks.NAME", prefix="hooks.", keys=HOOK_NAMES,
+        accepts="`module.function` (or `module:function`), optionally followed by `, true` "
+                'to ignore the hook\'s failure (TOML: also `["module.function", true]`)',
+        doc="A function called at a point of the watcher's life, as in Circus: "
+            "`hook(watcher, arbiter, hook_name, **kwargs)` returning true to go on.")
+    hook_timeout: float = option(
+        positive(to_float), default=10.0, accepts="seconds, > 0",
+        doc="(bigtop) How long one call of a hook may take; a hook that takes longer has "
+            "failed (the daemon never waits on it beyond this).")
+    flapping: dict[str, Any] = entries(
+        of=FlappingSpec, factory=dict, key="flapping.OPTION", prefix="flapping.",
+        accepts="an option of the [flapping plugin](#flapping-options)", shown="the plugin's",
+        doc="This watcher's settings for the [flapping plugin](plugins.md#flapping), over "
+            "the plugin's own (as in Circus).")
+    stdout_stream: StreamSpec = entries(
+        to_text, factory=StreamSpec, key="stdout_stream.OPTION", prefix="stdout_stream.",
+        accepts="`class` and the options of that class", shown="none (the daemon's console)",
+        doc="Where standard output goes: see [Output](#output).")
+    stderr_stream: StreamSpec = entries(
+        to_text, factory=StreamSpec, key="stderr_stream.OPTION", prefix="stderr_stream.",
+        accepts="as `stdout_stream.OPTION`", shown="none (the daemon's console)",
+        doc="Where standard error goes.")
+    depends_on: tuple[str, ...] = option(
+        to_list, default=(), accepts="watcher names, comma or space separated (TOML: a list)",
+        doc="(bigtop) Start only once these watchers are ready; stop before them.")
+    ready: ReadySpec = option(
+        to_ready, default=ReadySpec(), restarts=True, text=True,
+        accepts="`spawned`, `notify`, `tcp:HOST:PORT`, `delay:SECONDS`",
+        doc="(bigtop) How the daemon learns that a process is ready. See "
+            "[Readiness](#readiness).")
+    ready_timeout: float = option(
+        non_negative(to_float), default=60.0, accepts=SECONDS,
+        doc="(bigtop) A process not ready this long after it was spawned is stopped, and "
+            "this counts as a failure.")
     origin: Origin | None = field(default=None, compare=False)
 
     def changed_from(self, old: WatcherSpec) -> set[str]:
@@ -156,67 +311,197 @@ class WatcherSpec:
         return out
 
 
-@dataclass(frozen=True)
+@section("socket", plain=("name", "origin"))
 class SocketSpec:
     name: str
-    host: str = "localhost"
-    port: int = 8080
-    path: str | None = None
-    family: str = "AF_INET"
-    type: str = "SOCK_STREAM"
-    proto: str | None = None
-    backlog: int = DEFAULT_BACKLOG
-    umask: int | None = None
-    replace: bool = False
-    blocking: bool = False
-    so_reuseport: bool = False
-    interface: str | None = None
-    use_papa: bool = False
+    host: str = option(
+        to_str, default="localhost", accepts="host name or address",
+        doc="Address to bind, resolved for the socket's family (the first address found is "
+            "used).")
+    port: int = option(
+        to_port, default=8080, accepts="0 to 65535",
+        doc="Port to bind; 0 lets the kernel choose a free port.")
+    path: str | None = option(
+        to_str, default=None, accepts="path",
+        doc="Bind a Unix socket at this path; implies `family = AF_UNIX` (any other family "
+            "is an error).")
+    family: str = option(
+        to_family, default="AF_INET",
+        accepts="`AF_INET`, `AF_INET6`, `AF_UNIX` (the `AF_` prefix and case are optional)",
+        doc="Address family. An `AF_INET6` socket also accepts IPv4 connections; `AF_UNIX` "
+            "needs `path`.")
+    type: str = option(
+        to_socktype, default="SOCK_STREAM",
+        accepts="`SOCK_STREAM`, `SOCK_DGRAM`, `SOCK_SEQPACKET`, `SOCK_RAW`, `SOCK_RDM` "
+                "(prefix and case optional)",
+        doc="Socket type. Stream and seqpacket sockets are put in listening state; the "
+            "others are only bound.")
+    proto: str | None = option(
+        to_str, default=None, accepts="protocol name, as in `/etc/protocols` (`tcp`, `udp`)",
+        shown="none (the type's default)", doc="Protocol.")
+    backlog: int = option(
+        non_negative(to_int), default=DEFAULT_BACKLOG, accepts="integer ≥ 0",
+        doc="Length of the queue of connections waiting to be accepted.")
+    umask: int | None = option(
+        to_octal, default=None, accepts=OCTAL, shown="none (the daemon's umask)",
+        doc="The umask in effect while a Unix socket file is created, which sets the "
+            "file's permissions.")
+    replace: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="If `path` already exists: with `false`, binding fails; with `true`, an existing "
+            "socket file is removed first (a file that is not a socket is never removed).")
+    blocking: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="With `false` the socket is in non-blocking mode, which the processes sharing "
+            "it see too.")
+    so_reuseport: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="Set `SO_REUSEPORT`, and give **each process a listening socket of its own** on "
+            "the address.")
+    interface: str | None = option(
+        to_str, default=None, accepts="network interface name",
+        doc="Bind to this interface only (`SO_BINDTODEVICE`, which needs root or "
+            "`CAP_NET_RAW`).")
+    use_papa: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="**Accepted, unused**: the papa process kernel is not supported.")
     origin: Origin | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True)
+@section("plugin", plain=("name", "origin"))
 class PluginSpec:
     name: str
-    use: str
-    priority: int = 0
-    options: dict[str, str] = field(default_factory=dict)
+    use: str = option(
+        to_str, accepts="a plugin's name or class (required)", doc="The plugin to run.")
+    priority: int = option(
+        to_int, default=0, accepts="integer", doc="Order among plugins: higher first.")
+    options: dict[str, str] = entries(
+        to_text, factory=dict, key="OPTION", prefix="", accepts="string; any other key",
+        shown="—",
+        doc="Passed to the plugin as an option; `$(circus.env.X)` is substituted.")
     origin: Origin | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The daemon-wide ``[circus]`` section."""
+@section("circus")
+class Includes:
+    """The ``[circus]`` keys that name more files. The loader reads them
+    while it gathers files; they are declared here, with the settings, so
+    they are converted and documented like every option, but no model
+    stores them: what a configuration says does not depend on how it was
+    split into files."""
 
-    endpoint: str | None = None
-    endpoint_owner: str | None = None
-    insecure: bool = False
-    log_dir: str | None = None
-    server_key: str | None = None
-    authorized_keys: str | None = None
-    pubsub_endpoint: str | None = None
-    stats_endpoint: str | None = None
-    stats_interval: float = 1.0  # bigtop: seconds between stat.* rounds
-    multicast_endpoint: str | None = None
-    papa_endpoint: str | None = None
-    check_delay: float = 5.0
-    statsd: bool = False
-    statsd_close_outputs: bool = False
-    stats_close_outputs: bool = False
-    stream_backend: str = "thread"
-    umask: int | None = None
-    warmup_delay: float = 0.0
-    httpd: bool = False
-    httpd_host: str = "localhost"
-    httpd_port: int = 8080
-    httpd_close_outputs: bool = False
-    debug: bool = False
-    debug_gc: bool = False
-    pidfile: str | None = None
-    loglevel: str | None = None
-    logoutput: str | None = None
-    loggerconfig: str | None = None
-    fqdn_prefix: str | None = None
+    include: tuple[str, ...] = option(
+        to_words, default=(),
+        accepts="file names or glob patterns, separated by white space (TOML: also a list)",
+        doc="Read these files after this one. See [Includes](#includes).")
+    include_dir: tuple[str, ...] = option(
+        to_words, default=(),
+        accepts="directory names, separated by white space (TOML: also a list)",
+        doc="Read every `*.ini` and `*.toml` file in these directories, in name order.")
+
+
+@section("circus")
+class Settings:
+    """The daemon-wide ``[circus]`` section. Changes take effect at the next
+    start of the daemon, so ``set`` changes none of them."""
+
+    endpoint: str | None = option(
+        to_str, default=None, accepts=ENDPOINT, shown="`ipc://RUNDIR/control.sock`",
+        doc="The command socket (see [protocol.md](protocol.md)).")
+    endpoint_owner: str | None = option(
+        to_str, default=None, accepts="user name or uid",
+        doc="Owner of the `ipc://` socket files, so that this user can drive the daemon.")
+    insecure: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="(bigtop) Allow `tcp://` endpoints without keys: anyone who can reach them "
+            "controls the daemon. A warning is logged at each start.")
+    log_dir: str | None = option(
+        to_str, default=None, accepts="directory",
+        shown="`/var/log/bigtop` (root), else `$XDG_STATE_HOME/bigtop/log`",
+        doc="(bigtop) With `bigtopd --daemon`, where the output of watchers with no "
+            "`stdout_stream`/`stderr_stream` goes.")
+    server_key: str | None = option(
+        to_str, default=None, accepts="path",
+        doc="(bigtop) The daemon's CurveZMQ secret key file (`NAME.key_secret` from "
+            "`bigtopctl keygen`), for `tcp://` endpoints.")
+    authorized_keys: str | None = option(
+        to_str, default=None, accepts="directory",
+        doc="(bigtop) The public keys (`*.key`) of the clients allowed on `tcp://` "
+            "endpoints; any other client gets no answer.")
+    pubsub_endpoint: str | None = option(
+        to_str, default=None, accepts=ENDPOINT, shown="`ipc://RUNDIR/events.sock`",
+        doc="The socket events are published on.")
+    stats_endpoint: str | None = option(
+        to_str, default=None, accepts=ENDPOINT, shown="`ipc://RUNDIR/stats.sock`",
+        doc="The socket statistics are published on, as `stat.*` topics with Circus's "
+            "payloads.")
+    stats_interval: float = option(
+        positive(to_float), default=1.0, accepts="seconds, > 0",
+        doc="(bigtop) Time between two rounds of statistics on `stats_endpoint`, while "
+            "someone subscribes.")
+    multicast_endpoint: str | None = option(
+        to_str, default=None, accepts="endpoint",
+        doc="**Not used yet**: Circus's node discovery.")
+    papa_endpoint: str | None = option(
+        to_str, default=None, accepts="endpoint",
+        doc="**Not used**: Circus's papa process kernel is not supported.")
+    check_delay: float = option(
+        non_negative(to_float), default=5.0, accepts=SECONDS,
+        doc=f"{UNUSED}: Circus polled for exits every `check_delay`; bigtop learns of an "
+            "exit when it happens.")
+    statsd: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc=f"{UNUSED}: bigtopd always serves `stats_endpoint`.")
+    statsd_close_outputs: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc=f"{UNUSED} (there is no circusd-stats process).")
+    stats_close_outputs: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc=f"{UNUSED} (there is no circusd-stats process).")
+    stream_backend: str = option(
+        to_str, default="thread", accepts="string",
+        doc=f"{UNUSED}: output is read on the daemon's event loop.")
+    umask: int | None = option(
+        to_octal, default=None, accepts=OCTAL, shown="none (inherited)",
+        doc="The daemon's umask, set before sockets are bound and processes started.")
+    warmup_delay: float = option(
+        non_negative(to_float), default=0.0, accepts=SECONDS,
+        doc="A pause between starting two watchers (at daemon start and when a reload "
+            "starts several).")
+    httpd: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="Run the web console (`bigtop-web`) as a managed watcher named `circushttpd`, "
+            "as Circus did; see [docs/web.md](web.md).")
+    httpd_host: str = option(
+        to_str, default="localhost", accepts="host name or address",
+        doc="Where the web console listens with `httpd = true`.")
+    httpd_port: int = option(
+        to_port, default=8080, accepts="port, 0 to 65535",
+        doc="The web console's port with `httpd = true`.")
+    httpd_close_outputs: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="**Accepted, unused**: the console's output goes where a watcher's does.")
+    debug: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="When `loglevel` is not set, log at `debug` level.")
+    debug_gc: bool = option(to_bool, default=False, accepts=BOOLEAN, doc="**Not used.**")
+    pidfile: str | None = option(
+        to_str, default=None, accepts="path",
+        doc="Write the daemon's pid to this file at start and remove it at exit.")
+    loglevel: str | None = option(
+        to_loglevel, default=None, shown="`info`",
+        accepts="`debug`, `info`, `warning` (or `warn`), `error`, `critical`",
+        doc="Level of the daemon's own log. `bigtopd --log-level` overrides it.")
+    logoutput: str | None = option(
+        to_str, default=None, shown="stderr",
+        accepts="`-` or `stderr`, `stdout`, a file path, `syslog://`, `syslog://HOST[:PORT]`, "
+                "`syslog:///PATH`",
+        doc="Where the daemon's own log goes. `bigtopd --log-output` overrides it.")
+    loggerconfig: str | None = option(
+        to_str, default=None, accepts="path",
+        doc="**Not used yet**: a logging configuration file in Circus.")
+    fqdn_prefix: str | None = option(
+        to_str, default=None, accepts="string", doc="**Not used yet.**")
 
 
 @dataclass(frozen=True)

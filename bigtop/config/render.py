@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .convert import signal_name
 from .model import Config, SocketSpec, WatcherSpec
-from .options import signal_name
 
 
 def _value(value: Any) -> str:

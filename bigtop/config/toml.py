@@ -20,11 +20,12 @@ import tomllib
 from typing import Any
 
 from .errors import Problem
+from .options import sub_tables, table
 from .raw import RawSection, RawValue
 
 _TABLES = {"watchers": "watcher", "sockets": "socket", "plugins": "plugin"}
 _TOP = ("circus", "env", *_TABLES)
-_NESTED = ("hooks", "flapping", "stdout_stream", "stderr_stream")
+_NESTED = sub_tables(table("watcher"))  # hooks = {...} is read as hooks.X
 _HEADER = re.compile(r"^\s*\[\[?\s*(?P<path>[^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _PART = r"""(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')"""
 _KEY = re.compile(rf"^\s*(?P<key>{_PART}(?:\s*\.\s*{_PART})*)\s*=")

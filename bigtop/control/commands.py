@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..config import ConfigError, WatcherSpec
+from ..config import ConfigError, WatcherSpec, to_bool
 from ..config.build import update_watcher
-from ..config.options import to_bool, to_signal
+from ..config.convert import to_signal
 from .protocol import CommandError, MessageError
 
 if TYPE_CHECKING:

@@ -1,5 +1,8 @@
 """Where the daemon listens by default, and keeping that place private.
 
+The daemon's side of the endpoints: it binds there (clients find the
+defaults here too, through bigtop.client.endpoints).
+
 Default endpoints are ``ipc://`` sockets in a runtime directory only its
 owner can enter: ``$BIGTOP_RUNTIME_DIR`` if set, else ``/run/bigtop`` for
 root, ``$XDG_RUNTIME_DIR/bigtop`` otherwise (``/tmp/bigtop-UID`` when that
@@ -69,24 +72,3 @@ def check_free(*endpoints: str) -> None:
         if path and os.path.exists(path) and listening(path):
             raise OSError(f"{endpoint} is in use: is another bigtopd running?")
 
-
-def reachable_host(endpoint: str, control: str) -> str:
-    """A PUB bound on every address (tcp://0.0.0.0:N, tcp://*:N) is reached
-    at the host we reach the control endpoint on."""
-    for wildcard in ("tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"):
-        if endpoint.startswith(wildcard) and control.startswith("tcp://"):
-            host = control[len("tcp://"):].rsplit(":", 1)[0]
-            return f"tcp://{host}:{endpoint[len(wildcard):]}"
-    return endpoint
-
-
-def guess_pubsub(control: str) -> str:
-    """ipc://DIR/control.sock -> ipc://DIR/events.sock; tcp://H:P -> tcp://H:P+1
-    (Circus's 5555/5556); else the default events endpoint."""
-    if control.startswith("ipc://"):
-        return f"ipc://{os.path.join(os.path.dirname(control[len('ipc://'):]), 'events.sock')}"
-    if control.startswith("tcp://"):
-        host, _, port = control.rpartition(":")
-        if port.isdigit():
-            return f"{host}:{int(port) + 1}"
-    return default_pubsub_endpoint()

@@ -32,12 +32,17 @@ MAX_MESSAGE = 1024 * 1024  # larger requests are refused unread
 SYNC_PREFIX = "bigtop.sync."
 
 
+def is_sync(message: bytes) -> bool:
+    """An XPUB (un)subscription message for a handshake topic: answered
+    with ``sync_reply`` (a subscription) or ignored, never a topic of
+    interest."""
+    return message[1:].startswith(_SYNC)
+
+
 def sync_reply(message: bytes) -> list[bytes] | None:
     """The frames to publish for an XPUB subscription message, if it is a
     handshake subscription (``1 + SYNC_PREFIX + token``)."""
-    if message[:1] == b"\x01" and message[1:].startswith(_SYNC):
-        return [message[1:], b"{}"]
-    return None
+    return [message[1:], b"{}"] if message[:1] == b"\x01" and is_sync(message) else None
 
 
 _SYNC = SYNC_PREFIX.encode()
@@ -66,8 +71,11 @@ def error(reason: str, errno: int = NOT_SPECIFIED, tb: str | None = None) -> dic
     return {"status": "error", "reason": reason, "tb": tb, "time": time.time(), "errno": errno}
 
 
+_ENCODER = json.JSONEncoder(default=str)  # made once: json.dumps makes one a call
+
+
 def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, default=str).encode()
+    return _ENCODER.encode(message).encode()
 
 
 def request(command: str, msg_id: str | None = None, cast: bool = False,

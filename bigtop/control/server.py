@@ -58,7 +58,8 @@ class ControlServer:
         self.stats: Any = None  # bigtop.stats.publisher.StatsPublisher
         self.authenticator: Any = None
         self._zap_busy = False
-        self._dirty = False  # a reply was sent outside _drain
+        self._draining = False  # in _drain, which looks at the socket again itself
+        self._recheck = False  # a drain is scheduled
         self.tasks = TaskOwner("control server")
         self._unsubscribe: Any = None
 
@@ -186,10 +187,11 @@ class ControlServer:
                 return
             if not message:
                 continue
-            handshake = protocol.sync_reply(message)
-            if handshake is not None:
-                with contextlib.suppress(zmq.ZMQError):
-                    pub.send_multipart(handshake, flags=zmq.NOBLOCK)
+            if protocol.is_sync(message):
+                handshake = protocol.sync_reply(message)
+                if handshake is not None:
+                    with contextlib.suppress(zmq.ZMQError):
+                        pub.send_multipart(handshake, flags=zmq.NOBLOCK)
                 continue
             prefix = message[1:].decode("utf-8", "replace")
             if not ("stream.".startswith(prefix) or prefix.startswith("stream.")):
@@ -213,6 +215,14 @@ class ControlServer:
 
     def _drain(self) -> None:
         """Read every waiting request (the fd only signals changes)."""
+        self._recheck = False
+        self._draining = True
+        try:
+            self._drain_all()
+        finally:
+            self._draining = False
+
+    def _drain_all(self) -> None:
         router = self.router
         while router is not None and _readable(router):
             try:
@@ -227,7 +237,6 @@ class ControlServer:
             except Exception:  # never let one message stop the others
                 log.exception("control message not handled")
             router = self.router
-        self._dirty = False
 
     def _handle(self, frames: list[bytes]) -> None:
         identity, body = frames[0], frames[1:]
@@ -279,13 +288,20 @@ class ControlServer:
                 reply = self._failure(command, err)
             self._reply(identity, msg_id, cast, reply)
             return
-        self.tasks.spawn(self._run(identity, msg_id, cast, command, props), name=command.name)
+        # Owned by the arbiter, which ends the commands in progress when it stops.
+        self.arbiter.tasks.spawn(self._run(identity, msg_id, cast, command, props),
+                                 name=command.name)
 
     async def _run(self, identity: bytes, msg_id: Any, cast: bool, command: Any,
                    props: dict[str, Any]) -> None:
         try:
             command.validate(props)
             reply = protocol.ok(await command.execute(self.arbiter, props))
+        except asyncio.CancelledError:
+            self._reply(identity, msg_id, cast, protocol.error(
+                f"command {command.name!r} ended: the daemon is stopping",
+                protocol.COMMAND_ERROR))
+            raise
         except Exception as err:
             reply = self._failure(command, err)
         self._reply(identity, msg_id, cast, reply)
@@ -318,8 +334,8 @@ class ControlServer:
             log.debug("could not reply: %s", err)
         # Sending can consume the edge the fd would have signalled: look
         # again (the _drain loop in progress, if any, does that itself).
-        if not self._dirty:
-            self._dirty = True
+        if not self._draining and not self._recheck:
+            self._recheck = True
             self.loop.call_soon(self._drain)
 
 

@@ -61,6 +61,8 @@ class Arbiter:
         # waits for something (ordering.start_in_order), or the start is
         # over: what else the daemon loads can wait until then.
         self.settled = asyncio.Event()
+        # Background work: commands in progress (the control server's too),
+        # on-demand starts, the plugins' start; ended first by stop().
         self.tasks = TaskOwner("arbiter")
         self.on_demand = OnDemand(self.loop, self.sockets, self._first_connection)
         self._endpoints: dict[str, str | None] = {}
@@ -146,16 +148,17 @@ class Arbiter:
             self.tasks.spawn(self.start_watchers([watcher]), name=f"on demand {name}")
 
     async def stop(self) -> None:
-        """Stop every watcher in reverse order, end every task, write out
-        what was read, then release the sockets."""
+        """End the commands in progress (a rolling reload waiting for
+        readiness is aborted), stop every watcher in reverse order, write
+        out what was read, then release the sockets."""
         if self.stopping:
             await self.stopped.wait()
             return
         self.stopping = True
         log.info("stopping")
         self.on_demand.disarm()
-        await self.stop_watchers(list(self.watchers.values()))
         await self.tasks.cancel_all()
+        await self.stop_watchers(list(self.watchers.values()))
         for watcher in self.watchers.values():
             await watcher.close()
         await self.output.close()  # everything read is written first

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..config import Config, PluginSpec, SocketSpec, WatcherSpec
+from ..config.options import RESTART_OPTIONS
 from . import plugin_watchers
-from .watcher import RESTART_OPTIONS  # TEMPORARY
 
 
 def same_address(a: SocketSpec, b: SocketSpec) -> bool:

@@ -47,7 +47,12 @@ async def roll(watcher: Rollable, batch: int) -> None:
         group = wids[start:start + batch]
         fresh = await _start_group(watcher, group)
         timeout = watcher.spec.ready_timeout or DEFAULT_READY_WAIT
-        await asyncio.wait([asyncio.shield(p.ready) for p in fresh.values()], timeout=timeout)
+        try:
+            await asyncio.wait([asyncio.shield(p.ready) for p in fresh.values()],
+                               timeout=timeout)
+        except asyncio.CancelledError:  # the daemon stops: no process left out of a slot
+            await asyncio.gather(*(watcher.stop_process(p) for p in fresh.values()))
+            raise
         late = [p for p in fresh.values() if not p.is_ready]
         if late:
             await _abort(watcher, fresh, f"new process {late[0].wid} (pid {late[0].pid}) "

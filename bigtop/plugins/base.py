@@ -29,19 +29,25 @@ import asyncio
 import inspect
 import json
 import logging
-import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
-from ..config.options import to_bool
-from ..control.client import AsyncClient, CommandFailed
-from ..control.endpoints import default_pubsub_endpoint, default_stats_endpoint
+from ..client import (
+    AsyncClient,
+    AsyncSubscriber,
+    CommandFailed,
+    Unreachable,
+    default_stats_endpoint,
+    resolve_pubsub,
+)
+from ..config import to_bool
 
 T = TypeVar("T")
+Handler = Callable[[str, dict[str, Any]], Any]
 
-# How long a plugin waits for its event subscription to be connected
-# before it starts anyway (events sent before then are missed).
+# How long a plugin waits for its subscriptions to be in force before it
+# starts anyway (events sent before then are missed).
 SUBSCRIBE_TIMEOUT = 5.0
 
 
@@ -89,8 +95,7 @@ class Plugin:
         self.name = name or self.plugin_name or type(self).__name__
         self.options: dict[str, str] = {str(k): str(v) for k, v in (options or {}).items()}
         self.endpoint = endpoint
-        self.pubsub_endpoint = (pubsub_endpoint or os.environ.get("BIGTOPCTL_PUBSUB_ENDPOINT")
-                                or default_pubsub_endpoint())
+        self.pubsub_endpoint = resolve_pubsub(pubsub_endpoint)
         self.stats_endpoint = stats_endpoint or default_stats_endpoint()
         self.check_delay = check_delay
         self.timeout = timeout
@@ -218,28 +223,23 @@ class Plugin:
 
     async def main(self) -> int:
         """Connect, subscribe, run until stopped; the process's exit status."""
-        import zmq
-        import zmq.asyncio
-
         loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         self.client = AsyncClient(self.endpoint, timeout=self.timeout)
-        subs: list[tuple[Any, Callable[[str, dict[str, Any]], Any]]] = []
+        subs: list[tuple[AsyncSubscriber, Handler]] = []
         try:
-            feeds: list[tuple[tuple[str, ...], str, Callable[[str, dict[str, Any]], Any]]] = [
+            feeds: list[tuple[tuple[str, ...], str, Handler]] = [
                 (self.topics, self.pubsub_endpoint, self.handle_recv),
                 (self.stats_topics, self.stats_endpoint, self.handle_stats)]
             for topics, endpoint, handler in feeds:
                 if not topics or self._stop_requested.is_set():
                     continue
-                sub = zmq.asyncio.Context.instance().socket(zmq.SUB)
-                sub.linger = 0
+                sub = AsyncSubscriber(endpoint, timeout=SUBSCRIBE_TIMEOUT)
                 subs.append((sub, handler))
-                for topic in topics:
-                    sub.subscribe(topic.encode())
-                await self._connect(sub, endpoint)
+                sub.subscribe(*topics)
+                await self._handshake(sub)
             if self._stop_requested.is_set():
                 return 0
             try:
@@ -265,41 +265,28 @@ class Plugin:
         self.log.info("stopped")
         return 0
 
-    async def _connect(self, sub: Any, endpoint: str) -> None:
-        """Connect and wait (a while) for the handshake: events published
-        before the subscription reaches the daemon are not delivered."""
-        import zmq
-        from zmq.utils.monitor import parse_monitor_message
-
-        monitor = sub.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        sub.connect(endpoint)
+    async def _handshake(self, sub: AsyncSubscriber) -> None:
+        """Wait (a while) for the subscription to be in force: events
+        published before it are not delivered. Stopping ends the wait."""
         assert self._stop_requested is not None
-        handshake = asyncio.ensure_future(monitor.recv_multipart())
+        handshake = asyncio.ensure_future(sub.handshake())
         stopping = asyncio.ensure_future(self._stop_requested.wait())
         try:
-            done, _ = await asyncio.wait({handshake, stopping}, timeout=SUBSCRIBE_TIMEOUT,
+            done, _ = await asyncio.wait({handshake, stopping},
                                          return_when=asyncio.FIRST_COMPLETED)
             if handshake in done:
-                parse_monitor_message(handshake.result())
-            elif not done:
-                self.log.warning("no connection to %s after %gs; going on", endpoint,
-                                 SUBSCRIBE_TIMEOUT)
+                try:
+                    handshake.result()
+                except Unreachable:
+                    self.log.warning("no connection to %s after %gs; going on", sub.endpoint,
+                                     SUBSCRIBE_TIMEOUT)
         finally:
             handshake.cancel()
             stopping.cancel()
-            sub.disable_monitor()
-            monitor.close()
+            await asyncio.gather(handshake, stopping, return_exceptions=True)
 
-    async def _read(self, sub: Any, handler: Callable[[str, dict[str, Any]], Any]) -> None:
-        while True:
-            frames = await sub.recv_multipart()
-            if len(frames) < 2:
-                continue
-            try:
-                topic = frames[0].decode("utf-8", "replace")
-                payload = json.loads(frames[1])
-            except ValueError:
-                continue
+    async def _read(self, sub: AsyncSubscriber, handler: Handler) -> None:
+        async for topic, payload in sub:
             try:
                 await _maybe_await(handler(topic, payload))
             except CommandFailed as err:

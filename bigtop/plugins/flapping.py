@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config.options import to_bool
+from ..config import to_bool
 from .base import Plugin, split_topic
 
 INFINITE_RETRY = -1

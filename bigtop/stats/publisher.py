@@ -16,7 +16,7 @@ from typing import Any
 
 import zmq
 
-from ..control.protocol import sync_reply
+from ..control.protocol import is_sync, sync_reply
 from .sampler import Message, Sampler
 
 log = logging.getLogger("bigtop.stats")
@@ -67,10 +67,11 @@ class StatsPublisher:
                 break
             if not message or message[0] not in (0, 1):
                 continue
-            handshake = sync_reply(message)
-            if handshake is not None:
-                with contextlib.suppress(zmq.ZMQError):
-                    self.sock.send_multipart(handshake, flags=zmq.NOBLOCK)
+            if is_sync(message):
+                handshake = sync_reply(message)
+                if handshake is not None:
+                    with contextlib.suppress(zmq.ZMQError):
+                        self.sock.send_multipart(handshake, flags=zmq.NOBLOCK)
                 continue
             prefix = message[1:].decode("utf-8", "replace")
             if message[0] == 1:

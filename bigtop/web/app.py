@@ -34,8 +34,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .. import __version__
-from ..control.client import CommandFailed
-from ..control.loglines import Shown, log_entries
+from ..client import CommandFailed, Shown, log_entries
 from .auth import COOKIE, UNSAFE, Auth
 from .nodes import ACTION_TIMEOUT, Cluster, Node, NodeDown
 
@@ -469,6 +468,7 @@ class Viewer:
         key = (node_name, watcher_name)
         self.tailing, self.backlog, self.shown = key, [], None
         node.tail(watcher_name)
+        await node.handshake()  # subscribed before asking: no line falls in between
         error = None
         history: list[dict[str, Any]] = []
         try:

@@ -13,14 +13,13 @@ Events (``watcher.*``, ``arbiter.*``) and live output (``stream.*``, only
 for the watchers some browser tails) come from the daemon's events
 endpoint. A node that stops answering is marked unreachable and tried
 again until it answers; nothing else needs to happen for it to come back.
-Everything goes through :mod:`bigtop.control.client`.
+Everything goes through :mod:`bigtop.client`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import Counter, deque
@@ -28,11 +27,18 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
-import zmq.asyncio
 
-from ..control.client import AsyncClient, CallError, CommandFailed, connect_socket
-from ..control.endpoints import guess_pubsub, reachable_host
-from ..control.session import Session, Unreachable, check_ipc
+from ..client import (
+    AsyncClient,
+    AsyncSubscriber,
+    CallError,
+    CommandFailed,
+    Session,
+    Unreachable,
+    check_ipc,
+    guess_pubsub,
+    reachable_host,
+)
 
 log = logging.getLogger("bigtop.web")
 
@@ -135,49 +141,6 @@ def history_point(snapshot: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class Subscriber:
-    """A SUB socket on a daemon's events (or stats) endpoint, read by a task
-    that hands each ``(topic, payload)`` to a callback. The client library
-    has no asyncio subscriber."""
-
-    def __init__(self, endpoint: str, key: str | None, server_key: str | None,
-                 on_message: Listener, topics: list[str]):
-        self.endpoint = endpoint
-        self.sock = zmq.asyncio.Context.instance().socket(zmq.SUB)
-        try:
-            connect_socket(self.sock, endpoint, key, server_key)
-        except Exception:
-            self.sock.close()
-            raise
-        for topic in topics:
-            self.sock.subscribe(topic.encode())
-        self.on_message = on_message
-        self.task = asyncio.get_running_loop().create_task(self._read())
-
-    def subscribe(self, topic: str) -> None:
-        self.sock.subscribe(topic.encode())
-
-    def unsubscribe(self, topic: str) -> None:
-        self.sock.unsubscribe(topic.encode())
-
-    async def _read(self) -> None:
-        while True:
-            frames = await self.sock.recv_multipart()
-            topic = frames[0].decode("utf-8", "replace")
-            try:
-                payload = json.loads(frames[1]) if len(frames) > 1 else {}
-            except ValueError:
-                continue
-            try:
-                self.on_message(topic, payload if isinstance(payload, dict) else {"value": payload})
-            except Exception:  # a bad message must not end the feed
-                log.exception("event %s", topic)
-
-    def close(self) -> None:
-        self.task.cancel()
-        self.sock.close()
-
-
 class Node:
     """One daemon: its connection, its latest snapshot and history, its
     events and its live output."""
@@ -203,8 +166,9 @@ class Node:
         self.listeners: list[Listener] = []
         self.viewers = 0  # browsers connected: polls are faster while there are some
         self._client: AsyncClient | None = None
-        self._events: Subscriber | None = None
-        self._stats: Subscriber | None = None
+        self._events: AsyncSubscriber | None = None
+        self._stats: AsyncSubscriber | None = None
+        self._readers: list[asyncio.Task[None]] = []  # one per subscriber
         self._stat_infos: dict[str, dict[str, Any]] = {}  # watcher -> pid -> info
         self._stat_daemon: dict[str, Any] | None = None
         self._stat_seen = 0.0
@@ -354,19 +318,51 @@ class Node:
         pubsub = reachable_host(pubsub, self.endpoint) if pubsub else guess_pubsub(self.endpoint)
         try:
             topics = ["watcher.", "arbiter."] + [f"stream.{w}." for w in self._tails]
-            self._events = Subscriber(pubsub, self.key, self.server_key, self._on_event, topics)
+            self._events = self._feed(pubsub, topics, self._on_event)
             stats = told.get("stats_endpoint")
             if isinstance(stats, str) and stats:
-                self._stats = Subscriber(reachable_host(stats, self.endpoint), self.key,
-                                         self.server_key, self._on_stat,
-                                         ["stat."] if self.viewers else [])
-        except (CallError, zmq.ZMQError, OSError) as err:
-            log.warning("%s: cannot subscribe to %s: %s", self.name, pubsub, err)
+                self._stats = self._feed(reachable_host(stats, self.endpoint),
+                                         ["stat."] if self.viewers else [], self._on_stat)
+        except Unreachable as err:
+            log.warning("%s: %s", self.name, err)
+        await self.handshake()
+
+    def _feed(self, endpoint: str, topics: list[str], on_message: Listener) -> AsyncSubscriber:
+        """A subscriber to endpoint, read by a task that hands each event to
+        on_message."""
+        feed = AsyncSubscriber(endpoint, key=self.key, server_key=self.server_key,
+                               timeout=POLL_TIMEOUT)
+        feed.subscribe(*topics)
+        self._readers.append(asyncio.get_running_loop().create_task(
+            self._read(feed, on_message)))
+        return feed
+
+    @staticmethod
+    async def _read(feed: AsyncSubscriber, on_message: Listener) -> None:
+        async for topic, payload in feed:
+            try:
+                on_message(topic, payload)
+            except Exception:  # a bad message must not end the feed
+                log.exception("event %s", topic)
+
+    async def handshake(self) -> None:
+        """Return once the subscriptions made so far are in force. A
+        publisher that does not answer in time is logged; its topics are
+        in force once it answers."""
+        for feed in (self._events, self._stats):
+            if feed is not None:
+                try:
+                    await feed.handshake()
+                except Unreachable as err:
+                    log.warning("%s: %s", self.name, err)
 
     def _close_feeds(self) -> None:
+        for reader in self._readers:
+            reader.cancel()
         for feed in (self._events, self._stats):
             if feed is not None:
                 feed.close()
+        self._readers = []
         self._events = self._stats = None
         self._stat_infos, self._stat_daemon, self._stat_seen = {}, None, 0.0
 

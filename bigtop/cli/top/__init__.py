@@ -3,7 +3,7 @@
 One row per watcher (expandable to its processes) with CPU and memory and
 their sparklines over the last minute, keys that restart, reload, scale,
 stop and start the selected watcher, and a pane that tails its output.
-Everything goes through bigtop.control.client, so a remote daemon
+Everything goes through bigtop.client, so a remote daemon
 (``--endpoint tcp://...`` with CurveZMQ keys) works as a local one.
 
 This module only parses options: ``bigtop-top --help`` loads neither
@@ -17,7 +17,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from ...control.session import DEFAULT_TIMEOUT, Session
+from ...client import DEFAULT_TIMEOUT, Session
 from ..ctlcommands import GLOBAL_OPTIONS, non_negative
 
 if TYPE_CHECKING:

@@ -19,8 +19,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
-from ...control.loglines import Shown, log_entries
-from ...control.session import Session, Unreachable
+from ...client import Session, Shown, Unreachable, log_entries
 from .. import display
 from . import view
 from .link import NodeLink
@@ -492,13 +491,14 @@ class TopApp(App[None]):
             title += f" on {self.nodes[node].label}"
         pane.border_title = title
         link = self.links[node]
-        link.follow(name)  # subscribed before asking: no line falls in between
+        link.follow(name)
         self.log_pending = []
         self.log_shown = None
         self.run_worker(self.load_history(self.log_generation, link, watcher.name),
                         group="logs")
 
     async def load_history(self, generation: int, link: NodeLink, name: str) -> None:
+        await link.handshake()  # subscribed before asking: no line falls in between
         try:
             reply = await link.call("logs", name=name, lines=LOG_HISTORY)
         except Unreachable:

@@ -1,6 +1,6 @@
 """The wire to one daemon: commands on its control endpoint, events, output
-lines and statistics from its publishers, all through bigtop.control.client
-and bigtopctl's session code, feeding one ``NodeState``.
+lines and statistics from its publishers, all through bigtop.client (with
+bigtopctl's Session), feeding one ``NodeState``.
 
 The state follows a simple loop: ask ``status`` (with details) every
 interval, or at once when an event says something changed; ask ``stats``
@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ...control.endpoints import guess_pubsub, reachable_host
-from ...control.session import Session, Unreachable, check_ipc, timeout_message
-from ..ctlevents import open_subscriber
+from ...client import (
+    AsyncClient,
+    AsyncSubscriber,
+    CallError,
+    Session,
+    Unreachable,
+    check_ipc,
+    guess_pubsub,
+    reachable_host,
+    timeout_message,
+)
 from .model import CONNECTED, NodeState
-
-if TYPE_CHECKING:
-    import zmq.asyncio
-
-    from ...control.client import AsyncClient
 
 RETRY_FIRST = 0.25  # seconds before the first new attempt; doubled each time
 RETRY_MAX = 4.0
@@ -48,8 +50,8 @@ class NodeLink:
         self.on_event = on_event
         self.client: AsyncClient | None = None
         self.wake = asyncio.Event()
-        self.events: zmq.asyncio.Socket | None = None
-        self.stats: zmq.asyncio.Socket | None = None
+        self.events: AsyncSubscriber | None = None
+        self.stats: AsyncSubscriber | None = None
         self.endpoints: dict[str, str | None] = {"events": None, "stats": None}
         self.readers: dict[str, asyncio.Task[None]] = {}
         self.stream: str | None = None  # the watcher whose output we follow
@@ -63,7 +65,7 @@ class NodeLink:
     def close(self) -> None:
         if self.task is not None:
             self.task.cancel()
-        for name in list(self.readers):
+        for name in self.endpoints:
             self._close_subscriber(name)
         self._drop_client()
 
@@ -107,8 +109,6 @@ class NodeLink:
         """The daemon's reply (``status: error`` included); Unreachable when
         there is none, which also marks the node unreachable."""
         import zmq
-
-        from ...control.client import AsyncClient, CallError
 
         try:
             if self.client is None:
@@ -157,52 +157,57 @@ class NodeLink:
             told = options.get("pubsub_endpoint")
             events = reachable_host(told, control) if told else guess_pubsub(control)
         told = options.get("stats_endpoint")
-        self.subscribe("events", events, ["watcher.", "arbiter."]
-                       + ([self.stream_topic(self.stream)] if self.stream else []))
-        self.subscribe("stats", reachable_host(told, control) if told else None, ["stat."])
+        await self.subscribe("events", events, ["watcher.", "arbiter."]
+                             + ([self.stream_topic(self.stream)] if self.stream else []))
+        await self.subscribe("stats", reachable_host(told, control) if told else None,
+                             ["stat."])
         got = version.get("version")
         self.state.connected(str(got) if got and version.get("status") != "error" else None)
 
     # -- subscriptions --------------------------------------------------------------
 
-    def subscribe(self, name: str, endpoint: str | None, topics: list[str]) -> None:
-        """Keep one SUB socket per publisher; a new one only when the
-        daemon says it moved (ZeroMQ reconnects the old one by itself)."""
+    async def subscribe(self, name: str, endpoint: str | None, topics: list[str]) -> None:
+        """Keep one subscriber per publisher; a new one only when the
+        daemon says it moved (ZeroMQ reconnects the old one by itself).
+        Its topics are in force on return, or, when the publisher did not
+        answer within the timeout, once it does."""
         if endpoint == self.endpoints[name] and name in self.readers:
             return
         self._close_subscriber(name)
         self.endpoints[name] = endpoint
         if not endpoint:
             return
-        import zmq.asyncio
-
-        sock = zmq.asyncio.Socket.from_socket(open_subscriber(self.session, endpoint, topics))
-        setattr(self, name, sock)
+        sub = AsyncSubscriber(endpoint, key=self.session.key, server_key=self.session.server_key,
+                              timeout=self.session.timeout)
+        setattr(self, name, sub)
+        sub.subscribe(*topics)
+        with contextlib.suppress(Unreachable):
+            await sub.handshake()
         handle = self._on_event if name == "events" else self._on_stat
-        self.readers[name] = asyncio.get_running_loop().create_task(self._read(sock, handle))
+        self.readers[name] = asyncio.get_running_loop().create_task(self._read(sub, handle))
+
+    async def handshake(self) -> None:
+        """Return once the event subscriptions made so far are in force (or
+        the publisher did not answer within the timeout)."""
+        if self.events is not None:
+            with contextlib.suppress(Unreachable):
+                await self.events.handshake()
 
     def _close_subscriber(self, name: str) -> None:
         reader = self.readers.pop(name, None)
         if reader is not None:
             reader.cancel()
-        sock = getattr(self, name)
-        if sock is not None:
-            sock.close(linger=0)
+        sub = getattr(self, name)
+        if sub is not None:
+            sub.close()
             setattr(self, name, None)
 
     @staticmethod
-    async def _read(sock: zmq.asyncio.Socket, handle: Callable[[str, Any], None]) -> None:
-        while True:
-            frames = await sock.recv_multipart()
-            try:
-                payload = json.loads(frames[1]) if len(frames) > 1 else {}
-            except ValueError:
-                continue
-            handle(frames[0].decode("utf-8", "replace"), payload)
+    async def _read(sub: AsyncSubscriber, handle: Callable[[str, dict[str, Any]], None]) -> None:
+        async for topic, payload in sub:
+            handle(topic, payload)
 
-    def _on_event(self, topic: str, payload: Any) -> None:
-        if not isinstance(payload, dict):
-            payload = {"value": payload}
+    def _on_event(self, topic: str, payload: dict[str, Any]) -> None:
         if topic == "arbiter.stopped":
             self.lost("the daemon stopped")
             self.changed()
@@ -210,7 +215,7 @@ class NodeLink:
             self.wake.set()  # something changed (or the daemon is back): ask now
         self.on_event(self, topic, payload)
 
-    def _on_stat(self, topic: str, payload: Any) -> None:
+    def _on_stat(self, topic: str, payload: dict[str, Any]) -> None:
         if self.state.apply_stat(topic, payload):
             self.changed()
 

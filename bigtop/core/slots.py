@@ -1,0 +1,267 @@
+"""The processes in a watcher's slots: filling a slot, learning of an
+exit, applying the restart policy's decision, giving up.
+
+The base of ``Watcher`` (watcher.py), which adds the commands and the
+start/stop state machine. A slot is filled at once when nothing stands in
+the way, or in a task when spawn hooks must run around the spawn; it waits
+out a backoff on a timer. Every task belongs to the watcher's owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from typing import Any
+
+from ..config import WatcherSpec
+from . import readiness, signalling, spawning
+from .capture import OutputCapture
+from .hooks import WatcherHooks
+from .output import PipeReader
+from .policy import Decision, RestartPolicy, describe_exit
+from .process import Process, SpawnError
+from .reaper import exit_code
+from .runtime import Runtime
+from .tasks import TaskOwner
+
+log = logging.getLogger("bigtop.watcher")
+
+RUNNING = ("active", "starting")
+_UNEXISTING = 2  # Circus's process_status for a process that is gone
+
+
+class Slots:
+    spec: WatcherSpec
+    runtime: Runtime
+    loop: asyncio.AbstractEventLoop
+    state: str  # stopped, starting, active, stopping, failed
+    wanted: int  # slots 1..wanted are to be filled
+    processes: dict[int, Process]  # slot -> its process
+    policy: RestartPolicy
+    backoff: dict[int, asyncio.TimerHandle]  # slot -> its respawn timer
+    spawning: dict[int, asyncio.Task[None]]  # slot -> its spawn hooks running
+    lock: asyncio.Lock
+    restarts: int
+    last_exits: deque[dict[str, Any]]
+    failure: str | None
+    tasks: TaskOwner
+    capture: OutputCapture
+    hooks: WatcherHooks
+    _ready: asyncio.Future[bool]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def topic(self) -> str:
+        return f"watcher.{self.name.lower()}"
+
+    def emit(self, event: str, **payload: Any) -> None:
+        self.runtime.bus.emit(f"{self.topic}.{event}", payload)
+
+    async def stop_process(self, process: Process, signum: int | None = None,
+                           timeout: float | None = None) -> None:
+        sig = self.spec.stop_signal if signum is None else signum
+        wait = self.spec.graceful_timeout if timeout is None else timeout
+        await signalling.stop(self.hooks, process, sig, wait, self.runtime.registry.managed(),
+                              self.emit)
+
+    # -- readiness -------------------------------------------------------
+
+    async def wait_ready(self) -> bool:
+        """True once every wanted process is ready; False if the watcher
+        failed or was stopped first."""
+        return await asyncio.shield(self._ready)
+
+    def _check_ready(self) -> None:
+        if self._ready.done() or self.state != "active":
+            return
+        wanted = range(1, self.wanted + 1)
+        if all(w in self.processes and self.processes[w].is_ready for w in wanted):
+            self._ready.set_result(True)
+            self.emit("ready")
+            log.info("%s: ready", self.name)
+
+    def _settle_ready(self, value: bool) -> None:
+        if not self._ready.done():
+            self._ready.set_result(value)
+
+    def _not_ready_in_time(self, process: Process) -> None:
+        log.error("%s: process %d not ready after %gs (%s), stopping it", self.name,
+                  process.wid, self.spec.ready_timeout, self.spec.ready)
+        self.emit("ready_timeout", process_pid=process.pid)
+        process.timed_out = True
+        self.tasks.spawn(process.stop(self.spec.stop_signal, self.spec.graceful_timeout,
+                                      self.runtime.registry.managed(), requested=False))
+
+    def _cancel_pending(self) -> None:
+        for handle in self.backoff.values():
+            handle.cancel()
+        self.backoff.clear()
+        for task in self.spawning.values():
+            task.cancel()
+        self.spawning.clear()
+
+    # -- filling slots ---------------------------------------------------
+
+    def _fill(self, wid: int) -> None:
+        """Fill slot wid with a new process (or apply the failure policy);
+        with spawn hooks, in a task that runs them around the spawn."""
+        self.backoff.pop(wid, None)
+        if self.hooks.has("before_spawn", "after_spawn"):
+            self.spawning[wid] = self.tasks.spawn(self._fill_hooked(wid),
+                                                  name=f"spawn {self.name}#{wid}")
+        else:
+            self._fill_now(wid)
+
+    def _fill_now(self, wid: int) -> Process | None:
+        try:
+            return self.launch(wid)
+        except SpawnError as err:
+            self._apply(wid, self.policy.spawn_failed(self.spec, wid, str(err)))
+            return None
+
+    async def _fill_hooked(self, wid: int) -> None:
+        """before_spawn, the spawn, after_spawn. A no from before_spawn
+        delays the spawn with backoff (Circus stopped the watcher); a no
+        from after_spawn stops the watcher (failed, with the reason)."""
+        allowed = await self.hooks.call("before_spawn")
+        # A stop or a scale down cancels this task: it is still the slot's.
+        del self.spawning[wid]
+        if self.state not in RUNNING or wid > self.wanted or wid in self.processes:
+            return
+        if not allowed:
+            decision = self.policy.refused(self.spec, wid)
+            log.info("%s: the before_spawn hook said no to process %d, asking again in %.2fs",
+                     self.name, wid, decision.delay)
+            self.emit("backoff", wid=wid, delay=decision.delay, failures=decision.failures,
+                      reason="before_spawn")
+            self.backoff[wid] = self.loop.call_later(decision.delay, self._fill, wid)
+            return
+        self.policy.spawned(wid)
+        process = self._fill_now(wid)
+        if process is None or not self.hooks.has("after_spawn"):
+            return
+        if (not await self.hooks.call("after_spawn", pid=process.pid)
+                and self.processes.get(wid) is process and self.state in RUNNING):
+            self._give_up(f"the after_spawn hook said no to process {wid} (pid {process.pid})")
+
+    def launch(self, wid: int, replacing: bool = False) -> Process:
+        """Start a process for slot wid (or, replacing, beside the one in
+        it) and watch it; raises SpawnError."""
+        runtime = self.runtime
+        try:
+            process = spawning.spawn(self.spec, wid, runtime.sockets,
+                                     runtime.child_env(self.spec))
+        except SpawnError as err:
+            log.error("%s: cannot spawn process %d: %s", self.name, wid, err)
+            self.emit("spawn_failure", wid=wid, reason=str(err))
+            self.last_exits.append({"wid": wid, "pid": None, "exit_code": None,
+                                    "reason": str(err), "time": time.time()})
+            raise
+        process.replacing = replacing
+        runtime.registry.register(self.name, process)
+        if not replacing:
+            # In its slot before the reaper can report its exit (which may
+            # happen at once, from inside watch()).
+            self.processes[wid] = process
+        readers = [PipeReader(self.loop, fd, self.capture.line_sink(process, stream),
+                              max_line=self.spec.max_line, hold=runtime.output.held)
+                   for stream, fd in process.pipes.items()]
+        # Announced before it is watched: its reap may be reported at once.
+        self.emit("spawn", process_pid=process.pid)
+        log.debug("%s: spawned process %d (pid %d)", self.name, wid, process.pid)
+        runtime.reaper.watch(process.pid, lambda status: self._exited(process, status, readers))
+        process.ready.add_done_callback(lambda _: self._check_ready())
+        readiness.arm(process, self.spec, self.tasks, self._not_ready_in_time)
+        if self.spec.max_age:
+            variance = int.from_bytes(os.urandom(4), "big") % (self.spec.max_age_variance + 1)
+            handle = self.loop.call_later(self.spec.max_age + variance,
+                                          lambda: self.tasks.spawn(self._recycle(process)))
+            process.exited.add_done_callback(lambda _: handle.cancel())
+        return process
+
+    async def _recycle(self, process: Process) -> None:
+        """max_age reached: replace the process without counting a failure."""
+        async with self.lock:
+            if self.processes.get(process.wid) is not process:
+                return
+            log.info("%s: process %d reached max_age, recycling", self.name, process.wid)
+            await self.stop_process(process)
+            if self.state == "active" and process.wid <= self.wanted:
+                self._fill(process.wid)
+
+    # -- exits -------------------------------------------------------------
+
+    def _exited(self, process: Process, status: int, readers: list[PipeReader]) -> None:
+        code = exit_code(status)
+        process.on_exit(status, code)
+        for reader in readers:
+            reader.close()
+        if self.processes.get(process.wid) is process:
+            del self.processes[process.wid]
+        self.runtime.registry.unregister(process)
+        self.last_exits.append({"wid": process.wid, "pid": process.pid, "exit_code": code,
+                                "time": time.time(), "uptime": round(process.age, 3),
+                                "requested": process.stopping})
+        self.emit("reap", process_pid=process.pid, exit_code=code, requested=process.stopping)
+        if self.hooks.has("before_reap", "after_reap"):
+            self.tasks.spawn(self._reap_hooks(process.pid, code))
+        if process.stopping or process.replacing:
+            return
+        level = logging.INFO if code in self.spec.success_exit_codes else logging.WARNING
+        log.log(level, "%s: process %d (pid %d) exited with %s after %.3fs", self.name,
+                process.wid, process.pid, describe_exit(code), process.age)
+        self.tasks.spawn(process.stop_leftovers(self.runtime.registry.managed,
+                                                self.spec.stop_signal,
+                                                self.spec.graceful_timeout))
+        if self.state not in RUNNING or process.wid > self.wanted:
+            return
+        decision = self.policy.exited(self.spec, process.wid, code, process.started,
+                                      process.timed_out)
+        if decision.action == "leave":
+            self._settle_ready(False)  # not replaced: if it was never ready, nor is the watcher
+            return
+        self._apply(process.wid, decision)
+
+    async def _reap_hooks(self, pid: int, code: int) -> None:
+        """Run after the exit is known (the reaper has already waited for
+        it); their answers change nothing, as in Circus."""
+        now = time.time()
+        await self.hooks.call("before_reap", process_pid=pid, time=now)
+        await self.hooks.call("after_reap", process_pid=pid, time=now, exit_code=code,
+                              process_status=_UNEXISTING)
+
+    def _apply(self, wid: int, decision: Decision) -> None:
+        """Refill a slot whose process ended (or could not start): now,
+        later, or never, as the policy decided."""
+        if self.state not in RUNNING:
+            return
+        if decision.action == "give_up":
+            self._give_up(decision.reason)
+            return
+        self.restarts += 1
+        if decision.delay <= 0:
+            self._fill(wid)
+            return
+        log.info("%s: restarting process %d in %.2fs (failure %d)", self.name, wid,
+                 decision.delay, decision.failures)
+        self.emit("backoff", wid=wid, delay=decision.delay, failures=decision.failures)
+        self.backoff[wid] = self.loop.call_later(decision.delay, self._fill, wid)
+
+    def _give_up(self, reason: str) -> None:
+        self.failure = reason
+        self.state = "failed"
+        self._cancel_pending()
+        self.wanted = 0
+        self._settle_ready(False)
+        lines = [entry[4] for entry in self.capture.recent_lines(5)]
+        log.error("%s: failed: %s%s", self.name, reason,
+                  "".join(f"\n    | {line}" for line in lines))
+        self.emit("failed", reason=reason, exits=list(self.last_exits), output=lines)
+        for process in list(self.processes.values()):
+            self.tasks.spawn(self.stop_process(process))
