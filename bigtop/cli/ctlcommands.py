@@ -219,8 +219,8 @@ def convert_value(key: str, text: str) -> Any:
     objects, lists and strings as written, true/false/yes/no/on/off, null,
     integers and floats; circusctl's ``hooks`` form ``name:callable,...``;
     anything else (and the free-text options of the option table) as text."""
-    from ...config import to_bool
-    from ...config.options import HOOK_NAMES, TEXT_OPTIONS
+    from ..config import to_bool
+    from ..config.options import HOOK_NAMES, TEXT_OPTIONS
 
     key = key.lower()
     stripped = text.strip()

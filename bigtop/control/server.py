@@ -223,6 +223,9 @@ class ControlServer:
             self._draining = False
 
     def _drain_all(self) -> None:
+        """Until ZMQ_EVENTS says nothing is left to read: that look takes in
+        what libzmq had to tell, so the fd signals the next request (a read
+        failing with EAGAIN would too, but raising costs more)."""
         router = self.router
         while router is not None and _readable(router):
             try:
@@ -355,8 +358,9 @@ def _readable(sock: zmq.Socket[bytes]) -> bool:
 
 
 def _receive(sock: zmq.Socket[bytes]) -> list[bytes]:
-    """recv_multipart without the flag enums."""
-    frames = [sock.recv(_NOBLOCK)]
+    """recv_multipart without the flag enums. A ROUTER's message is the
+    sender's identity and at least one frame, all there once the first is."""
+    frames = [sock.recv(_NOBLOCK), sock.recv(_NOBLOCK)]
     while sock.getsockopt(_RCVMORE):
         frames.append(sock.recv(_NOBLOCK))
     return frames
