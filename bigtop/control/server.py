@@ -223,11 +223,12 @@ class ControlServer:
             self._draining = False
 
     def _drain_all(self) -> None:
-        """Until ZMQ_EVENTS says nothing is left to read: that look takes in
-        what libzmq had to tell, so the fd signals the next request (a read
-        failing with EAGAIN would too, but raising costs more)."""
+        """Read requests until ZMQ_EVENTS says none is left: that look takes
+        in what libzmq had to tell, so the fd signals the next request. The
+        fd woke us for a request, most likely: the first read goes ahead
+        without a look (one fails with EAGAIN when it did not)."""
         router = self.router
-        while router is not None and _readable(router):
+        while router is not None:
             try:
                 frames = _receive(router)
             except zmq.Again:
@@ -240,6 +241,8 @@ class ControlServer:
             except Exception:  # never let one message stop the others
                 log.exception("control message not handled")
             router = self.router
+            if router is None or not _readable(router):
+                return
 
     def _handle(self, frames: list[bytes]) -> None:
         identity, body = frames[0], frames[1:]
