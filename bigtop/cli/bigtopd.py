@@ -99,7 +99,7 @@ def default_log_dir() -> str:
 
 async def serve(config: Config, path: str, daemonized: bool = False) -> int:
     from ..core import Arbiter, ReloadError, SocketError
-    from ..core.tasks import TaskOwner
+    from ..tasks import TaskOwner
 
     loop = asyncio.get_running_loop()
     log_dir = (config.settings.log_dir or default_log_dir()) if daemonized else None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from ..core.tasks import TaskOwner
+from ..tasks import TaskOwner
 from . import protocol
 from .commands import COMMANDS
 from .endpoints import ipc_path, listening

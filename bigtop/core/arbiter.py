@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from ..config import Config, PluginSpec, WatcherSpec
 from ..config.build import find_cycle, with_httpd
+from ..tasks import TaskOwner
 from . import hooks, logread, logtail, ordering, plugin_watchers
 from .events import EventBus
 from .notify import NotifyListener
@@ -29,7 +30,6 @@ from .reload import Current, ReloadPlan, plan_reload
 from .routing import Console, OutputRouting
 from .runtime import Runtime
 from .sockets import Socket, SocketError
-from .tasks import TaskOwner
 from .tree import signal_tree
 from .watcher import Watcher
 

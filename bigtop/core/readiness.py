@@ -12,8 +12,8 @@ import contextlib
 from collections.abc import Callable
 
 from ..config import WatcherSpec
+from ..tasks import TaskOwner
 from .process import Process
-from .tasks import TaskOwner
 
 PROBE_FIRST_DELAY = 0.01  # seconds between TCP probes, doubling ...
 PROBE_MAX_DELAY = 0.25  # ... up to this

@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any
 
 from ..config import WatcherSpec
+from ..tasks import TaskOwner
 from . import readiness, signalling, spawning
 from .capture import OutputCapture
 from .hooks import WatcherHooks
@@ -25,7 +26,6 @@ from .policy import Decision, RestartPolicy, describe_exit
 from .process import Process, SpawnError
 from .reaper import exit_code
 from .runtime import Runtime
-from .tasks import TaskOwner
 
 log = logging.getLogger("bigtop.watcher")
 
@@ -130,8 +130,9 @@ class Slots:
         delays the spawn with backoff (Circus stopped the watcher); a no
         from after_spawn stops the watcher (failed, with the reason)."""
         allowed = await self.hooks.call("before_spawn")
-        # A stop or a scale down cancels this task: it is still the slot's.
-        del self.spawning[wid]
+        if self.spawning.get(wid) is not asyncio.current_task():
+            return  # the slot was given another spawn meanwhile
+        del self.spawning[wid]  # (a stop or a scale down cancels this task)
         if self.state not in RUNNING or wid > self.wanted or wid in self.processes:
             return
         if not allowed:

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..config import WatcherSpec
 from ..config.options import RESTART_OPTIONS
+from ..tasks import TaskOwner
 from . import rolling, signalling, spawning
 from .capture import OutputCapture
 from .hooks import WatcherHooks
@@ -32,7 +33,6 @@ from .policy import RestartPolicy
 from .process import Process, process_env
 from .runtime import Runtime
 from .slots import RUNNING, Slots
-from .tasks import TaskOwner
 from .tree import descendants
 
 log = logging.getLogger("bigtop.watcher")

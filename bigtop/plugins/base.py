@@ -30,7 +30,7 @@ import inspect
 import json
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from ..client import (
@@ -42,6 +42,7 @@ from ..client import (
     resolve_pubsub,
 )
 from ..config import to_bool
+from ..tasks import TaskOwner
 
 T = TypeVar("T")
 Handler = Callable[[str, dict[str, Any]], Any]
@@ -102,7 +103,7 @@ class Plugin:
         self.log = logging.getLogger(f"bigtop.plugin.{self.name}")
         self.client: AsyncClient | None = None
         self._stop_requested: asyncio.Event | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskOwner(f"plugin {self.name}")  # ended when the plugin stops
 
     # -- to override -------------------------------------------------------
 
@@ -215,11 +216,8 @@ class Plugin:
         if self._stop_requested is not None:
             self._stop_requested.set()
 
-    def _task(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def _task(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        return self._tasks.spawn(coro)
 
     async def main(self) -> int:
         """Connect, subscribe, run until stopped; the process's exit status."""
@@ -252,9 +250,7 @@ class Plugin:
             self.log.info("running")
             await self._stop_requested.wait()
         finally:
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._tasks.cancel_all()
             try:
                 await _maybe_await(self.handle_stop())
             except Exception:

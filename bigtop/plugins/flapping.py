@@ -11,10 +11,10 @@ is stopped, started again ``retry_in`` seconds later, and after
 Only exits nobody asked for count (a ``reap`` event with ``requested``
 false): stopping or reloading a watcher is not flapping.
 
-Options, each of which a watcher may override with ``flapping.<option>``
-in its own section: ``attempts`` (2), ``window`` (1 s), ``retry_in`` (7 s),
-``max_retry`` (5), ``active`` (true). A watcher with ``check_flapping =
-false`` is left alone.
+Its options (``attempts``, ``window``, ``retry_in``, ``max_retry``,
+``active``) are declared once, as ``bigtop.config.model.FlappingSpec``; a
+watcher may override each with ``flapping.<option>`` in its own section. A
+watcher with ``check_flapping = false`` is left alone.
 """
 
 from __future__ import annotations
@@ -24,23 +24,12 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config import to_bool
+from ..config.model import FlappingSpec as Policy
+from ..config.options import table
 from .base import Plugin, split_topic
 
 INFINITE_RETRY = -1
-
-
-@dataclass(frozen=True)
-class Policy:
-    attempts: int = 2
-    window: float = 1.0
-    retry_in: float = 7.0
-    max_retry: int = 5
-    active: bool = True
-
-
-_CONVERT: dict[str, Any] = {"attempts": int, "window": float, "retry_in": float,
-                            "max_retry": int, "active": to_bool}
+OPTIONS = table("flapping")
 
 
 @dataclass
@@ -56,13 +45,8 @@ class Flapping(Plugin):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.policy = Policy(
-            attempts=self.option("attempts", 2),
-            window=self.option("window", 1.0),
-            retry_in=self.option("retry_in", 7.0),
-            max_retry=self.option("max_retry", 5),
-            active=self.option("active", True),
-        )
+        self.policy = Policy(**{key: self.option(key, opt.default, opt.converter())
+                                for key, opt in OPTIONS.items()})
         self.tracks: dict[str, Track] = {}
         self.policies: dict[str, Policy] = {}  # per watcher, from its options
 
@@ -83,7 +67,7 @@ class Flapping(Plugin):
             for key, value in options.items():  # a Circus-style flat key
                 if key.startswith("flapping."):
                     own[key[len("flapping."):]] = value
-            changes = {k: _CONVERT[k](v) for k, v in own.items() if k in _CONVERT}
+            changes = {k: OPTIONS[k].converter()(v) for k, v in own.items() if k in OPTIONS}
             policy = replace(self.policy, **changes)
             if options.get("check_flapping") is False:
                 policy = replace(policy, active=False)
