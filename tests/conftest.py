@@ -10,11 +10,12 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
-from bigtop.client import Client
+from bigtop.client import Client, Event, Subscriber
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,86 @@ def processes_under(directory: Path) -> list[psutil.Process]:
     return found
 
 
+Match = str | Callable[[str, dict[str, Any]], object]
+
+
+class Events:
+    """A daemon's events as a test follows them: subscribed, handshake
+    done, on entering (so nothing published after is missed); ``wait``
+    for one, ``seen`` for all so far, ``sync`` to catch up with the daemon."""
+
+    def __init__(self, endpoint: str, topics: tuple[str, ...] = (), timeout: float = 10.0,
+                 key: str | None = None, server_key: str | None = None):
+        """``timeout``: the handshakes'; ``key``/``server_key``: CurveZMQ's."""
+        self._sub = Subscriber(endpoint, timeout=timeout, key=key, server_key=server_key)
+        self._topics = topics or ("",)
+        self.events: list[Event] = []  # every event read so far, in order
+        self._taken: set[int] = set()  # indexes of events wait() returned
+
+    def __enter__(self) -> Events:
+        try:
+            self._sub.subscribe(*self._topics)
+            self._sub.handshake()
+        except BaseException:
+            self._sub.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sub.close()
+
+    @staticmethod
+    def _matches(match: Match, fields: dict[str, Any], event: Event) -> bool:
+        topic, payload = event
+        if isinstance(match, str):
+            if topic != match:
+                return False
+        elif not match(topic, payload):
+            return False
+        return all(payload.get(key) == value for key, value in fields.items())
+
+    def _read(self, timeout: float) -> bool:
+        event = self._sub.recv(timeout)
+        if event is not None:
+            self.events.append(event)
+        return event is not None
+
+    def wait(self, match: Match, timeout: float = 10.0, **fields: Any) -> Event:
+        """The first event not yet returned by wait whose topic is ``match``
+        (or for which ``match(topic, payload)`` is true) and whose payload
+        has these ``fields``; fails the test after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        checked = 0  # events before this one do not match
+        while True:
+            for index in range(checked, len(self.events)):
+                if index not in self._taken and self._matches(match, fields, self.events[index]):
+                    self._taken.add(index)
+                    return self.events[index]
+            checked = len(self.events)
+            if not self._read(max(deadline - time.monotonic(), 0.0)):
+                break
+        what = match if isinstance(match, str) else getattr(match, "__name__", repr(match))
+        seen = [topic for topic, _ in self.events]
+        pytest.fail(f"timed out after {timeout}s waiting for the event {what}"
+                    f"{f' with {fields}' if fields else ''}; seen: {seen}")
+
+    def seen(self, match: Match | None = None, **fields: Any) -> list[Event]:
+        """Every event read so far (those arrived are read first, without
+        waiting), or those matching as in wait."""
+        while self._read(0):
+            pass
+        if match is None and not fields:
+            return list(self.events)
+        return [e for e in self.events if self._matches(match or (lambda *_: True), fields, e)]
+
+    def sync(self) -> list[Event]:
+        """Every event the daemon published before this call: a handshake
+        is answered on the events socket after what was published before
+        it (protocol.md), so once answered all that has been read."""
+        self._sub.handshake()
+        return self.seen()
+
+
 class Daemon:
     """A real bigtopd on a config file in a temporary directory."""
 
@@ -75,15 +156,27 @@ class Daemon:
     def client(self, timeout: float = 10.0) -> Client:
         return Client(self.endpoint, timeout=timeout)
 
+    def call(self, command: str, **properties: Any) -> dict[str, Any]:
+        """One command on a client of its own (CommandFailed on an error)."""
+        with self.client() as client:
+            return client.call(command, **properties)
+
+    def events(self, *topics: str) -> Events:
+        """``with d.events("watcher.web.") as ev:`` follows these topic
+        prefixes (every event without), from before the block's first line."""
+        return Events(self.pubsub_endpoint, topics)
+
     def start(self, wait: bool = True) -> Daemon:
         cmd = [sys.executable, "-m", "bigtop.cli.bigtopd", str(self.config), *self.args]
         env = {**os.environ, "BIGTOP_RUNTIME_DIR": str(self.run_dir)}
+        before = self.log_text().count("control on ")  # a daemon before it, in the same log
         with open(self.out, "ab") as out, open(self.log, "ab") as err:
-            self.proc = subprocess.Popen(cmd, cwd=self.path, stdout=out, stderr=err,
-                                         start_new_session=True, env=env)
-        if wait:  # until the control endpoint is up (or the daemon gave up)
-            wait_for(lambda: "control on " in self.log_text() or self.proc.poll() is not None,
-                     message="daemon start")
+            proc = self.proc = subprocess.Popen(cmd, cwd=self.path, stdout=out, stderr=err,
+                                                start_new_session=True, env=env)
+        if wait:  # until the control endpoint is up (or the daemon gave up): no event
+            # can say so before it is, the daemon's log does
+            wait_for(lambda: self.log_text().count("control on ") > before
+                     or proc.poll() is not None, message="daemon start")
         return self
 
     @property
@@ -124,6 +217,22 @@ class Daemon:
         wait_for(lambda: len(self.pids(watcher)) == count, timeout,
                  message=f"{count} processes of {watcher}")
         return self.pids(watcher)
+
+    def wait_ready(self, name: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Until every wanted process of the watcher is ready, as its state
+        says (for a start no subscriber could follow); fails at once, with
+        the daemon's log and output, if the watcher failed or the daemon
+        ended. Returns the watcher's ``status --details``."""
+        def ready() -> dict[str, Any] | None:
+            assert self.proc is not None and self.proc.poll() is None, (
+                "the daemon ended\n" + self.log_text()[-3000:] + self.out_text()[-3000:])
+            info: dict[str, Any] = self.call("status", name=name, details=True)["details"]
+            assert info["status"] != "failed", (
+                f"{name} failed\n" + self.log_text()[-3000:] + self.out_text()[-3000:])
+            done = info["status"] == "active" and 0 < info["wanted"] == info["ready"]
+            return info if done else None
+
+        return wait_for(ready, timeout, message=f"{name} ready")  # type: ignore[return-value]
 
     def wait_log(self, text: str, timeout: float = 10.0, count: int = 1) -> None:
         wait_for(lambda: self.log_text().count(text) >= count, timeout,

@@ -72,7 +72,9 @@ def start(daemon: Factory) -> Daemon:
     d = daemon(CONFIG.format(py=PY, port=free_port()))
     d.wait_pids("web", 2)
     d.wait_pids("worker", 1)
-    wait_for(lambda: "crashy: failed" in d.log_text(), message="crashy to fail")
+    # At the daemon's start, before any subscriber: its state says it.
+    wait_for(lambda: d.call("status", name="crashy")["status"] == "failed",
+             message="crashy to fail")
     return d
 
 

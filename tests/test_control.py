@@ -80,10 +80,6 @@ def test_set_with_a_broken_command_keeps_the_old_processes(daemon):
 
 @pytest.mark.parametrize("asked_by", ["request", "config"])
 def test_rolling_reload_waits_for_readiness(daemon, asked_by):
-    import threading
-
-    from bigtop.client import subscribe
-
     d = daemon(f"""
         [watcher:web]
         cmd = sleep 1000
@@ -92,30 +88,13 @@ def test_rolling_reload_waits_for_readiness(daemon, asked_by):
         rolling_reload = {str(asked_by == "config").lower()}
     """)
     old = d.wait_pids("web", 3)
-    events: list[str] = []
-    listening = threading.Event()
-
-    def listen() -> None:
-        for topic, _ in subscribe(["watcher.web."], d.pubsub_endpoint, timeout=3):
-            event = topic.rsplit(".", 1)[1]
-            if not listening.is_set():
-                if event == "updated":  # the probe below: subscribed
-                    listening.set()
-                continue
-            events.append(event)
-            if event == "reload":
-                return
-
-    thread = threading.Thread(target=listen)
-    thread.start()
     client = d.client(timeout=20)
-    # An option set to its value emits "updated": once one arrives, the
-    # subscription is in place and no event of the reload can be missed.
-    wait_for(lambda: client.call("set", name="web", options={"graceful_timeout": 30})
-             and listening.wait(0.2), message="the subscription")
-    asked = {"rolling": True} if asked_by == "request" else {}
-    reply = client.call("reload", name="web", waiting=True, **asked)
-    thread.join(10)
+    with d.events("watcher.web.") as ev:
+        asked = {"rolling": True} if asked_by == "request" else {}
+        reply = client.call("reload", name="web", waiting=True, **asked)
+        ev.wait("watcher.web.reload")
+        events = [topic.rsplit(".", 1)[1] for topic, _ in ev.sync()]
+    assert events[-1] == "reload", events
     info = reply["info"]
     assert set(info["stopped"]) == old and len(info["started"]) == 3 and not info["kept"]
     assert d.pids("web") == set(info["started"])

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 
 import psutil
 import pytest
@@ -115,9 +114,19 @@ def test_runs_as_pid_1(tmp_path):
         outer = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", *BIGTOPD,
                                   str(config)], cwd=tmp_path, stderr=out, stdout=out)
     try:
-        wait_for(lambda: "orphans: started" in log.read_text(), message="start")
         inner = wait_for(lambda: psutil.Process(outer.pid).children(), message="pid 1")[0]
-        time.sleep(0.6)
+
+        def alone() -> bool:
+            """The watcher's sh has made its orphans and become sleep 1000
+            (so they are the daemon's), and nothing else is left under the
+            daemon: the orphans have ended and it has reaped them."""
+            try:
+                kids = inner.children(recursive=True)
+                return len(kids) == 1 and kids[0].cmdline() == ["sleep", "1000"]
+            except psutil.Error:
+                return False
+
+        wait_for(alone, message="the orphans reaped")
         assert not [c for c in inner.children() if c.status() == psutil.STATUS_ZOMBIE]
         inner.send_signal(signal.SIGTERM)
         assert outer.wait(10) == 0

@@ -46,9 +46,7 @@ def install_site(tmp_path: Path) -> tuple[Path, str, int]:
 
 def wait_ready(d: Daemon, name: str) -> None:
     """Until the watcher is ready; fail at once, with the logs, if it failed."""
-    wait_for(lambda: re.search(rf"{name}: (ready|failed)", d.log_text())
-             or d.proc.poll() is not None, timeout=60, message=f"{name} ready")
-    assert f"{name}: ready" in d.log_text(), d.log_text() + d.out_text()[-3000:]
+    d.wait_ready(name, timeout=60)
 
 
 def get(url: str, opener: urllib.request.OpenerDirector | None = None) -> tuple[int, str]:

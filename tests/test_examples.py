@@ -19,7 +19,11 @@ def test_quickstart_serves_from_two_workers(daemon, tmp_path, monkeypatch):
     text = text.replace("port = 8080", f"port = {port}").replace(":8080/", f":{port}/")
     text = text.replace("examples/apps", f"{ROOT}/examples/apps")
     d = daemon(text)
-    d.wait_log("ticker: started", timeout=20)
+    wait_for(lambda: d.call("status", name="ticker")["status"] == "active", timeout=20,
+             message="ticker started")
+    # The order of the daemon's own start: its events come before anyone
+    # can subscribe (see test_lifecycle.test_priority_orders_start); the
+    # log is the daemon's record of it.
     assert d.log_text().index("web: ready") < d.log_text().index("ticker: started")
     seen = set()
 

@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -44,100 +43,155 @@ def test_killed_child_is_replaced_at_once(daemon):
     """)
     before = d.wait_pids("sleepers", 3)
     victim = sorted(before)[0]
-    os.kill(victim, signal.SIGKILL)
-    after = wait_for(lambda: (p := d.pids("sleepers")) and len(p) == 3 and victim not in p and p,
-                     message="replacement")
-    assert len(after & before) == 2
-    assert "exited with signal SIGKILL" in d.log_text()
+    with d.events("watcher.sleepers.") as ev:
+        os.kill(victim, signal.SIGKILL)
+        ev.wait("watcher.sleepers.reap", process_pid=victim, exit_code=-signal.SIGKILL,
+                requested=False)
+        replacement = ev.wait("watcher.sleepers.spawn")[1]["process_pid"]
+        events = ev.sync()
+    assert not [t for t, _ in events if t.endswith(".backoff")], "respawned at once"
+    after = d.wait_pids("sleepers", 3)
+    assert after == before - {victim} | {replacement}
 
 
 def test_crash_loop_backs_off_exponentially_then_fails(daemon, tmp_path):
+    # The delays themselves are the policy's (tests/test_policy.py); here,
+    # the daemon's decisions as it announces them. Not started with the
+    # daemon: its events are followed from before the first spawn.
     d = daemon(f"""
         [watcher:crasher]
-        cmd = sh -c 'date +%s.%N >> {tmp_path}/spawns; exit 3'
+        cmd = sh -c 'echo $$ >> {tmp_path}/spawns; exit 3'
         max_retry = 4
         backoff_initial = 0.2
         backoff_factor = 2
+        autostart = false
     """)
-    d.wait_log("crasher: failed", timeout=15)
-    times = stamps(tmp_path / "spawns")
-    assert len(times) == 5, times  # the first run and max_retry retries
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert gaps[0] < 0.15, f"first restart is immediate: {gaps}"
-    for gap, expected in zip(gaps[1:], (0.2, 0.4, 0.8), strict=True):
-        assert expected * 0.9 <= gap < expected + 0.5, gaps
-    assert "status 3" in d.log_text()
-    time.sleep(0.5)
-    assert len(stamps(tmp_path / "spawns")) == 5, "a failed watcher spawns nothing more"
+    with d.events("watcher.crasher.") as ev:
+        d.call("start", name="crasher")
+        failed = ev.wait("watcher.crasher.failed", timeout=15)[1]
+        events = ev.sync()  # everything published up to now
+    kinds = [topic.rsplit(".", 1)[1] for topic, _ in events]
+    cycle = [k for k in kinds if k in ("spawn", "reap", "backoff", "failed")]
+    # The first restart is immediate (no backoff), then 0.2, 0.4, 0.8 s.
+    assert cycle == ["spawn", "reap", "spawn", "reap",
+                     "backoff", "spawn", "reap", "backoff", "spawn", "reap",
+                     "backoff", "spawn", "reap", "failed"], kinds
+    backoffs = [payload for topic, payload in events if topic.endswith(".backoff")]
+    assert [b["delay"] for b in backoffs] == [0.2, 0.4, 0.8]
+    assert [b["failures"] for b in backoffs] == [2, 3, 4]
+    assert all(b["wid"] == 1 for b in backoffs)
+    reaps = [payload for topic, payload in events if topic.endswith(".reap")]
+    assert [(r["exit_code"], r["requested"]) for r in reaps] == [(3, False)] * 5
+    assert failed["reason"] == "process 1 failed 5 times in a row, last: status 3"
+    assert [e["exit_code"] for e in failed["exits"]][-5:] == [3] * 5
+    assert len(stamps(tmp_path / "spawns")) == 5, "the first run and max_retry retries"
+    # A failed watcher spawns nothing more: it wants no process and runs
+    # none, and every backoff timer (armed only with a backoff event) has
+    # had its spawn, with none after the last exit (checked above).
+    details = d.call("status", name="crasher", details=True)
+    assert details["status"] == "failed"
+    assert (details["details"]["wanted"], details["details"]["running"]) == (0, 0)
+    assert details["details"]["failure"] == failed["reason"]
     assert d.proc.poll() is None, "the daemon keeps running"
 
 
 def test_missing_binary_is_a_spawn_failure_not_a_crash(daemon):
+    # ghost and nobody start once their events are followed.
     d = daemon("""
         [watcher:ghost]
         cmd = /no/such/program --flag
         max_retry = 2
         backoff_initial = 0.05
+        autostart = false
 
         [watcher:nobody]
         cmd = sleep 1000
         uid = no-such-user
         max_retry = 0
+        autostart = false
 
         [watcher:alive]
         cmd = sleep 1000
     """)
-    d.wait_log("ghost: failed")
-    d.wait_log("nobody: failed")
-    assert "/no/such/program: no such file or directory" in d.log_text()
-    assert "no user named 'no-such-user'" in d.log_text()
+    with d.events("watcher.ghost.", "watcher.nobody.") as ev:
+        d.call("start", name="ghost")
+        d.call("start", name="nobody")
+        ghost = ev.wait("watcher.ghost.failed")[1]
+        nobody = ev.wait("watcher.nobody.failed")[1]
+        events = ev.sync()
+    missing = "/no/such/program: no such file or directory"
+    assert [p["reason"] for t, p in events if t == "watcher.ghost.spawn_failure"] == [missing] * 3
+    assert [p["reason"] for t, p in events if t == "watcher.nobody.spawn_failure"] == [
+        "no user named 'no-such-user'"]
+    assert missing in ghost["reason"]
+    assert "no user named 'no-such-user'" in nobody["reason"]
+    # Nothing was started, so nothing crashed.
+    assert not [t for t, _ in events if t.endswith((".spawn", ".reap"))], events
     assert d.proc.poll() is None
     d.wait_pids("alive", 1)
 
 
 def test_restart_policies(daemon, tmp_path):
+    names = ("clean", "dirty", "expected", "never")
     d = daemon(f"""
         [watcher:clean]
         cmd = sh -c 'echo x >> {tmp_path}/clean; exit 0'
         restart = on-failure
+        autostart = false
 
         [watcher:dirty]
         cmd = sh -c 'echo x >> {tmp_path}/dirty; exit 7'
         restart = on-failure
         max_retry = 2
         backoff_initial = 0.01
+        autostart = false
 
         [watcher:expected]
         cmd = sh -c 'echo x >> {tmp_path}/expected; exit 7'
         restart = on-failure
         success_exit_codes = 0, 7
+        autostart = false
 
         [watcher:never]
         cmd = sh -c 'echo x >> {tmp_path}/never; exit 1'
         respawn = false
+        autostart = false
     """)
-    d.wait_log("dirty: failed")
-    time.sleep(0.3)
+    with d.events(*(f"watcher.{name}." for name in names)) as ev:
+        for name in names:
+            d.call("start", name=name)
+        ev.wait("watcher.dirty.failed")
+        for name in ("clean", "expected", "never"):
+            ev.wait(f"watcher.{name}.reap")
+        # The decision on an exit is taken as its reap is announced: a
+        # respawn would show as a spawn or a backoff published before the
+        # daemon answers this handshake.
+        events = ev.sync()
+    spawns = {name: len([t for t, _ in events if t == f"watcher.{name}.spawn"])
+              for name in names}
+    assert spawns == {"clean": 1, "dirty": 3, "expected": 1, "never": 1}
+    assert [t for t, _ in events if t.endswith(".failed")] == ["watcher.dirty.failed"]
     count = lambda name: len((tmp_path / name).read_text().split())  # noqa: E731
-    assert count("clean") == 1
-    assert count("dirty") == 3
-    assert count("expected") == 1
-    assert count("never") == 1
+    assert {name: count(name) for name in names} == spawns
 
 
 def test_backoff_resets_after_stable_uptime(daemon, tmp_path):
-    d = daemon(f"""
+    d = daemon("""
         [watcher:flaky]
-        cmd = sh -c 'date +%s.%N >> {tmp_path}/spawns; sleep 0.3; exit 1'
+        cmd = sh -c 'sleep 0.3; exit 1'
         backoff_reset = 0.2
         backoff_initial = 5
         max_retry = 3
+        autostart = false
     """)
-    wait_for(lambda: len(stamps(tmp_path / "spawns")) >= 5, timeout=10, message="5 runs")
-    times = stamps(tmp_path / "spawns")
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert all(g < 1.0 for g in gaps), f"every restart immediate after stable uptime: {gaps}"
-    assert "flaky: failed" not in d.log_text()
+    with d.events("watcher.flaky.") as ev:
+        d.call("start", name="flaky")
+        for _ in range(5):  # without the reset, the 4th exit in a row would be the last
+            ev.wait("watcher.flaky.spawn")
+        events = ev.sync()
+    assert len([t for t, _ in events if t.endswith(".reap")]) >= 4
+    # No backoff: every restart is immediate (the first failure in a row).
+    assert not [t for t, _ in events if t.endswith((".backoff", ".failed"))], events
 
 
 def test_priority_orders_start(daemon, tmp_path):
@@ -156,6 +210,9 @@ def test_priority_orders_start(daemon, tmp_path):
         priority = 5
     """)
     d.wait_pids("low", 1)
+    # The order of a daemon's own start: its events come before the events
+    # endpoint is bound (it binds once the start has settled), so no
+    # subscriber can see them, and the log is the daemon's record of it.
     assert d.log_text().index("high: started") < d.log_text().index("mid: started")
     assert d.log_text().index("mid: started") < d.log_text().index("low: started")
 
@@ -190,6 +247,8 @@ def test_depends_on_waits_for_readiness(daemon, tmp_path):
     app_start = wait_for(lambda: stamps(tmp_path / "app_start"), message="app stamp")[0]
     db_ready = float((tmp_path / "db_ready").read_text())
     assert app_start >= db_ready
+    # At the daemon's start: no subscriber can see these events (see
+    # test_priority_orders_start), the log is the record of their order.
     assert d.log_text().index("db: ready") < d.log_text().index("app: started")
     assert d.log_text().index("cache: ready") < d.log_text().index("app: started")
 
@@ -219,19 +278,32 @@ def test_readiness_timeout_counts_as_failure(daemon):
         ready_timeout = 0.3
         max_retry = 1
         backoff_initial = 0.01
+        autostart = false
 
         [watcher:after]
         cmd = sleep 1000
         depends_on = mute
+        autostart = false
     """)
-    d.wait_log("mute: failed", timeout=10)
-    assert "not ready after 0.3s" in d.log_text()
-    d.wait_log("after: not started, dependency mute is failed")
+    with d.events("watcher.mute.", "watcher.after.") as ev:
+        d.call("start", name="after")  # mute first: after depends on it
+        first = ev.wait("watcher.mute.spawn")[1]["process_pid"]
+        ev.wait("watcher.mute.ready_timeout", process_pid=first)
+        ev.wait("watcher.mute.reap", process_pid=first, requested=False)
+        second = ev.wait("watcher.mute.spawn")[1]["process_pid"]
+        ev.wait("watcher.mute.ready_timeout", process_pid=second)
+        ev.wait("watcher.mute.failed")
+        ev.wait("watcher.after.dependency_failed", dependency="mute")
+        events = ev.sync()
+    assert not [t for t, _ in events if t.startswith("watcher.after.") and
+                not t.endswith(".dependency_failed")], events
+    assert not [t for t, _ in events if t.endswith(".ready")], events
     assert not d.pids("after")
 
 
 def test_stop_order_is_reverse_of_dependencies(daemon, tmp_path):
-    trap = "trap 'date +%s.%N > {out}; exit 0' TERM; while true; do sleep 0.05; done"
+    trap = ("trap 'date +%s.%N > {out}; exit 0' TERM; touch {out}.armed; "
+            "while true; do sleep 0.05; done")
     d = daemon(f"""
         [watcher:web]
         cmd = sh -c "{trap.format(out=tmp_path / 'web_stop')}"
@@ -241,7 +313,8 @@ def test_stop_order_is_reverse_of_dependencies(daemon, tmp_path):
         cmd = sh -c "sleep 0.3; {trap.format(out=tmp_path / 'db_stop')}"
     """)
     d.wait_pids("web", 1)
-    time.sleep(0.5)
+    wait_for(lambda: all((tmp_path / f"{name}_stop.armed").exists() for name in ("web", "db")),
+             message="both traps set")
     assert d.stop() == 0
     assert stamps(tmp_path / "web_stop")[0] <= stamps(tmp_path / "db_stop")[0]
 
@@ -255,7 +328,7 @@ def test_stop_kills_the_whole_tree(daemon, tmp_path):
         cmd = sh -c 'trap "" TERM; sleep 1000 & wait; sleep 1000'
         graceful_timeout = 0.5
     """)
-    d.wait_log("script: started")
+    wait_for(lambda: d.call("status", name="script")["status"] == "active", message="script started")
 
     def tree() -> set[int]:
         return {p.pid for p in psutil.Process(d.pid).children(recursive=True)}
@@ -282,13 +355,18 @@ def test_leftovers_of_an_exited_process_are_cleaned(daemon, tmp_path):
                           if p.name() == "sleep"]) <= 2, timeout=5, message="cleanup")
 
 
-def test_orphans_are_reaped(daemon):
-    d = daemon("""
+def test_orphans_are_reaped(daemon, tmp_path):
+    orphan = f'sh -c "echo \\$\\$ >> {tmp_path}/orphans; exec sleep 0.1"'
+    d = daemon(f"""
         [watcher:parent]
-        cmd = sh -c '(sleep 0.1 &) && (sleep 0.1 &) && exec sleep 1000'
+        cmd = sh -c '({orphan} &) && ({orphan} &) && exec sleep 1000'
     """)
     d.wait_pids("parent", 1)
-    time.sleep(0.6)
+    orphans = wait_for(lambda: len(found := stamps(tmp_path / "orphans")) == 2 and found,
+                       message="two orphans")
+    # Reparented to the daemon (a subreaper), they are gone once it reaped them.
+    wait_for(lambda: not any(psutil.pid_exists(int(pid)) for pid in orphans),
+             message="the orphans reaped")
     zombies = [p for p in psutil.Process(d.pid).children()
                if p.status() == psutil.STATUS_ZOMBIE]
     assert not zombies
@@ -389,10 +467,18 @@ def test_max_age_recycles(daemon):
         cmd = sleep 1000
         max_age = 1
         max_age_variance = 0
+        autostart = false
     """)
-    first = d.wait_pids("aging", 1)
-    wait_for(lambda: (p := d.pids("aging")) and p != first, timeout=5, message="recycle")
-    assert "aging: failed" not in d.log_text()
+    with d.events("watcher.aging.") as ev:
+        d.call("start", name="aging")
+        first = ev.wait("watcher.aging.spawn")[1]["process_pid"]
+        ev.wait("watcher.aging.reap", timeout=5, process_pid=first, requested=True)
+        second = ev.wait("watcher.aging.spawn")[1]["process_pid"]
+        events = ev.sync()
+    assert d.wait_pids("aging", 1) == {second}
+    # Recycled, not failed: no backoff, no failure.
+    assert not [t for t, _ in events if t.endswith((".backoff", ".failed"))], events
+    assert d.call("status", name="aging")["status"] == "active"
 
 
 def free_port() -> int:
@@ -434,7 +520,8 @@ def test_virtualenv_and_stdin_socket(daemon, tmp_path):
 
 
 def test_stop_order_follows_priority(daemon, tmp_path):
-    trap = "trap 'date +%s.%N > {out}; sleep 0.2; exit 0' TERM; while true; do sleep 0.05; done"
+    trap = ("trap 'date +%s.%N > {out}; sleep 0.2; exit 0' TERM; touch {out}.armed; "
+            "while true; do sleep 0.05; done")
     d = daemon(f"""
         [circus]
         warmup_delay = 0.2
@@ -448,9 +535,10 @@ def test_stop_order_follows_priority(daemon, tmp_path):
         priority = 5
     """)
     d.wait_pids("second", 1)
-    log = d.log_text()
+    log = d.log_text()  # the daemon's own start: see test_priority_orders_start
     assert log.index("first: started") < log.index("second: started")
-    time.sleep(0.3)
+    wait_for(lambda: all((tmp_path / f"{name}.armed").exists() for name in ("first", "second")),
+             message="both traps set")
     assert d.stop() == 0
     # Lower priority stops first, and fully, before the next one is signalled.
     assert stamps(tmp_path / "second")[0] + 0.2 <= stamps(tmp_path / "first")[0]
@@ -467,15 +555,24 @@ def test_instant_exits_do_not_leave_a_dead_slot(daemon):
         cmd = sh -c 'exit 2'
         max_retry = 0
     """)
-    d.wait_log("looping: failed")
-    d.wait_log("instant: process 1")
-    d.reload("""
-        [watcher:instant]
-        cmd = true
-        restart = on-failure
+    # At the daemon's start, before any subscriber: their state says it.
+    wait_for(lambda: d.call("status", name="looping")["status"] == "failed",
+             message="looping failed")
+    instant = wait_for(lambda: (info := d.call("status", name="instant", details=True)["details"])
+                       ["last_exit"] and info, message="instant exited")
+    assert (instant["running"], instant["pids"]) == (0, {}), "no dead process in its slot"
+    assert instant["last_exit"]["exit_code"] == 0
+    with d.events("watcher.looping.") as ev:
+        d.reload("""
+            [watcher:instant]
+            cmd = true
+            restart = on-failure
 
-        [watcher:looping]
-        cmd = sh -c 'exit 2'
-        max_retry = 1
-    """)
-    d.wait_log("looping: failed", count=2)
+            [watcher:looping]
+            cmd = sh -c 'exit 2'
+            max_retry = 1
+        """)
+        ev.wait("watcher.looping.failed")
+        events = ev.sync()
+    assert [p["exit_code"] for t, p in events if t.endswith(".reap")] == [2, 2]
+    assert len([t for t, _ in events if t.endswith(".spawn")]) == 2

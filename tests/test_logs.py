@@ -247,7 +247,6 @@ def test_logs_from_files_after_a_restart(daemon: Factory, tmp_path: Path) -> Non
     assert first.stop() == 0
 
     d = daemon(config.format(cmd="sleep 1000", log=log))  # says nothing: memory is empty
-    d.wait_log("control on ", count=2)  # the log is the first daemon's too
     assert (tmp_path / "logs" / "talk.log.1").exists(), "rotated"
     assert ok(d, "logs", "talk", "-n", "25").splitlines() == [
         f"talk | line {n:02d}" for n in range(6, 31)], "from the file and its backups"
@@ -276,7 +275,6 @@ def test_logs_since_and_json_with_a_json_stream(daemon: Factory, tmp_path: Path)
 
     d = daemon(config.format(
         script=f'echo "new 1"; while [ ! -e {flag} ]; do sleep 0.02; done; echo "new 2"'))
-    d.wait_log("control on ", count=2)
     pid = d.wait_pids("talk", 1).pop()
     wait_for(lambda: "new 1" in ok(d, "logs", "talk"))
     flag.touch()

@@ -294,7 +294,8 @@ def test_flapping_stops_a_crash_looping_watcher(daemon, tmp_path):
         max_retry = 1
         """)
     d.wait_pids("steady", 1)
-    d.wait_log("plugin:flapping: started", timeout=15)
+    wait_for(lambda: d.call("status", name="plugin:flapping")["status"] == "active",
+             timeout=15, message="the plugin started")
     wait_for(lambda: "crash: flapping detected: reached max retry limit (1)" in d.out_text(),
              timeout=30, message="crash given up")
     wait_for(lambda: "once: flapping detected: reached max retry limit (0)" in d.out_text(),

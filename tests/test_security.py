@@ -10,6 +10,7 @@ import pytest
 
 from bigtop.client import CallError, Client, generate
 
+from .conftest import Events
 from .test_lifecycle import free_port
 
 
@@ -100,25 +101,10 @@ def test_curve_keys_admit_listed_clients_only(daemon, tmp_path):
 
 
 def test_events_over_curve(daemon, tmp_path):
-    import threading
-    import time
-
-    from bigtop.client import subscribe
-
     curve = CurveDaemon(daemon, tmp_path)
-    seen: list[str] = []
-
-    def listen() -> None:
-        for topic, _ in subscribe(["watcher.one."], curve.pubsub_endpoint, timeout=5,
-                                  key=curve.client_secret, server_key=curve.server_public):
-            seen.append(topic)
-            if topic.endswith(".spawn"):
-                return
-
-    thread = threading.Thread(target=listen)
-    thread.start()
-    time.sleep(0.5)  # let the subscription settle (a PUB drops what comes before)
-    with curve.client(curve.client_secret) as client:
-        client.call("incr", name="one", waiting=True)
-    thread.join(10)
-    assert "watcher.one.spawn" in seen
+    with Events(curve.pubsub_endpoint, ("watcher.one.",), key=curve.client_secret,
+                server_key=curve.server_public) as ev:  # the handshake, over CurveZMQ too
+        with curve.client(curve.client_secret) as client:
+            client.call("incr", name="one", waiting=True)
+        pid = ev.wait("watcher.one.spawn")[1]["process_pid"]
+    assert pid in curve.daemon.wait_pids("one", 2)

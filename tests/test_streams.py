@@ -20,6 +20,14 @@ WRITER = (
 )
 
 
+def exited(d, name: str, timeout: float = 10.0) -> None:
+    """Start the watcher (autostart = false) and wait for its one process
+    to end on its own, with status 0."""
+    with d.events(f"watcher.{name}.") as ev:
+        d.call("start", name=name)
+        ev.wait(f"watcher.{name}.reap", timeout=timeout, exit_code=0, requested=False)
+
+
 def read_rotated(path):
     """Every line of path and its numbered backups, oldest first."""
     files = sorted(path.parent.glob(path.name + ".*"), key=lambda p: -int(p.suffix[1:]))
@@ -42,8 +50,9 @@ def test_rotation_keeps_every_line_exactly_once(daemon, tmp_path):
         stdout_stream.filename = {log}
         stdout_stream.max_bytes = 200000
         stdout_stream.backup_count = 1000
+        autostart = false
     """)
-    d.wait_log("chatty: process 1", timeout=60)  # it exited: its pipe is drained
+    exited(d, "chatty", timeout=60)  # its pipe is drained
     assert d.stop() == 0  # and the writer has written everything
     lines, backups = read_rotated(log)
     assert backups > 20
@@ -68,8 +77,9 @@ def test_time_format_prefix_and_output_left_in_the_pipe(daemon, tmp_path):
         stdout_stream.class = circus.stream.FileStream
         stdout_stream.filename = {log}
         stdout_stream.time_format = %Y-%m-%d %H:%M:%S
+        autostart = false
     """)
-    d.wait_log("burst: process 1")
+    exited(d, "burst")
     d.stop()
     lines = log.read_text().splitlines()
     assert len(lines) == 4
@@ -136,8 +146,9 @@ def test_timed_rotation_keeps_every_line(daemon, tmp_path):
         stdout_stream.filename = {log}
         stdout_stream.rotate_when = S
         stdout_stream.backup_count = 100
+        autostart = false
     """)
-    d.wait_log("ticker: process 1", timeout=20)
+    exited(d, "ticker", timeout=20)
     d.stop()
     files = sorted(tmp_path.glob("out.log.*")) + [log]
     assert len(files) >= 3
@@ -146,10 +157,6 @@ def test_timed_rotation_keeps_every_line(daemon, tmp_path):
 
 
 def test_logs_and_live_tail(daemon):
-    import threading
-
-    from bigtop.client import subscribe
-
     d = daemon("""
         [watcher:talk]
         cmd = sh -c 'i=0; while true; do i=$((i+1)); echo "out $i"; echo "err $i" >&2; sleep 0.05; done'
@@ -161,19 +168,9 @@ def test_logs_and_live_tail(daemon):
     assert len(entries) == 3 and all(e["stream"] == "stderr" for e in entries)
     assert all(e["line"].startswith("err ") and e["wid"] == 1 for e in entries)
 
-    seen: list[dict] = []
-
-    def tail() -> None:
-        for topic, payload in subscribe(["stream.talk.stdout"], d.pubsub_endpoint, timeout=5):
-            assert topic == "stream.talk.stdout"
-            seen.append(payload)
-            if len(seen) == 5:
-                return
-
-    thread = threading.Thread(target=tail)
-    thread.start()
-    thread.join(10)
-    assert len(seen) == 5
+    with d.events("stream.talk.stdout") as ev:
+        seen = [ev.wait("stream.talk.stdout")[1] for _ in range(5)]
+        assert {topic for topic, _ in ev.seen()} == {"stream.talk.stdout"}
     numbers = [int(p["line"].split()[1]) for p in seen]
     assert numbers == list(range(numbers[0], numbers[0] + 5)), "consecutive, none lost"
 
@@ -181,7 +178,7 @@ def test_logs_and_live_tail(daemon):
 def test_logs_follow_cli(daemon):
     import os
     import subprocess
-    import time
+    import threading
 
     d = daemon("""
         [watcher:talk]
@@ -191,12 +188,24 @@ def test_logs_follow_cli(daemon):
         [sys.executable, "-m", "bigtop", "--endpoint", d.endpoint,
          "--pubsub-endpoint", d.pubsub_endpoint, "logs", "-n", "2", "--stderr", "-f", "talk"],
         stdout=subprocess.PIPE, text=True, env=os.environ.copy())
-    time.sleep(1.5)
-    proc.terminate()
-    output = proc.communicate(timeout=10)[0]
-    lines = output.splitlines()
-    assert len(lines) > 5, output
-    assert all(line.startswith("talk.1 | err ") for line in lines), output
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # bigtopctl writes out each line as it comes
+            lines.append(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(lines) > 5, message="the last 2 lines then live ones")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        reader.join(10)
+    assert all(line.startswith("talk.1 | err ") for line in lines), lines
+    numbers = [int(line.split()[-1]) for line in lines]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), "none lost or twice"
 
 
 def test_set_stream_options_at_run_time(daemon, tmp_path):
@@ -258,8 +267,9 @@ def test_gzip_rotation_keeps_every_line_exactly_once(daemon, tmp_path):
         stdout_stream.max_bytes = 200000
         stdout_stream.backup_count = 1000
         stdout_stream.compress = true
+        autostart = false
     """)
-    d.wait_log("chatty: process 1", timeout=60)
+    exited(d, "chatty", timeout=60)
     assert d.stop() == 0
     lines, backups = read_gzipped(log)
     assert len(backups) > 20
@@ -361,8 +371,9 @@ def test_timed_rotation_compressed_in_a_daemon(daemon, tmp_path):
         stdout_stream.rotate_when = S
         stdout_stream.backup_count = 100
         stdout_stream.compress = gzip
+        autostart = false
     """)
-    d.wait_log("ticker: process 1", timeout=20)
+    exited(d, "ticker", timeout=20)
     d.stop()
     backups = sorted(tmp_path.glob("out.log.*"))  # one stamp a second: in order
     assert backups and all(f.suffix == ".gz" for f in backups)
@@ -606,6 +617,8 @@ def test_a_slow_disk_holds_the_children_back_instead_of_dropping(daemon, tmp_pat
     reader = threading.Thread(target=read_disk, daemon=True)
     try:
         # Without holding back, the child would be done long before this.
+        # The wait is the assertion: no state of the daemon says it holds
+        # its readers back, only a child that does not get on does.
         deadline = time.monotonic() + 3
         while written() != "done" and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -27,7 +27,6 @@ import pytest
 
 from bigtop.wsgi import appload, listen
 
-from .conftest import wait_for
 from .test_lifecycle import free_port
 
 BIGTOP_WSGI = Path(sys.executable).with_name("bigtop-wsgi")
@@ -428,9 +427,7 @@ def test_under_bigtopd(daemon, site, how):
         ready_timeout = 30
         {sockets}
     """)
-    wait_for(lambda: re.search(r"web: (ready|failed)", d.log_text()) or d.proc.poll() is not None,
-             timeout=START_TIMEOUT, message="web ready")
-    assert "web: ready" in d.log_text(), d.log_text() + d.out_text()
+    d.wait_ready("web", timeout=START_TIMEOUT)
     workers = d.pids("web")
     assert len(workers) == 2
     for _ in range(5):

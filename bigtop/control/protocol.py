@@ -79,17 +79,23 @@ _ENCODER = json.JSONEncoder(default=str)
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    """With orjson: json.dumps took most of the control server's own time
-    per reply. A reply carries back whatever id it was sent, as json read
-    it (integers beyond 64 bits, Infinity and NaN, at any depth), so an id
-    that is not a string (clients send strings) is written by json, as is
-    anything orjson refuses."""
+    """A message exactly as json writes it (Infinity and NaN included):
+    what clients send."""
+    return _ENCODER.encode(message).encode()
+
+
+def encode_sent(message: dict[str, Any]) -> bytes:
+    """What the daemon sends (replies, events), with orjson: json.dumps
+    took most of the control server's own time per reply. A reply carries
+    back whatever id it was sent, as json read it (integers beyond 64 bits,
+    Infinity and NaN, at any depth): an id that is not a string (clients
+    send strings) is written by json, as is anything orjson refuses. A
+    non-finite number of the daemon's own becomes null, valid JSON."""
     msg_id = message.get("id")
     if msg_id is None or type(msg_id) is str:
         with contextlib.suppress(orjson.JSONEncodeError):
             return orjson.dumps(message, default=str, option=_OPTIONS)
-    return _ENCODER.encode(message).encode()
-
+    return encode(message)
 
 def request(command: str, msg_id: str | None = None, cast: bool = False,
             **properties: Any) -> dict[str, Any]:

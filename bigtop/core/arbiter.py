@@ -269,12 +269,14 @@ class Arbiter:
         watcher = self.get_watcher(name)
         if watcher is None:
             raise KeyError(name)
-        del self.watchers[watcher.name]
         watcher.emit("remove")
         if nostop:
             watcher.detach()
         else:
+            # Still listed meanwhile: if the daemon stops now (this is
+            # cancelled), its own stop takes these processes down too.
             await self.stop_watchers([watcher])
+        del self.watchers[watcher.name]
         await watcher.close()
         log.info("%s: removed", watcher.name)
 
