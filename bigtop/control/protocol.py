@@ -9,12 +9,9 @@ published as two frames, ``[topic, json]``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from typing import Any
-
-import orjson
 
 # Circus's errno values.
 NOT_SPECIFIED = 0
@@ -74,28 +71,13 @@ def error(reason: str, errno: int = NOT_SPECIFIED, tb: str | None = None) -> dic
     return {"status": "error", "reason": reason, "tb": tb, "time": time.time(), "errno": errno}
 
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS
+# Made once: json.dumps with an option builds an encoder at every call,
+# which was a good part of the control server's own time per reply.
 _ENCODER = json.JSONEncoder(default=str)
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    """A message exactly as json writes it (Infinity and NaN included):
-    what clients send."""
     return _ENCODER.encode(message).encode()
-
-
-def encode_sent(message: dict[str, Any]) -> bytes:
-    """What the daemon sends (replies, events), with orjson: json.dumps
-    took most of the control server's own time per reply. A reply carries
-    back whatever id it was sent, as json read it (integers beyond 64 bits,
-    Infinity and NaN, at any depth): an id that is not a string (clients
-    send strings) is written by json, as is anything orjson refuses. A
-    non-finite number of the daemon's own becomes null, valid JSON."""
-    msg_id = message.get("id")
-    if msg_id is None or type(msg_id) is str:
-        with contextlib.suppress(orjson.JSONEncodeError):
-            return orjson.dumps(message, default=str, option=_OPTIONS)
-    return encode(message)
 
 def request(command: str, msg_id: str | None = None, cast: bool = False,
             **properties: Any) -> dict[str, Any]:

@@ -205,8 +205,7 @@ class ControlServer:
         if self.pub is None:
             return
         try:
-            self.pub.send_multipart([topic.encode(), protocol.encode_sent(payload)],
-                                    flags=zmq.NOBLOCK)
+            self.pub.send_multipart([topic.encode(), protocol.encode(payload)], flags=zmq.NOBLOCK)
         except zmq.ZMQError:
             pass  # a PUB socket drops what slow subscribers cannot take
         if _readable(self.pub):  # sending can swallow the fd's signal
@@ -336,7 +335,7 @@ class ControlServer:
             return
         try:
             self.router.send(identity, _MORE)
-            self.router.send(protocol.encode_sent(reply), _NOBLOCK)
+            self.router.send(protocol.encode(reply), _NOBLOCK)
         except zmq.ZMQError as err:
             log.debug("could not reply: %s", err)
         # Sending can consume the edge the fd would have signalled: look

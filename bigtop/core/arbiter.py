@@ -16,11 +16,12 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING
 
 from ..config import Config, PluginSpec, WatcherSpec
 from ..config.build import find_cycle, with_httpd
 from ..tasks import TaskOwner
-from . import hooks, logread, logtail, ordering, plugin_watchers
+from . import hooks, ordering, plugin_watchers
 from .events import EventBus
 from .notify import NotifyListener
 from .ondemand import OnDemand
@@ -32,6 +33,9 @@ from .runtime import Runtime
 from .sockets import Socket, SocketError
 from .tree import signal_tree
 from .watcher import Watcher
+
+if TYPE_CHECKING:
+    from .logtail import LogLine
 
 log = logging.getLogger("bigtop.arbiter")
 
@@ -244,8 +248,11 @@ class Arbiter:
             yield
 
     async def read_logs(self, watchers: list[Watcher], count: int, streams: tuple[str, ...],
-                        since: float | None) -> dict[str, list[logtail.LogLine]]:
-        """The last ``count`` output lines of each watcher."""
+                        since: float | None) -> dict[str, list[LogLine]]:
+        """The last ``count`` output lines of each watcher (the modules that
+        read files back load with the first ``logs``: not in every daemon)."""
+        from . import logread
+
         captures = [w.capture for w in watchers]
         if not self.stopping:  # stopping: the writer may be gone
             await logread.flush(self.output, captures)
