@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 import pytest
 
-from bigtop.client import subscribe
+from bigtop.client import Subscriber
 from bigtop.stats.sampler import THREAD_NAME, topic_matches
 
 from .conftest import ROOT, wait_for
@@ -95,16 +95,14 @@ def collect(d: Any, topics: list[str], done: Callable[[dict[str, Any]], object],
     """The latest payload of each topic, until done(latest) is true."""
     latest: dict[str, Any] = {}
     deadline = time.monotonic() + timeout
-    stream = subscribe(topics, endpoint=stats_endpoint(d), timeout=timeout)
-    try:
-        for topic, payload in stream:
+    with Subscriber(stats_endpoint(d), timeout=timeout) as sub:
+        sub.subscribe(*topics)
+        sub.handshake()
+        while (event := sub.recv(max(deadline - time.monotonic(), 0.0))) is not None:
+            topic, payload = event
             latest[topic] = payload
             if done(latest):
                 return latest
-            if time.monotonic() > deadline:
-                break
-    finally:
-        stream.close()
     pytest.fail(f"stats: condition not met; topics seen: {sorted(latest)}")
 
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .keys import generate, load_keys
     from .loglines import LOG_KEYS, Shown, log_entries
     from .session import Session, timeout_message
-    from .subscriber import AsyncSubscriber, Event, Subscriber, subscribe
+    from .subscriber import AsyncSubscriber, Event, Subscriber
 
 _WHERE = {
     "calls": ("AsyncClient", "Client"),
@@ -41,7 +41,7 @@ _WHERE = {
     "keys": ("generate", "load_keys"),
     "loglines": ("LOG_KEYS", "Shown", "log_entries"),
     "session": ("Session", "timeout_message"),
-    "subscriber": ("AsyncSubscriber", "Event", "Subscriber", "subscribe"),
+    "subscriber": ("AsyncSubscriber", "Event", "Subscriber"),
 }
 _MODULE = {name: module for module, names in _WHERE.items() for name in names}
 
@@ -50,7 +50,7 @@ __all__ = [
     "CommandFailed", "Event", "Session", "Shown", "Subscriber", "Unreachable", "check_ipc",
     "connect_socket", "default_endpoint", "default_pubsub_endpoint", "default_stats_endpoint",
     "generate", "guess_pubsub", "load_keys", "log_entries", "reachable_host",
-    "resolve_endpoint", "resolve_pubsub", "subscribe", "timeout_message",
+    "resolve_endpoint", "resolve_pubsub", "timeout_message",
 ]
 
 

@@ -223,17 +223,3 @@ class AsyncSubscriber(_Feed):
         finally:
             self._reading = None
             reading.set_result(None)
-
-
-def subscribe(topics: list[str] | None = None, endpoint: str | None = None,
-              timeout: float | None = None, key: str | None = None,
-              server_key: str | None = None) -> Iterator[Event]:
-    """Yield the events of these topic prefixes (every one without) that
-    are published from the first ``next()`` on; stop after timeout seconds
-    without one (also the handshake's timeout, DEFAULT_TIMEOUT without)."""
-    with Subscriber(endpoint, key=key, server_key=server_key,
-                    timeout=DEFAULT_TIMEOUT if timeout is None else timeout) as sub:
-        sub.subscribe(*(topics or [""]))
-        sub.handshake()
-        while (event := sub.recv(timeout)) is not None:
-            yield event

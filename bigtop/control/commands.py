@@ -143,17 +143,16 @@ async def in_background(arbiter: Arbiter, props: dict[str, Any],
     return None
 
 
-async def locked(arbiter: Arbiter, watchers: list[Watcher],
-                 work: Callable[[], Awaitable[Any]]) -> Any:
-    """The work, once the commands queued before on these watchers are done."""
-    async with arbiter.queued(watchers):
-        return await work()
-
-
 def queued(arbiter: Arbiter, props: dict[str, Any], watchers: list[Watcher],
            work: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
-    """Queue the work on these watchers, in the background unless ``waiting``."""
-    return in_background(arbiter, props, lambda: locked(arbiter, watchers, work))
+    """Queue the work on these watchers (after the commands queued before
+    on any of them), in the background unless ``waiting``."""
+
+    async def in_turn() -> Any:
+        async with arbiter.queued(watchers):
+            return await work()
+
+    return in_background(arbiter, props, in_turn)
 
 
 def pids(w: Watcher) -> set[int]:
