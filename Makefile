@@ -33,14 +33,28 @@ $(CIRCUS_STAMP): | $(CIRCUS_VENV)/bin/python
 	$(CIRCUS_VENV)/bin/python -c "import circus.client, circus.circusctl"
 	touch $@
 
+# The real supervisord, in its own venv: tests/test_supervisor_config.py runs
+# it on a supervisord.conf and compares what it starts with what bigtopd does.
+SUPERVISOR_VENV    := .venv-supervisor
+SUPERVISOR_VERSION := 4.3.0
+SUPERVISOR_STAMP   := $(SUPERVISOR_VENV)/.installed-$(SUPERVISOR_VERSION)
+
+$(SUPERVISOR_VENV)/bin/python:
+	$(PYTHON) -m venv $(SUPERVISOR_VENV)
+
+$(SUPERVISOR_STAMP): | $(SUPERVISOR_VENV)/bin/python
+	$(SUPERVISOR_VENV)/bin/pip install -q --disable-pip-version-check supervisor==$(SUPERVISOR_VERSION)
+	$(SUPERVISOR_VENV)/bin/supervisord --version
+	touch $@
+
 # The venv's bin first on PATH, where the quickstart finds bigtop-wsgi.
 run: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/bigtopd examples/quickstart.ini
 
-# The Django example (examples/django/README.md): migrate, then serve it on
-# http://127.0.0.1:8000/ with two bigtop-wsgi workers and a job worker.
+# The Django example (examples/django/README.md): served on
+# http://127.0.0.1:8000/ by two bigtop-wsgi workers and a job worker, once
+# its migrate watcher (a one-shot task) has run the migrations.
 django: $(VENV)/.installed-test
-	$(BIN)/python examples/django/manage.py migrate --noinput
 	$(BIN)/bigtopd examples/django/bigtop.ini
 
 # Debian's chromium, which Playwright drives in tests/test_web_browser.py
@@ -56,10 +70,10 @@ redis-server:
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
 	  else echo "note: no redis-server and not root: the redis_observer test is skipped (sudo apt-get install redis-server)"; fi; }
 
-test: $(VENV)/.installed-test $(CIRCUS_STAMP) chromium redis-server
+test: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server
 	$(BIN)/pytest -m "not slow"
 
-test-all: $(VENV)/.installed-test $(CIRCUS_STAMP) chromium redis-server
+test-all: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed
@@ -72,4 +86,4 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(CIRCUS_VENV) bench/.venv-anchors .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CIRCUS_VENV) $(SUPERVISOR_VENV) bench/.venv-anchors .pytest_cache .mypy_cache .ruff_cache

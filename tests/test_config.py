@@ -41,13 +41,15 @@ def write(path: Path, text: str | bytes) -> Path:
 
 
 def load_text(tmp_path: Path, text: str, name: str = "bigtop.ini",
-              environ: dict[str, str] | None = None) -> Config:
-    return load(str(write(tmp_path / name, text)), environ={} if environ is None else environ)
+              environ: dict[str, str] | None = None, strict: bool = False) -> Config:
+    return load(str(write(tmp_path / name, text)), environ={} if environ is None else environ,
+                strict=strict)
 
 
 def problems_of(tmp_path: Path, text: str, name: str = "bigtop.ini") -> list[Problem]:
+    """The problems of a file read with --strict (unknown keys are errors)."""
     with pytest.raises(ConfigError) as info:
-        load_text(tmp_path, text, name)
+        load_text(tmp_path, text, name, strict=True)
     return info.value.problems
 
 
@@ -157,8 +159,6 @@ BROKEN = [
          depends_on = a
          """, 3, "dependency cycle: a -> b -> c -> a"),
     # -- sockets ------------------------------------------------------------
-    case("cmd-names-unknown-socket", "[watcher:web]\ncmd = app --fd $(circus.sockets.nope)\n",
-         2, "$(circus.sockets.nope) names no [socket:nope]"),
     case("sockets-names-unknown-socket", web("sockets = nope"), 3, "no socket named 'nope'"),
     case("sockets-did-you-mean", web("sockets = wbe", "[socket:web]", "port = 0"), 3,
          "no socket named 'wbe' (did you mean 'web'?)"),
@@ -187,10 +187,6 @@ BROKEN = [
          "unknown option (did you mean 'endpoint'?)"),
     case("circus-bad-loglevel", "[circus]\nloglevel = loud\n", 2, "'loud' is not a log level"),
     case("circus-bad-httpd-port", "[circus]\nhttpd_port = http\n", 2, "'http' is not an integer"),
-    case("include-dir-missing", "[circus]\ninclude_dir = conf.d\n", 2,
-         "'conf.d' is not a directory"),
-    case("include-dir-is-a-file", "[circus]\ninclude_dir = bigtop.ini\n", 2,
-         "'bigtop.ini' is not a directory"),
     # -- TOML -----------------------------------------------------------------
     case("toml-syntax", '[watchers.web]\ncmd = "x"\nnumprocesses =\n', 3,
          "invalid TOML: Invalid value", TOML),
@@ -224,7 +220,7 @@ def test_broken_config_reports_file_line_and_message(tmp_path, text, name, line,
     if text is not None:
         write(path, text)
     with pytest.raises(ConfigError) as info:
-        load(str(path), environ={})
+        load(str(path), environ={}, strict=True)
     problems = info.value.problems
     assert len(problems) == 1, show(problems)
     (problem,) = problems
@@ -1003,6 +999,7 @@ def test_list_forms(tmp_path, text, value):
 def test_socket_defaults_and_forms(tmp_path):
     config = load_text(tmp_path, """
         [socket:a]
+        replace = false
         [socket:b]
         host = ::1
         port = 0
@@ -1215,3 +1212,178 @@ def test_cli_missing_config_exits_2(tmp_path):
     done = bigtopd("--check", str(tmp_path / "nope.ini"), cwd=tmp_path)
     assert done.returncode == 2
     assert f"{tmp_path / 'nope.ini'}: cannot read: No such file or directory" in done.stderr
+
+
+# ---------------------------------------------------------------------------
+# 8. What Circus tolerates: warnings with file:line, errors under --strict
+# ---------------------------------------------------------------------------
+
+
+def test_unknown_ini_option_is_a_warning_with_a_hint(tmp_path):
+    config = load_text(tmp_path, web("numprocess = 2", "restart_on_error = true"))
+    path = tmp_path / "bigtop.ini"
+    assert config.watcher("web").numprocesses == 1
+    assert list(config.warnings) == [
+        f"{path}:3: [watcher:web] numprocess: unknown option (did you mean 'numprocesses'?), "
+        "ignored (an error with --strict)",
+        f"{path}:4: [watcher:web] restart_on_error: unknown option (did you mean 'restart'?), "
+        "ignored (an error with --strict)",
+    ]
+
+
+def test_unknown_ini_option_is_an_error_under_strict(tmp_path):
+    problems = problems_of(tmp_path, web("stdout_stream.refresh_time = 0.3", "env.NAME = value"))
+    assert [(p.line, p.key) for p in problems] == [(4, "env.NAME"),
+                                                   (3, "stdout_stream.refresh_time")]
+
+
+def test_unknown_ini_section_is_a_warning(tmp_path):
+    config = load_text(tmp_path, "[watchr:a]\ncmd = x\n[watcher:b]\ncmd = y\n")
+    assert [w.name for w in config.watchers] == ["b"]
+    (warning,) = config.warnings
+    assert warning.startswith(f"{tmp_path / 'bigtop.ini'}:1: unknown section [watchr:a] "
+                              "(did you mean [watcher:a]?)")
+
+
+@pytest.mark.parametrize("text", ["[circus]\ninclude_dir = conf.d\n",
+                                  "[circus]\ninclude_dir = bigtop.ini\n"],
+                         ids=["missing", "a-file"])
+def test_include_dir_that_is_not_a_directory_is_a_warning(tmp_path, text):
+    config = load_text(tmp_path, text + "[watcher:w]\ncmd = x\n")
+    (warning,) = config.warnings
+    assert warning.startswith(f"{tmp_path / 'bigtop.ini'}:2: include_dir ")
+    assert "is not a directory; nothing read from it" in warning
+
+
+def test_empty_include_dir_is_a_warning(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    config = load_text(tmp_path, "[circus]\ninclude_dir = conf.d\n[watcher:w]\ncmd = x\n")
+    assert config.warnings == (
+        f"{tmp_path / 'bigtop.ini'}:2: include_dir 'conf.d' matches no *.ini or *.toml file",)
+
+
+def test_a_bad_value_of_an_unused_option_is_a_warning(tmp_path):
+    config = load_text(tmp_path, "[circus]\ncheck_delay = -1\n[watcher:w]\ncmd = x\n")
+    assert config.settings.check_delay == 5.0
+    assert config.warnings == (
+        f"{tmp_path / 'bigtop.ini'}:2: [circus] check_delay: '-1' must not be negative; "
+        "ignored (bigtop does not use check_delay)",)
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:5555", "tcp://localhost:5555",
+                                      "tcp://[::1]:5555", "tcp://127.0.1.1:5555"])
+def test_keyless_tcp_on_loopback_is_a_warning(tmp_path, endpoint):
+    config = load_text(tmp_path, f"[circus]\nendpoint = {endpoint}\n[watcher:w]\ncmd = x\n")
+    assert config.settings.endpoint == endpoint
+    (warning,) = config.warnings
+    assert warning.startswith(f"{tmp_path / 'bigtop.ini'}:2: [circus] endpoint: served on "
+                              "loopback without CurveZMQ keys")
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://0.0.0.0:5555", "tcp://*:5555",
+                                      "tcp://192.0.2.1:5555", "tcp://eth0:5555"])
+def test_keyless_tcp_elsewhere_is_refused(tmp_path, endpoint):
+    (problem,) = problems_of(tmp_path, f"[circus]\npubsub_endpoint = {endpoint}\n")
+    assert (problem.line, problem.key) == (2, "pubsub_endpoint")
+    assert "outside the loopback address needs CurveZMQ keys" in problem.message
+
+
+def test_keyless_tcp_with_insecure_has_no_config_warning(tmp_path):
+    config = load_text(tmp_path, "[circus]\nendpoint = tcp://0.0.0.0:5555\ninsecure = true\n"
+                                 "[watcher:w]\ncmd = x\n")
+    assert config.warnings == ()
+
+
+def test_render_ini_loads_back_into_an_equal_model(tmp_path):
+    config = load_text(tmp_path, RICH_INI)
+    text = render(config, "ini")
+    again = load(str(write(tmp_path / "rendered.ini", text)), environ={}, strict=True)
+    assert again == config
+    assert again.env == config.env
+    assert "[watcher:web.v2@blue]" in text and "[env:web.v2@blue]" in text
+    assert render(again, "ini").splitlines()[1:] == text.splitlines()[1:]
+
+
+def test_render_ini_of_toml_config_loads_back(tmp_path):
+    config = load_text(tmp_path, FULL_TOML, TOML)
+    text = render(config, "ini")
+    assert load(str(write(tmp_path / "rendered.ini", text)), environ={}, strict=True) == config
+
+
+def test_render_ini_refuses_what_ini_cannot_hold(tmp_path):
+    config = load_text(tmp_path, '[watchers.w]\ncmd = "x"\nenv = {A = " padded"}\n', TOML)
+    with pytest.raises(ValueError, match="INI cannot hold the value ' padded'; use --to toml"):
+        render(config, "ini")
+
+
+def test_cli_check_to_ini_and_strict(tmp_path):
+    path = write(tmp_path / "bigtop.ini", RICH_INI)
+    done = bigtopd("--check", "--to", "ini", str(path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rendered = write(tmp_path / "out.ini", done.stdout)
+    assert load(str(rendered), environ={}) == load(str(path), environ={})
+    sloppy = write(tmp_path / "sloppy.ini", web("numprocess = 2"))
+    done = bigtopd("--check", str(sloppy), cwd=tmp_path)
+    assert done.returncode == 0
+    assert "numprocess: unknown option (did you mean 'numprocesses'?)" in done.stderr
+    done = bigtopd("--check", "--strict", str(sloppy), cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"{sloppy}:3: [watcher:web] numprocess: unknown option" in done.stderr
+    done = bigtopd("--to", "ini", str(path), cwd=tmp_path)
+    assert done.returncode == 2 and "--to goes with --check" in done.stderr
+
+
+def test_socket_variable_naming_no_socket_is_a_warning(tmp_path):
+    config = load_text(tmp_path, "[socket:web]\nport = 0\n[watcher:w]\ncmd = x\n"
+                                 "args = --fd $(circus.sockets.wbe)\n")
+    assert config.warnings == (
+        f"{tmp_path / 'bigtop.ini'}:5: [watcher:w] args: $(circus.sockets.wbe) names no "
+        "[socket:wbe] (did you mean 'web'?): left as written, as Circus does",)
+
+
+def test_empty_sections_are_skipped_with_a_warning(tmp_path):
+    config = load_text(tmp_path, "[socket:s]\n[plugin:p]\n[watcher:e]\n[watcher:w]\ncmd = x\n")
+    assert (config.sockets, config.plugins) == ((), ())
+    assert [w.name for w in config.watchers] == ["w"]
+    assert [w.split(": ", 1)[1] for w in config.warnings] == [
+        "[watcher:e]: empty section, skipped (as Circus does)",
+        "[socket:s]: empty section, skipped (as Circus does)",
+        "[plugin:p]: empty section, skipped (as Circus does)",
+    ]
+
+
+def test_circus_section_sees_the_env_section(tmp_path):
+    config = load_text(tmp_path, "[circus]\nendpoint = ipc://$(circus.env.RUN)/c.sock\n"
+                                 "[env]\nRUN = /srv\n[watcher:w]\ncmd = x\n")
+    assert config.settings.endpoint == "ipc:///srv/c.sock"
+
+
+def test_unix_socket_without_umask_is_a_warning_in_ini(tmp_path):
+    config = load_text(tmp_path, "[socket:s]\npath = /tmp/s.sock\n")
+    (warning,) = config.warnings
+    assert "[socket:s]: no umask: the socket file gets the daemon's umask" in warning
+    toml = load_text(tmp_path, '[sockets.s]\npath = "/tmp/s.sock"\n', TOML)
+    assert toml.warnings == ()
+
+
+def test_streams_sharing_a_file_with_other_rotation_is_a_warning(tmp_path):
+    config = load_text(tmp_path, web("stdout_stream.class = FileStream",
+                                     "stdout_stream.filename = /tmp/web.log",
+                                     "stderr_stream.class = FileStream",
+                                     "stderr_stream.filename = /tmp/web.log",
+                                     "stderr_stream.max_bytes = 10"))
+    (warning,) = config.warnings
+    assert warning == (f"{tmp_path / 'bigtop.ini'}:1: [watcher:web] stderr_stream: writes "
+                       "/tmp/web.log as web stdout_stream does, with other rotation options; "
+                       "the file follows web stdout_stream's")
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("restart = always", "is never restarted after it succeeded"),
+    ("on_demand = true", "cannot start on demand"),
+])
+def test_one_shot_rules(tmp_path, line, message):
+    (problem,) = problems_of(tmp_path, web("ready = exited", line))
+    assert problem.line == 4 and message in problem.message
+    assert load_text(tmp_path, web("ready = exited", "restart = on-failure")).watcher(
+        "web").ready.one_shot

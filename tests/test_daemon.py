@@ -83,20 +83,22 @@ def test_socket_that_cannot_bind_starts_nothing(tmp_path):
     assert not processes_under(tmp_path)
 
 
-def test_invalid_config_exits_2_and_starts_nothing(tmp_path):
-    config = write(tmp_path / "c.ini", """
+@pytest.mark.parametrize("strict", [False, True], ids=["error", "strict"])
+def test_invalid_config_exits_2_and_starts_nothing(tmp_path, strict):
+    config = write(tmp_path / "c.ini", f"""
         [watcher:ok]
         cmd = sleep 1000
 
         [watcher:bad]
         cmd = sleep 1000
-        numprocess = 2
+        {"numprocess = 2" if strict else "numprocesses = two"}
     """)
-    result = subprocess.run([*BIGTOPD, str(config)], cwd=tmp_path, timeout=10,
-                            capture_output=True, text=True)
+    result = subprocess.run([*BIGTOPD, *(["--strict"] if strict else []), str(config)],
+                            cwd=tmp_path, timeout=10, capture_output=True, text=True)
     assert result.returncode == 2
-    assert f"{config}:7: [watcher:bad] numprocess: unknown option (did you mean " \
-           "'numprocesses'?)" in result.stderr
+    message = ("numprocess: unknown option (did you mean 'numprocesses'?)" if strict
+               else "numprocesses: 'two' is not an integer")
+    assert f"{config}:7: [watcher:bad] {message}" in result.stderr
     assert not processes_under(tmp_path)
 
 

@@ -1,6 +1,7 @@
-"""examples/django runs as its README says: a real Django project served by
-bigtop-wsgi processes on a socket the daemon owns, a background worker that
-fulfils orders, and a rolling reload that no request notices."""
+"""examples/django runs as its README says: a real Django project migrated
+by a one-shot watcher, then served by bigtop-wsgi processes on a socket the
+daemon owns, a background worker that fulfils orders, and a rolling reload
+that no request notices."""
 
 from __future__ import annotations
 
@@ -28,8 +29,7 @@ EXAMPLE = ROOT / "examples" / "django"
 
 def install_site(tmp_path: Path) -> tuple[Path, str, int]:
     """The example laid out as in the repository (examples/django next to
-    .venv, the daemon started from the top), on a free port, with its
-    database in tmp_path and migrated as `make django` does. Returns the
+    .venv, the daemon started from the top), on a free port. Returns the
     site, the configuration text and the port."""
     site = tmp_path / "examples" / "django"
     shutil.copytree(EXAMPLE, site, ignore=shutil.ignore_patterns("var", "__pycache__"))
@@ -39,8 +39,6 @@ def install_site(tmp_path: Path) -> tuple[Path, str, int]:
     config = (site / "bigtop.ini").read_text()
     assert "port = 8000\n" in config
     config = config.replace("port = 8000\n", f"port = {port}\n")
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=site,
-                   check=True, capture_output=True, timeout=120)
     return site, config, port
 
 
@@ -97,10 +95,22 @@ def test_django_site_worker_and_rolling_reload(daemon, tmp_path, monkeypatch):
     monkeypatch.setenv("SHOP_POLL_SECONDS", "0.1")
     site, config, port = install_site(tmp_path)
     base = f"http://127.0.0.1:{port}"
+    assert not (tmp_path / "shop.sqlite3").exists()
     d: Daemon = daemon(config)
     wait_ready(d, "web")
     wait_ready(d, "worker")
     assert (tmp_path / "shop.sqlite3").exists() and not (site / "var").exists()
+    # The migrate watcher ran the migrations, to completion, before web
+    # and worker started (at the daemon's start the log is the record of
+    # the order: no subscriber can follow it yet).
+    migrate = d.call("status", name="migrate", details=True)["details"]
+    assert migrate["status"] == "done" and migrate["running"] == 0
+    assert migrate["last_exit"]["exit_code"] == 0 and not migrate["last_exit"]["requested"]
+    log = d.log_text()
+    assert log.count("migrate: process 1 (pid ") == 1
+    done = log.index("migrate: done: 1 process(es) exited with success")
+    assert done < log.index("web: started") and done < log.index("worker: started")
+    assert "Applying orders.0001_initial... OK" in d.out_text()
 
     status, page = get(f"{base}/")
     assert status == 200 and "<h1>Shop</h1>" in page and "No orders yet." in page

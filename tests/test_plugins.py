@@ -483,7 +483,7 @@ def test_flapping_options_of_a_watcher_in_ini_and_toml(tmp_path):
     assert not from_ini.warnings  # plugins are run: no "not run" warning
     ini.write_text("[watcher:w]\ncmd = sleep 1\nflapping.attempt = 3\n")
     with pytest.raises(ConfigError) as err:
-        load(str(ini))
+        load(str(ini), strict=True)
     assert "did you mean 'flapping.attempts'?" in str(err.value.problems[0])
 
 

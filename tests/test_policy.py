@@ -5,7 +5,8 @@ from __future__ import annotations
 import signal
 
 from bigtop.config import WatcherSpec
-from bigtop.core.policy import RestartPolicy, backoff, describe_exit
+from bigtop.config.values import ReadySpec
+from bigtop.core.policy import RestartPolicy, backoff, describe_exit, retries
 
 
 class Clock:
@@ -125,3 +126,59 @@ def test_describe_exit():
     assert describe_exit(0) == "status 0"
     assert describe_exit(-signal.SIGTERM) == "signal SIGTERM"
     assert describe_exit(-200) == "signal 200"
+
+
+def one_shot(**options: object) -> WatcherSpec:
+    return spec(ready=ReadySpec("exited"), **options)
+
+
+def test_a_one_shot_success_completes_its_slot_whatever_restart_says():
+    clock = Clock()
+    policy = RestartPolicy(clock)
+    for restart in ("always", "on-failure", "never"):
+        assert policy.exited(one_shot(restart=restart), 1, 0, clock.now).action == "complete"
+    custom = one_shot(success_exit_codes=(0, 2))
+    assert policy.exited(custom, 1, 2, clock.now).action == "complete"
+    assert policy.failures == {}
+
+
+def test_a_one_shot_failure_gives_up_at_once_unless_on_failure():
+    clock = Clock()
+    policy = RestartPolicy(clock)
+    for restart in ("always", "never"):  # always, the default, would restart a success
+        s = one_shot(restart=restart, max_retry=5)
+        assert not retries(s)
+        decision = policy.exited(s, 1, 3, clock.now)
+        assert (decision.action, decision.reason) == ("give_up",
+                                                      "process 1 exited with status 3")
+        killed = policy.exited(s, 2, -signal.SIGKILL, clock.now)
+        assert killed.reason == "process 2 exited with signal SIGKILL"
+        failed = policy.spawn_failed(s, 1, "no such file")
+        assert (failed.action, failed.reason) == ("give_up",
+                                                  "process 1 could not start: no such file")
+    assert retries(spec()) and retries(one_shot(restart="on-failure"))
+    assert not retries(spec(restart="never"))
+
+
+def test_a_one_shot_still_running_after_ready_timeout_failed_whatever_its_status():
+    clock = Clock()
+    s = one_shot(ready_timeout=2.5)
+    decision = RestartPolicy(clock).exited(s, 1, 0, clock.now, timed_out=True)
+    assert decision.action == "give_up"
+    assert decision.reason == "process 1 still running after ready_timeout = 2.5s"
+
+
+def test_on_failure_retries_a_one_shot_up_to_max_retry_however_long_it_ran():
+    clock = Clock()
+    policy = RestartPolicy(clock)
+    s = one_shot(restart="on-failure", max_retry=2, backoff_initial=0.5, backoff_reset=10.0)
+    decisions = []
+    for _ in range(3):
+        started = clock.now
+        clock.now += 60.0  # longer than backoff_reset: still counts
+        decisions.append(policy.exited(s, 1, 3, started))
+    assert [(d.action, d.delay, d.failures) for d in decisions] == [
+        ("respawn", 0.0, 1), ("respawn", 0.5, 2), ("give_up", 0.0, 3)]
+    assert decisions[-1].reason == "process 1 failed 3 times in a row, last: status 3"
+    timed_out = policy.exited(s, 2, -signal.SIGTERM, clock.now, timed_out=True)
+    assert timed_out.reason == "still running after ready_timeout = 60s"

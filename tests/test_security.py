@@ -26,18 +26,40 @@ def test_default_endpoints_are_private(daemon):
     assert d.client().call("status")["statuses"] == {"one": "active"}
 
 
-def test_tcp_needs_keys_or_insecure(daemon, tmp_path):
+def test_tcp_outside_loopback_needs_keys_or_insecure(daemon, tmp_path):
     port = free_port()
     d = daemon(f"""
         [circus]
-        endpoint = tcp://127.0.0.1:{port}
+        endpoint = tcp://0.0.0.0:{port}
 
         [watcher:one]
         cmd = sleep 1000
     """, start=False)
     d.start(wait=False)
     assert d.proc.wait(10) == 2
-    assert "a tcp:// endpoint needs CurveZMQ keys" in d.log_text()
+    assert "a tcp:// endpoint outside the loopback address needs CurveZMQ keys" in d.log_text()
+    assert not d.children()
+
+
+def test_keyless_tcp_on_loopback_is_served_with_one_warning(daemon):
+    """Circus's own first line, `endpoint = tcp://127.0.0.1:5555`, works as
+    Redis's protected mode does: loopback only, with a warning."""
+    port, pub = free_port(), free_port()
+    d = daemon(f"""
+        [circus]
+        endpoint = tcp://127.0.0.1:{port}
+        pubsub_endpoint = tcp://127.0.0.1:{pub}
+
+        [watcher:one]
+        cmd = sleep 1000
+    """)
+    d.wait_pids("one", 1)
+    log = d.log_text()
+    assert log.count("without CurveZMQ keys") == 1, log
+    assert "any local user can drive the daemon" in log
+    assert "insecure = true" not in log
+    with Client(f"tcp://127.0.0.1:{port}", timeout=5) as client:
+        assert client.call("list")["watchers"] == ["one"]
 
 
 def test_insecure_tcp_works_and_warns(daemon):

@@ -696,3 +696,24 @@ def test_long_lines_are_cut_wherever_they_fall():
                 assert len(line) <= limit
                 rebuilt += line + b"\n"
         assert rebuilt == data
+
+
+def test_streams_naming_one_file_share_its_target(tmp_path):
+    """stdout and stderr (or two watchers) on one file: one target, so
+    rotation counts every line; closed when the last stream lets go."""
+    from bigtop.core.writer import Writer
+
+    writer = Writer()
+    path = str(tmp_path / "shared.log")
+    first = writer.open_file(path, max_bytes=100, backup_count=2)
+    second = writer.open_file(str(tmp_path / "." / "shared.log"), max_bytes=5)
+    assert second is first and first.max_bytes == 100
+    writer.submit(first, b"one\n")
+    writer.release(first)
+    writer.submit(second, b"two\n")
+    writer.release(second)
+    asyncio.run(writer.drain())
+    assert first.handle is None  # closed after the second release
+    assert writer.open_file(path) is not first
+    asyncio.run(writer.close())
+    assert (tmp_path / "shared.log").read_bytes() == b"one\ntwo\n"

@@ -34,9 +34,15 @@ log = logging.getLogger("bigtop")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bigtopd", description="The bigtop daemon.")
-    parser.add_argument("config", help="configuration file (.ini, Circus-compatible, or .toml)")
+    parser.add_argument("config", help="configuration file: Circus's INI, supervisord's, or "
+                                           "bigtop's TOML (.toml)")
     parser.add_argument("--check", action="store_true",
-                        help="validate the configuration, print it resolved (TOML), and exit")
+                        help="validate the configuration, print it resolved, and exit")
+    parser.add_argument("--to", choices=["toml", "ini"],
+                        help="with --check: the format to print (default: toml)")
+    parser.add_argument("--strict", action="store_true",
+                        help="an unknown option or section is an error, not a warning "
+                             "(also for reloads)")
     parser.add_argument("--daemon", action="store_true", help="detach and run in the background")
     parser.add_argument("--pidfile", help="write the daemon's pid to this file")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error", "critical"],
@@ -45,24 +51,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="-, a file, or syslog://[HOST:PORT] (default: [circus] logoutput, "
                              "or stderr)")
     parser.add_argument("--version", action="version", version=f"bigtopd {__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.to and not args.check:
+        parser.error("--to goes with --check")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        config = load(args.config)
+        config = load(args.config, strict=args.strict)
     except ConfigError as err:
         print(f"bigtopd: {args.config}: invalid configuration, nothing started", file=sys.stderr)
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    for warning in config.warnings:
-        print(f"bigtopd: warning: {warning}", file=sys.stderr)
     if args.check:
         from ..config.render import render
 
-        print(render(config))
+        for warning in config.warnings:
+            print(f"bigtopd: warning: {warning}", file=sys.stderr)
+        try:
+            print(render(config, args.to or "toml"))
+        except ValueError as err:
+            print(f"bigtopd: {err}", file=sys.stderr)
+            return 1
         return 0
 
     settings = config.settings
@@ -77,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         print(f"bigtopd: cannot log to {output}: {err}", file=sys.stderr)
         return 1
+    for warning in config.warnings:
+        log.warning("%s", warning)
     pidfile = args.pidfile or settings.pidfile
     if pidfile and not write_pidfile(pidfile):
         return 1
@@ -127,13 +142,10 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
                 return
             log.info("got SIGHUP: reloading %s", path)
             try:
-                new = load(path)
+                await arbiter.reload_from_file()
             except ConfigError as err:
                 log.error("reload refused, nothing changed:\n%s",
                           "\n".join(f"  {p}" for p in err.problems))
-                return
-            try:
-                await arbiter.reload(new)
             except ReloadError as err:
                 log.error("reload refused, nothing changed: %s", err)
 
@@ -211,7 +223,7 @@ async def start_control(arbiter: Arbiter, config: Config) -> ControlServer:
         if secret is None:
             raise ValueError(f"{settings.server_key} holds no secret key")
         curve = (public, secret, settings.authorized_keys)
-    elif tcp:
+    elif tcp and settings.insecure:
         log.warning("insecure = true: anyone who can reach %s controls this daemon", endpoint)
     owner = None
     if settings.endpoint_owner:

@@ -30,6 +30,7 @@ STATE_STYLES = {
     "stopped": "dim",
     "failed": "bold red",
     "backoff": "yellow",
+    "done": "green",  # a one-shot task that completed
 }
 WATCHER_COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red",
                    "bright_cyan", "bright_magenta", "bright_green", "bright_blue")

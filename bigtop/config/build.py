@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import shlex
@@ -25,18 +26,35 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-@]*$")
 CIRCUS, WATCHER, SOCKET, PLUGIN = (table(s) for s in ("circus", "watcher", "socket", "plugin"))
 ENV_VALUE = WATCHER["env"].converter()
 STREAMS = ("stdout_stream", "stderr_stream")
+# What the stream classes read (core/streams.py).
+STREAM_KEYS = ("class", "filename", "max_bytes", "backup_count", "time_format", "rotate_when",
+               "rotate_interval", "utc", "compress", "color")
 # What the loader reads and no model stores: include, include_dir.
 INCLUDE_KEYS = tuple(o.key for o in declared(Includes))
 # Watcher options written key = value, which `set` merges one by one.
 WATCHER_VALUES = tuple(name for name, o in WATCHER.items() if o.form == "value")
 WATCHER_TABLES = sub_tables(WATCHER)
 
+ENDPOINTS = ("endpoint", "pubsub_endpoint", "stats_endpoint")
+
 Read = tuple[dict[str, Any], dict[str, Any]]
 
 
+def is_loopback(endpoint: str) -> bool:
+    """Whether a ``tcp://HOST:PORT`` endpoint binds a loopback address only."""
+    host = endpoint[len("tcp://"):].rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # *, an interface name, a host name
+        return False
+
+
 class Builder:
-    def __init__(self, environ: Mapping[str, str]):
+    def __init__(self, environ: Mapping[str, str], strict: bool = False):
         self.environ = dict(environ)
+        self.strict = strict  # an unknown key is an error in every format
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
 
@@ -47,21 +65,35 @@ class Builder:
         file, line = (raw.file, raw.line) if raw else (section.file, section.line)
         self.problems.append(Problem(message, file, line, section.title, key))
 
+    def warn(self, message: str, section: RawSection, key: str | None = None,
+             raw: RawValue | None = None) -> None:
+        """A warning written as a problem is: file:line: [section] key: message."""
+        file, line = (raw.file, raw.line) if raw else (section.file, section.line)
+        self.warnings.append(str(Problem(message, file, line, section.title, key)))
+
     def convert(self, section: RawSection, key: str, raw: RawValue, conv: Converter,
-                variables: Mapping[str, str]) -> Any:
+                variables: Mapping[str, str], inert: bool = False) -> Any:
         value = raw.value
         if isinstance(value, str):
             value = substitute(value, variables)
         try:
             return conv(value)
         except ValueError as err:
-            self.problem(str(err), section, key, raw)
+            if inert:  # the value changes nothing: say so, and go on
+                self.warn(f"{err}; ignored (bigtop does not use {key})", section, key, raw)
+            else:
+                self.problem(str(err), section, key, raw)
             return None
 
     def unknown(self, section: RawSection, key: str, raw: RawValue, known: list[str]) -> None:
+        """An unknown key: an error in TOML or with --strict; in INI a
+        warning, as Circus and supervisord ignore keys they do not know."""
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        self.problem(f"unknown option{hint}", section, key, raw)
+        if self.strict or section.strict:
+            self.problem(f"unknown option{hint}", section, key, raw)
+        else:
+            self.warn(f"unknown option{hint}, ignored (an error with --strict)", section, key, raw)
 
     def read(self, section: RawSection, options: Mapping[str, Option],
              variables: Mapping[str, str], skip: tuple[str, ...] = ()) -> Read:
@@ -83,7 +115,7 @@ class Builder:
             if conv is None:
                 self.unknown(section, key, raw, [option.prefix + k for k in option.keys or ()])
                 continue
-            value = self.convert(section, key, raw, conv, variables)
+            value = self.convert(section, key, raw, conv, variables, option.inert)
             if value is None:
                 continue
             if option.form == "value":
@@ -124,17 +156,24 @@ class Builder:
 
     # -- sections --------------------------------------------------------
 
-    def settings(self, section: RawSection | None) -> Settings:
+    def settings(self, section: RawSection | None, variables: Mapping[str, str]) -> Settings:
         if section is None:
             return Settings()
-        values, _ = self.read(section, CIRCUS, env_variables(self.environ), skip=INCLUDE_KEYS)
-        tcp = [k for k in ("endpoint", "pubsub_endpoint", "stats_endpoint")
-               if str(values.get(k, "")).startswith("tcp://")]
+        values, _ = self.read(section, CIRCUS, variables, skip=INCLUDE_KEYS)
+        tcp = [k for k in ENDPOINTS if str(values.get(k, "")).startswith("tcp://")]
         keys = values.get("server_key") and values.get("authorized_keys")
         if tcp and not keys and not values.get("insecure"):
-            self.problem("a tcp:// endpoint needs CurveZMQ keys (server_key and "
-                         "authorized_keys, see `bigtopctl keygen`) or insecure = true",
-                         section, tcp[0], section.values[tcp[0]])
+            # As Redis's protected mode: without keys, loopback only.
+            reachable = [k for k in tcp if not is_loopback(values[k])]
+            for key in reachable:
+                self.problem("a tcp:// endpoint outside the loopback address needs CurveZMQ "
+                             "keys (server_key and authorized_keys, see `bigtopctl keygen`) "
+                             "or insecure = true", section, key, section.values[key])
+            if not reachable:
+                self.warn("served on loopback without CurveZMQ keys: any local user can "
+                          "drive the daemon; use ipc:// endpoints, or server_key and "
+                          "authorized_keys (`bigtopctl keygen`)",
+                          section, ", ".join(tcp), section.values[tcp[0]])
         for key in ("server_key", "authorized_keys"):
             path = values.get(key)
             if path and not os.path.exists(path):
@@ -151,6 +190,10 @@ class Builder:
             values["family"] = "AF_UNIX"
         elif values.get("family") == "AF_UNIX":
             self.problem("family = AF_UNIX needs a path", section)
+        if path and "umask" not in values and not section.strict:
+            self.warn("no umask: the socket file gets the daemon's umask, so another user's "
+                      "server (nginx) may not connect; Circus used umask 8, which let every "
+                      "user connect: set umask = 000, or 007 with a shared group", section)
         # Socket names are case-insensitive, as in Circus.
         return SocketSpec(name=section.name.lower(),
                           origin=Origin(section.file, section.line), **values)
@@ -197,6 +240,12 @@ class Builder:
 
     def stream_rules(self, section: RawSection, stream: str, options: dict[str, str],
                      origin: str) -> None:
+        """Checks of one stream's options; drops (and reports) unknown ones."""
+        for key in [k for k in options if k not in STREAM_KEYS]:
+            full = f"{stream}.{key}"
+            self.unknown(section, full, section.values.get(full) or RawValue("", "", 0),
+                         [f"{stream}.{k}" for k in STREAM_KEYS])
+            del options[key]
         if not options:
             return
         cls = (options.get("class") or "").rsplit(".", 1)[-1]
@@ -205,7 +254,9 @@ class Builder:
         rotates = cls == "TimedRotatingFileStream"
         if cls in ("FileStream", "WatchedFileStream", "TimedRotatingFileStream", "JsonStream"):
             if not options.get("filename"):
-                self.problem(f"{cls} needs a filename", section, f"{stream}.filename", raw)
+                self.warn(f"{cls} without a filename: output goes to the daemon's console "
+                          "(Circus wrote it to a new temporary file)", section,
+                          f"{stream}.class", raw)
             when = options.get("rotate_when", "H").upper()
             if not re.fullmatch(r"[SMHD]|MIDNIGHT|W[0-6]", when):
                 self.problem(f"{when!r} is not S, M, H, D, midnight or W0-W6", section,
@@ -274,6 +325,14 @@ class Builder:
                          f"{timeout:g}", section, "ready", raw.get("ready"))
         if "backoff_factor" in values and values["backoff_factor"] < 1:
             self.problem("must be at least 1", section, "backoff_factor", raw.get("backoff_factor"))
+        if ready is not None and ready.one_shot:
+            if "restart" in raw and values.get("restart") == "always":
+                self.problem("a one-shot task (ready = exited) is never restarted after it "
+                             "succeeded: use restart = on-failure to retry a failure, or never",
+                             section, "restart", raw.get("restart"))
+            if values.get("on_demand"):
+                self.problem("a one-shot task (ready = exited) cannot start on demand", section,
+                             "on_demand", raw.get("on_demand"))
         if values.get("max_retry", 0) < -1:
             self.problem("must be -1 (retry forever) or more", section, "max_retry",
                          raw.get("max_retry"))
@@ -299,22 +358,27 @@ class Builder:
 
 
 def build(sections: list[RawSection], environ: Mapping[str, str] | None = None,
-          files: tuple[str, ...] = (), warnings: list[str] | None = None) -> Config:
+          files: tuple[str, ...] = (), warnings: list[str] | None = None,
+          strict: bool = False) -> Config:
     """Build the model or raise :class:`ConfigError` listing every problem."""
-    b = Builder(os.environ if environ is None else environ)
+    b = Builder(os.environ if environ is None else environ, strict)
     b.warnings.extend(warnings or [])
     by_kind: dict[str, list[RawSection]] = {}
     for section in sections:
         by_kind.setdefault(section.kind, []).append(section)
 
-    circus = by_kind.get("circus", [None])[0]
-    settings = b.settings(circus)
+    for kind in ("watcher", "socket", "plugin"):
+        for section in [s for s in by_kind.get(kind, []) if not s.values]:
+            b.warn("empty section, skipped (as Circus does)", section)
+            by_kind[kind].remove(section)
     local_env: dict[str, str] = {}
     for section in by_kind.get("env", []):
         if not section.name:
             local_env.update(b.expand(b.section_env(section), local_env))
     env_sections = [s for s in by_kind.get("env", []) if s.name]
+    # As in Circus, [circus] values see [env] too ($(circus.env.PORT)).
     variables = env_variables({**b.environ, **local_env})
+    settings = b.settings(by_kind.get("circus", [None])[0], variables)
 
     sockets = [b.socket(s, variables) for s in by_kind.get("socket", [])]
     plugins = [b.plugin(s, variables) for s in by_kind.get("plugin", [])]
@@ -322,6 +386,7 @@ def build(sections: list[RawSection], environ: Mapping[str, str] | None = None,
     socket_specs = sorted((s for s in sockets if s), key=lambda s: s.name)
     watcher_specs = sorted((w for w in watchers if w), key=lambda w: w.name)
 
+    check_shared_files(b, watcher_specs)
     check_sockets(b, socket_specs, watcher_specs, by_kind.get("watcher", []))
     check_dependencies(b, watcher_specs, by_kind.get("watcher", []))
     for section in env_sections:
@@ -340,6 +405,7 @@ def build(sections: list[RawSection], environ: Mapping[str, str] | None = None,
         env=local_env,
         files=files,
         warnings=tuple(b.warnings),
+        strict=strict,
     )
 
 
@@ -391,12 +457,14 @@ def check_sockets(b: Builder, sockets: list[SocketSpec], watchers: list[WatcherS
         seen.setdefault(address, sock.name)
     for spec in watchers:
         section = _section(sections, spec.name)
-        used = [v[len("sockets."):] for v in circus_vars(f"{spec.cmd} {spec.args or ''}")
-                if v.startswith("sockets.")]
-        for name in used:
-            if name not in names:
-                b.problem(f"$(circus.sockets.{name}) names no [socket:{name}]", section, "cmd",
-                          section.values.get("cmd"))
+        for key in ("cmd", "args"):
+            for var in circus_vars(getattr(spec, key) or ""):
+                name = var[len("sockets."):]
+                if var.startswith("sockets.") and name not in names:
+                    close = difflib.get_close_matches(name, list(names), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    b.warn(f"$(circus.sockets.{name}) names no [socket:{name}]{hint}: left "
+                           "as written, as Circus does", section, key, section.values.get(key))
         stdin = (spec.stdin_socket,) if spec.stdin_socket else ()
         for key, listed in (("sockets", spec.sockets), ("stdin_socket", stdin)):
             for wanted in listed:
@@ -405,6 +473,29 @@ def check_sockets(b: Builder, sockets: list[SocketSpec], watchers: list[WatcherS
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     b.problem(f"no socket named {wanted!r}{hint}", section, key,
                               section.values.get(key))
+
+
+ROTATION_KEYS = ("class", "max_bytes", "backup_count", "rotate_when", "rotate_interval", "utc",
+                 "compress")
+
+
+def check_shared_files(b: Builder, watchers: list[WatcherSpec]) -> None:
+    """Streams naming one file share it (core/writer.py), so they must agree
+    on how it rotates; the first stream read would silently win."""
+    first: dict[str, tuple[str, dict[str, str]]] = {}
+    for spec in watchers:
+        for stream in STREAMS:
+            options = getattr(spec, stream).options
+            if not options.get("filename"):
+                continue
+            rotation = {k: options[k] for k in ROTATION_KEYS if k in options}
+            path = os.path.abspath(options["filename"])
+            where, seen = first.setdefault(path, (f"{spec.name} {stream}", rotation))
+            if seen != rotation:
+                origin = spec.origin or Origin("", 0)
+                b.warnings.append(f"{origin}: [watcher:{spec.name}] {stream}: writes "
+                                  f"{options['filename']} as {where} does, with other rotation "
+                                  f"options; the file follows {where}'s")
 
 
 def check_dependencies(b: Builder, watchers: list[WatcherSpec],
@@ -464,7 +555,7 @@ def update_watcher(spec: WatcherSpec, changes: Mapping[str, Any],
     ``env`` replaces the environment; rlimit_*, hooks.*, flapping.* and
     stream options are merged (hooks, flapping and streams may also be
     given as one object)."""
-    b = Builder(os.environ if environ is None else environ)
+    b = Builder(os.environ if environ is None else environ, strict=True)
     flat: dict[str, Any] = {}
     for key, value in changes.items():
         if key in WATCHER_TABLES and isinstance(value, dict):

@@ -228,7 +228,7 @@ def to_ready(value: Any) -> ReadySpec:
     text = str(value).strip()
     kind, _, rest = text.partition(":")
     kind = kind.lower()
-    if kind in ("spawned", "notify") and not rest:
+    if kind in ("spawned", "notify", "exited") and not rest:
         return ReadySpec(kind)
     if kind == "delay" and rest:
         return ReadySpec("delay", delay=non_negative(to_float)(rest))
@@ -238,7 +238,8 @@ def to_ready(value: Any) -> ReadySpec:
         if sep and port.isdigit() and 0 < int(port) < 65536:
             return ReadySpec("tcp", host=host, port=int(port))
     raise ValueError(
-        f"{value!r} is not a readiness check (spawned, notify, tcp:HOST:PORT or delay:SECONDS)"
+        f"{value!r} is not a readiness check (spawned, notify, tcp:HOST:PORT, delay:SECONDS "
+        "or exited)"
     )
 
 

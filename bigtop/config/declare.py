@@ -48,6 +48,9 @@ class Option:
     runtime: bool  # `set` may change it while the daemon runs
     restarts: bool  # changing it restarts the watcher's processes
     text: bool  # a free-text value: bigtopctl sends it as written
+    # Read for compatibility and never used: a bad value is a warning, since
+    # it changes nothing (Circus accepts ``check_delay = -1``).
+    inert: bool = False
     form: Form = "value"
     prefix: str = ""
     keys: tuple[str, ...] | None = None  # the NAMEs an entry may have; None: any
@@ -71,32 +74,35 @@ class Option:
 
 
 def _record(convert: Converter | None, accepts: str, doc: str, shown: str, restarts: bool,
-            text: bool, key: str = "", form: Form = "value", prefix: str = "",
+            text: bool, inert: bool = False, key: str = "", form: Form = "value", prefix: str = "",
             keys: tuple[str, ...] | None = None,
             nested: tuple[Option, ...] = ()) -> dict[str, Option]:
     """Field metadata; ``@section`` fills in what only the field knows."""
     return {_METADATA: Option(
         name="", scope="", key=key, type="", accepts=accepts, convert=convert, default=None,
         required=False, shown=shown, doc=doc, runtime=False, restarts=restarts, text=text,
-        form=form, prefix=prefix, keys=keys, entries=nested,
+        inert=inert, form=form, prefix=prefix, keys=keys, entries=nested,
     )}
 
 
 @overload
 def option(convert: Callable[[Any], T], *, accepts: str, doc: str, shown: str = "",
-           restarts: bool = False, text: bool = False) -> T: ...
+           restarts: bool = False, text: bool = False, inert: bool = False) -> T: ...
 
 
 @overload
 def option(convert: Callable[[Any], T], *, default: T, accepts: str, doc: str,
-           shown: str = "", restarts: bool = False, text: bool = False) -> T: ...
+           shown: str = "", restarts: bool = False, text: bool = False,
+           inert: bool = False) -> T: ...
 
 
 def option(convert: Callable[[Any], Any], *, default: Any = dataclasses.MISSING, accepts: str,
-           doc: str, shown: str = "", restarts: bool = False, text: bool = False) -> Any:
+           doc: str, shown: str = "", restarts: bool = False, text: bool = False,
+           inert: bool = False) -> Any:
     """A ``key = value`` option; without a default, a required one."""
     return dataclasses.field(default=default,
-                             metadata=_record(convert, accepts, doc, shown, restarts, text))
+                             metadata=_record(convert, accepts, doc, shown, restarts, text,
+                                              inert))
 
 
 def entries(convert: Converter | None = None, *, factory: Callable[[], T], key: str,

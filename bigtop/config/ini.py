@@ -18,6 +18,10 @@ _SECTION = re.compile(r"\[(?P<header>[^\]]*)\]\s*(?:[#;].*)?$")
 _OPTION = re.compile(r"(?P<key>[^:=\s][^:=]*?)\s*[:=]\s*(?P<value>.*)$")
 
 
+SECTIONS_HELP = ("sections are [circus], [watcher:NAME], [socket:NAME], [plugin:NAME], "
+                 "[env] and [env:NAMES]")
+
+
 def parse_header(header: str, file: str, line: int) -> tuple[str, str]:
     kind, sep, name = (part.strip() for part in header.partition(":"))
     if kind in ("circus", "env") and not sep:
@@ -28,16 +32,18 @@ def parse_header(header: str, file: str, line: int) -> tuple[str, str]:
         raise _problem(f"section [{header}]: [circus] takes no name", file, line)
     if kind in SECTION_KINDS:
         raise _problem(f"section [{header}] needs a name, as in [{kind}:NAME]", file, line)
-    hint = ""
+    raise _Unknown(header)
+
+
+def unknown_section(header: str) -> str:
+    kind, _, name = (part.strip() for part in header.partition(":"))
     close = difflib.get_close_matches(kind, SECTION_KINDS, n=1)
-    if close:
-        hint = f" (did you mean [{close[0]}{':' + name if name else ''}]?)"
-    raise _problem(
-        f"unknown section [{header}]{hint}; sections are [circus], [watcher:NAME], "
-        "[socket:NAME], [plugin:NAME], [env] and [env:NAMES]",
-        file,
-        line,
-    )
+    hint = f" (did you mean [{close[0]}{':' + name if name else ''}]?)" if close else ""
+    return f"unknown section [{header}]{hint}; {SECTIONS_HELP}"
+
+
+class _Unknown(Exception):
+    """A header of no kind bigtop (or Circus) reads."""
 
 
 class _ParseError(Exception):
@@ -49,8 +55,11 @@ def _problem(message: str, file: str, line: int) -> _ParseError:
     return _ParseError(Problem(message, file, line))
 
 
-def read_ini(text: str, file: str) -> tuple[list[RawSection], list[Problem], list[str]]:
-    """Parse one file; returns its sections, the problems found and warnings."""
+def read_ini(text: str, file: str,
+             strict: bool = False) -> tuple[list[RawSection], list[Problem], list[str]]:
+    """Parse one file; returns its sections, the problems found and warnings.
+    A section of unknown kind is skipped with a warning, as Circus ignores
+    it (``strict``: it is a problem)."""
     sections: list[RawSection] = []
     problems: list[Problem] = []
     warnings: list[str] = []
@@ -83,6 +92,15 @@ def read_ini(text: str, file: str) -> tuple[list[RawSection], list[Problem], lis
                 kind, name = parse_header(match.group("header"), file, number)
             except _ParseError as err:
                 problems.append(err.problem)
+                current = None
+                continue
+            except _Unknown:
+                message = unknown_section(match.group("header"))
+                if strict:
+                    problems.append(Problem(message, file, number))
+                else:
+                    warnings.append(f"{file}:{number}: {message}: ignored "
+                                    "(an error with --strict)")
                 current = None
                 continue
             current = RawSection(kind, name, file, number)

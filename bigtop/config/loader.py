@@ -11,18 +11,24 @@ from .errors import ConfigError, Problem
 from .ini import read_ini
 from .model import Config
 from .options import table
-from .raw import RawSection, merge
+from .raw import RawSection, merge, read_text
 from .substitute import env_variables, substitute
 
 
-def load(path: str, environ: Mapping[str, str] | None = None) -> Config:
-    """Load ``path`` (INI, or TOML when it ends in ``.toml``) with its includes.
+def load(path: str, environ: Mapping[str, str] | None = None, strict: bool = False) -> Config:
+    """Load ``path`` with its includes: TOML when it ends in ``.toml``, a
+    supervisord file when its sections say so, else Circus's INI.
 
     Included files are read after the file that names them, in the order
     listed (``include_dir``: ``*.ini`` and ``*.toml`` in name order); a key
-    set again later overrides the earlier value.
+    set again later overrides the earlier value. An unknown key or section
+    in an INI file is a warning, as Circus and supervisord ignore them;
+    with ``strict``, and always in TOML, it is an error.
     """
     env = dict(os.environ if environ is None else environ)
+    supervisor = _supervisor(path, env, strict)
+    if supervisor is not None:
+        return supervisor
     sections: dict[tuple[str, str], RawSection] = {}
     problems: list[Problem] = []
     warnings: list[str] = []
@@ -33,18 +39,15 @@ def load(path: str, environ: Mapping[str, str] | None = None) -> Config:
         if file in files:
             return
         files.append(file)
-        try:
-            with open(file, encoding="utf-8") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError) as err:
-            reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
-            problems.append(Problem(f"cannot read: {reason}", file))
+        text = read_text(file, problems)
+        if text is None:
             return
         if file.endswith(".toml"):
-            from .toml import read_toml as reader
+            from .toml import read_toml
+
+            found, file_problems, file_warnings = read_toml(text, file)
         else:
-            reader = read_ini
-        found, file_problems, file_warnings = reader(text, file)
+            found, file_problems, file_warnings = read_ini(text, file, strict)
         problems.extend(file_problems)
         warnings.extend(file_warnings)
         for section in found:
@@ -68,14 +71,33 @@ def load(path: str, environ: Mapping[str, str] | None = None) -> Config:
                 for suffix in suffixes:
                     matched += glob.glob(os.path.join(pattern, suffix) if suffix else pattern)
                 if key == "include_dir" and not os.path.isdir(pattern):
-                    problems.append(Problem(f"{item!r} is not a directory", raw.file, raw.line,
-                                            "circus", key))
-                elif not matched and key == "include":
-                    warnings.append(f"{raw.file}:{raw.line}: include {item!r} matches no file")
+                    # Circus goes on without it; so do we, saying so.
+                    warnings.append(f"{raw.file}:{raw.line}: include_dir {item!r} is not a "
+                                    "directory; nothing read from it")
+                elif not matched:
+                    where = "no file" if key == "include" else "no *.ini or *.toml file"
+                    warnings.append(f"{raw.file}:{raw.line}: {key} {item!r} matches {where}")
                 out += sorted(matched)
         return out
 
     read(path)
     if problems:
         raise ConfigError(problems)
-    return build(list(sections.values()), env, tuple(files), warnings)
+    return build(list(sections.values()), env, tuple(files), warnings, strict)
+
+
+def _supervisor(path: str, env: dict[str, str], strict: bool) -> Config | None:
+    """The model of a supervisord file; None if ``path`` is not one."""
+    if path.endswith(".toml"):
+        return None
+    text = read_text(path, [])
+    if text is None:
+        return None  # the INI reader reports it
+    from .supervisor import load_supervisor, looks_like_supervisor
+
+    if not looks_like_supervisor(text):
+        return None
+    found, problems, warnings, files = load_supervisor(os.path.abspath(path), env, strict)
+    if problems:
+        raise ConfigError(problems)
+    return build(found, env, files, warnings, strict)

@@ -148,7 +148,7 @@ class WatcherSpec:
         accepts="a name (`TERM`, `SIGTERM`, `sigterm`), a number, or `SIGRTMIN+N`",
         doc="The signal that asks the process tree to stop.")
     stop_children: bool = option(
-        to_bool, default=False, accepts=BOOLEAN,
+        to_bool, default=False, inert=True, accepts=BOOLEAN,
         doc="**Accepted for compatibility; always in effect**: bigtop stops the whole "
             "process tree whatever this says.")
     max_retry: int = option(
@@ -180,8 +180,9 @@ class WatcherSpec:
     restart: str = option(
         to_restart, default="always", text=True,
         accepts="`always`, `on-failure` (or `on_failure`), `never`",
-        doc="(bigtop) Which exits refill the slot: every exit, only failures, or none. See "
-            "[Restart policy](#restart-policy-and-backoff).")
+        doc="(bigtop) Which exits refill the slot: every exit, only failures, or none. With "
+            "`ready = exited`, only `on-failure` retries a failure, and a success is never "
+            "restarted. See [Restart policy](#restart-policy-and-backoff).")
     success_exit_codes: tuple[int, ...] = option(
         to_exit_codes, default=(0,),
         accepts="exit codes 0 to 255, comma or space separated (TOML: a list)",
@@ -226,7 +227,7 @@ class WatcherSpec:
         doc="Run in this Python virtual environment: sets `VIRTUAL_ENV`, puts its `bin` "
             "first in `PATH` and removes `PYTHONHOME`.")
     virtualenv_py_ver: str | None = option(
-        to_str, default=None, accepts="string", restarts=True, text=True,
+        to_str, default=None, inert=True, accepts="string", restarts=True, text=True,
         doc=f"{UNUSED}: bigtop does not add `site-packages` to `PYTHONPATH`; the "
             "environment's own interpreter finds it.")
     send_hup: bool = option(
@@ -238,7 +239,7 @@ class WatcherSpec:
         doc="With `false` the [flapping plugin](plugins.md#flapping) leaves this watcher "
             "alone.")
     use_papa: bool = option(
-        to_bool, default=False, accepts=BOOLEAN,
+        to_bool, default=False, inert=True, accepts=BOOLEAN,
         doc="**Accepted, unused**: the papa process kernel is not supported.")
     stdin_socket: str | None = option(
         to_lower, default=None, accepts="socket name", restarts=True, text=True,
@@ -271,13 +272,14 @@ class WatcherSpec:
         doc="(bigtop) Start only once these watchers are ready; stop before them.")
     ready: ReadySpec = option(
         to_ready, default=ReadySpec(), restarts=True, text=True,
-        accepts="`spawned`, `notify`, `tcp:HOST:PORT`, `delay:SECONDS`",
-        doc="(bigtop) How the daemon learns that a process is ready. See "
-            "[Readiness](#readiness).")
+        accepts="`spawned`, `notify`, `tcp:HOST:PORT`, `delay:SECONDS`, `exited`",
+        doc="(bigtop) How the daemon learns that a process is ready; `exited`: a one-shot "
+            "task, done when it exits with a success status. See [Readiness](#readiness).")
     ready_timeout: float = option(
         non_negative(to_float), default=60.0, accepts=SECONDS,
-        doc="(bigtop) A process not ready this long after it was spawned is stopped, and "
-            "this counts as a failure.")
+        doc="(bigtop) A process not ready this long after it was spawned (with "
+            "`ready = exited`: still running) is stopped, and this counts as a failure; `0`: "
+            "no limit.")
     origin: Origin | None = field(default=None, compare=False)
 
     def changed_from(self, old: WatcherSpec) -> set[str]:
@@ -363,7 +365,7 @@ class SocketSpec:
         doc="Bind to this interface only (`SO_BINDTODEVICE`, which needs root or "
             "`CAP_NET_RAW`).")
     use_papa: bool = option(
-        to_bool, default=False, accepts=BOOLEAN,
+        to_bool, default=False, inert=True, accepts=BOOLEAN,
         doc="**Accepted, unused**: the papa process kernel is not supported.")
     origin: Origin | None = field(default=None, compare=False)
 
@@ -440,26 +442,26 @@ class Settings:
         doc="(bigtop) Time between two rounds of statistics on `stats_endpoint`, while "
             "someone subscribes.")
     multicast_endpoint: str | None = option(
-        to_str, default=None, accepts="endpoint",
+        to_str, default=None, inert=True, accepts="endpoint",
         doc="**Not used yet**: Circus's node discovery.")
     papa_endpoint: str | None = option(
-        to_str, default=None, accepts="endpoint",
+        to_str, default=None, inert=True, accepts="endpoint",
         doc="**Not used**: Circus's papa process kernel is not supported.")
     check_delay: float = option(
-        non_negative(to_float), default=5.0, accepts=SECONDS,
+        non_negative(to_float), default=5.0, inert=True, accepts=SECONDS,
         doc=f"{UNUSED}: Circus polled for exits every `check_delay`; bigtop learns of an "
             "exit when it happens.")
     statsd: bool = option(
-        to_bool, default=False, accepts=BOOLEAN,
+        to_bool, default=False, inert=True, accepts=BOOLEAN,
         doc=f"{UNUSED}: bigtopd always serves `stats_endpoint`.")
     statsd_close_outputs: bool = option(
-        to_bool, default=False, accepts=BOOLEAN,
+        to_bool, default=False, inert=True, accepts=BOOLEAN,
         doc=f"{UNUSED} (there is no circusd-stats process).")
     stats_close_outputs: bool = option(
-        to_bool, default=False, accepts=BOOLEAN,
+        to_bool, default=False, inert=True, accepts=BOOLEAN,
         doc=f"{UNUSED} (there is no circusd-stats process).")
     stream_backend: str = option(
-        to_str, default="thread", accepts="string",
+        to_str, default="thread", inert=True, accepts="string",
         doc=f"{UNUSED}: output is read on the daemon's event loop.")
     umask: int | None = option(
         to_octal, default=None, accepts=OCTAL, shown="none (inherited)",
@@ -480,11 +482,12 @@ class Settings:
         doc="The web console's port with `httpd = true`.")
     httpd_close_outputs: bool = option(
         to_bool, default=False, accepts=BOOLEAN,
-        doc="**Accepted, unused**: the console's output goes where a watcher's does.")
+        doc="With `httpd = true`: discard the web console's output instead of capturing it.")
     debug: bool = option(
         to_bool, default=False, accepts=BOOLEAN,
         doc="When `loglevel` is not set, log at `debug` level.")
-    debug_gc: bool = option(to_bool, default=False, accepts=BOOLEAN, doc="**Not used.**")
+    debug_gc: bool = option(to_bool, default=False, inert=True, accepts=BOOLEAN,
+                            doc="**Not used.**")
     pidfile: str | None = option(
         to_str, default=None, accepts="path",
         doc="Write the daemon's pid to this file at start and remove it at exit.")
@@ -498,10 +501,10 @@ class Settings:
                 "`syslog:///PATH`",
         doc="Where the daemon's own log goes. `bigtopd --log-output` overrides it.")
     loggerconfig: str | None = option(
-        to_str, default=None, accepts="path",
+        to_str, default=None, inert=True, accepts="path",
         doc="**Not used yet**: a logging configuration file in Circus.")
     fqdn_prefix: str | None = option(
-        to_str, default=None, accepts="string", doc="**Not used yet.**")
+        to_str, default=None, inert=True, accepts="string", doc="**Not used yet.**")
 
 
 @dataclass(frozen=True)
@@ -513,6 +516,7 @@ class Config:
     env: dict[str, str] = field(default_factory=dict)
     files: tuple[str, ...] = field(default=(), compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    strict: bool = field(default=False, compare=False)  # read with --strict: reloads too
 
     def watcher(self, name: str) -> WatcherSpec | None:
         for spec in self.watchers:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import Problem
+
 SECTION_KINDS = ("circus", "watcher", "socket", "plugin", "env")
 
 
@@ -24,6 +26,9 @@ class RawSection:
     file: str
     line: int
     values: dict[str, RawValue] = field(default_factory=dict)
+    # An unknown key is an error (bigtop's own TOML format), not a warning
+    # (INI files, which Circus reads ignoring unknown keys).
+    strict: bool = False
 
     @property
     def title(self) -> str:
@@ -38,3 +43,14 @@ def merge(target: dict[tuple[str, str], RawSection], section: RawSection) -> Non
         target[key] = section
     else:
         existing.values.update(section.values)
+
+
+def read_text(file: str, problems: list[Problem]) -> str | None:
+    """A configuration file's text; None, with the problem, if unreadable."""
+    try:
+        with open(file, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        problems.append(Problem(f"cannot read: {reason}", file))
+        return None

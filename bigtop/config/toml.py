@@ -79,7 +79,7 @@ def read_toml(text: str, file: str) -> tuple[list[RawSection], list[Problem], li
         if not isinstance(table, dict):
             problems.append(Problem(f"[{'.'.join(path)}] must be a table", file, where.find(*path)))
             return
-        raw = RawSection(kind, name, file, where.find(*path))
+        raw = RawSection(kind, name, file, where.find(*path), strict=True)
         for key, value in table.items():
             if key in _NESTED and isinstance(value, dict):
                 for sub, subvalue in value.items():

@@ -41,13 +41,20 @@ class ReadySpec:
 
     kind is one of ``spawned`` (as soon as it runs), ``notify`` (systemd
     ``READY=1`` on ``$NOTIFY_SOCKET``), ``tcp`` (a connect to host:port
-    succeeds) or ``delay`` (still running after ``delay`` seconds).
+    succeeds), ``delay`` (still running after ``delay`` seconds) or
+    ``exited`` (a one-shot task: done once it exited with a success status,
+    never respawned after that).
     """
 
     kind: str = "spawned"
     host: str | None = None
     port: int | None = None
     delay: float = 0.0
+
+    @property
+    def one_shot(self) -> bool:
+        """``ready = exited``: the process runs once, to completion."""
+        return self.kind == "exited"
 
     def __str__(self) -> str:
         if self.kind == "tcp":

@@ -294,7 +294,10 @@ class Arbiter:
         raises ConfigError or ReloadError with nothing changed."""
         from ..config import load
 
-        return await self.reload(load(self.config.files[0]))
+        new = load(self.config.files[0], strict=self.config.strict)
+        for warning in new.warnings:
+            log.warning("%s", warning)
+        return await self.reload(new)
 
     async def reload(self, new: Config) -> dict[str, list[str]]:
         """Apply a new configuration as a diff (reload.plan_reload): only what

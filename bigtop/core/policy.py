@@ -8,6 +8,11 @@ on (the watcher fails) after more than ``max_retry`` failures in a row.
 ``restart`` says which exits count: ``always``, ``on-failure`` (an exit
 status outside ``success_exit_codes``, or a missed readiness deadline) or
 ``never``.
+
+A one-shot task (``ready = exited``) is the exception: its success
+completes its slot, never restarted, and a failure is retried (as above)
+only under ``restart = on-failure``; under ``always`` (the default, which
+would restart a success) and ``never`` the first failure gives up.
 """
 
 from __future__ import annotations
@@ -38,12 +43,21 @@ def describe_exit(code: int) -> str:
     return f"status {code}"
 
 
+def retries(spec: WatcherSpec) -> bool:
+    """Whether a failure may be retried: unless ``restart = never``; for a
+    one-shot task, only with ``restart = on-failure``."""
+    if spec.ready.one_shot:
+        return spec.restart == "on-failure"
+    return spec.restart != "never"
+
+
 @dataclass(frozen=True)
 class Decision:
     """``respawn`` after ``delay`` seconds (0: now), ``leave`` the slot
-    empty (the exit was not one the policy restarts), or ``give_up``."""
+    empty (the exit was not one the policy restarts), ``complete`` it (a
+    one-shot task succeeded: never respawned), or ``give_up``."""
 
-    action: Literal["respawn", "leave", "give_up"]
+    action: Literal["respawn", "leave", "complete", "give_up"]
     delay: float = 0.0
     failures: int = 0  # in a row, this one included
     reason: str = ""
@@ -63,19 +77,40 @@ class RestartPolicy:
                timed_out: bool = False) -> Decision:
         """A process of slot ``wid`` started at ``started`` ended on its own
         with Circus's exit ``code``."""
+        if spec.ready.one_shot:
+            return self._one_shot_exited(spec, wid, code, timed_out)
         if spec.restart == "never" or (
             spec.restart == "on-failure" and code in spec.success_exit_codes and not timed_out
         ):
             return Decision("leave")
         return self.failed(spec, wid, self.clock() - started, describe_exit(code))
 
+    def _one_shot_exited(self, spec: WatcherSpec, wid: int, code: int,
+                         timed_out: bool) -> Decision:
+        """A one-shot's success completes its slot; a failure gives up,
+        unless ``on-failure`` retries it. Every failure of the run counts
+        towards ``max_retry``, however long it ran (no ``backoff_reset``)."""
+        if timed_out:
+            last = what = f"still running after ready_timeout = {spec.ready_timeout:g}s"
+        elif code in spec.success_exit_codes:
+            return Decision("complete")
+        else:
+            last = describe_exit(code)
+            what = f"exited with {last}"
+        if not retries(spec):
+            return Decision("give_up", failures=1, reason=f"process {wid} {what}")
+        return self.failed(spec, wid, None, last)
+
     def spawn_failed(self, spec: WatcherSpec, wid: int, reason: str) -> Decision:
-        if spec.restart == "never":
+        if not retries(spec):
             return Decision("give_up", reason=f"process {wid} could not start: {reason}")
         return self.failed(spec, wid, 0.0, reason)
 
-    def failed(self, spec: WatcherSpec, wid: int, uptime: float, reason: str) -> Decision:
-        if uptime >= spec.backoff_reset:
+    def failed(self, spec: WatcherSpec, wid: int, uptime: float | None,
+               reason: str) -> Decision:
+        """A failure of slot ``wid`` after ``uptime`` seconds (None: one that
+        never starts the count again)."""
+        if uptime is not None and uptime >= spec.backoff_reset:
             self.failures[wid] = 0
         count = self.failures[wid] = self.failures.get(wid, 0) + 1
         if 0 <= spec.max_retry < count:

@@ -1,8 +1,13 @@
 """When a process counts as ready: at once, after a delay, on a TCP
 connect, or on systemd's ``READY=1`` (set by the notify listener).
 
-A process that is not ready within ``ready_timeout`` is stopped as a
-failure (the restart policy decides what follows).
+A one-shot task (``ready = exited``) has nothing to arm: its process is
+never ready itself, its watcher is done once it exited with a success
+status (slots.py).
+
+A process that is not ready within ``ready_timeout`` (a one-shot: that is
+still running) is stopped as a failure (the restart policy decides what
+follows); ``ready_timeout = 0`` sets no limit.
 """
 
 from __future__ import annotations

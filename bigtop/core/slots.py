@@ -5,6 +5,11 @@ The base of ``Watcher`` (watcher.py), which adds the commands and the
 start/stop state machine. A slot is filled at once when nothing stands in
 the way, or in a task when spawn hooks must run around the spawn; it waits
 out a backoff on a timer. Every task belongs to the watcher's owner.
+
+A one-shot task (``ready = exited``) completes a slot when its process
+exits with a success status; once every wanted slot is complete the
+watcher is ``done`` (and ready: its dependents may start), with nothing
+left to respawn.
 """
 
 from __future__ import annotations
@@ -37,9 +42,10 @@ class Slots:
     spec: WatcherSpec
     runtime: Runtime
     loop: asyncio.AbstractEventLoop
-    state: str  # stopped, starting, active, stopping, failed
+    state: str  # stopped, starting, active, stopping, failed, done (a one-shot that completed)
     wanted: int  # slots 1..wanted are to be filled
     processes: dict[int, Process]  # slot -> its process
+    completed: set[int]  # a one-shot's slots whose process exited with success, this run
     policy: RestartPolicy
     backoff: dict[int, asyncio.TimerHandle]  # slot -> its respawn timer
     spawning: dict[int, asyncio.Task[None]]  # slot -> its spawn hooks running
@@ -73,14 +79,18 @@ class Slots:
     # -- readiness -------------------------------------------------------
 
     async def wait_ready(self) -> bool:
-        """True once every wanted process is ready; False if the watcher
-        failed or was stopped first."""
+        """True once every wanted process is ready (a one-shot: once it is
+        done); False if the watcher failed or was stopped first."""
         return await asyncio.shield(self._ready)
 
     def _check_ready(self) -> None:
         if self._ready.done() or self.state != "active":
             return
         wanted = range(1, self.wanted + 1)
+        if self.spec.ready.one_shot:
+            if all(w in self.completed for w in wanted):
+                self._complete()
+            return
         if all(w in self.processes and self.processes[w].is_ready for w in wanted):
             self._ready.set_result(True)
             self.emit("ready")
@@ -90,9 +100,24 @@ class Slots:
         if not self._ready.done():
             self._ready.set_result(value)
 
+    def _complete(self) -> None:
+        """Every wanted slot of a one-shot completed: done, and ready."""
+        count = len(self.completed)
+        self.state = "done"
+        self.wanted = 0
+        self._cancel_pending()
+        self._settle_ready(True)
+        self.emit("ready")
+        self.emit("done")
+        log.info("%s: done: %d process(es) exited with success", self.name, count)
+
     def _not_ready_in_time(self, process: Process) -> None:
-        log.error("%s: process %d not ready after %gs (%s), stopping it", self.name,
-                  process.wid, self.spec.ready_timeout, self.spec.ready)
+        if self.spec.ready.one_shot:
+            log.error("%s: process %d still running after ready_timeout = %gs (ready = exited), "
+                      "stopping it", self.name, process.wid, self.spec.ready_timeout)
+        else:
+            log.error("%s: process %d not ready after %gs (%s), stopping it", self.name,
+                      process.wid, self.spec.ready_timeout, self.spec.ready)
         self.emit("ready_timeout", process_pid=process.pid)
         process.timed_out = True
         self.tasks.spawn(process.stop(self.spec.stop_signal, self.spec.graceful_timeout,
@@ -224,6 +249,10 @@ class Slots:
             return
         decision = self.policy.exited(self.spec, process.wid, code, process.started,
                                       process.timed_out)
+        if decision.action == "complete":
+            self.completed.add(process.wid)
+            self._check_ready()
+            return
         if decision.action == "leave":
             self._settle_ready(False)  # not replaced: if it was never ready, nor is the watcher
             return

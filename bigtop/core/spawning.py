@@ -17,8 +17,10 @@ from .sockets import Socket, SocketError
 def socket_names(spec: WatcherSpec, available: Mapping[str, Socket]) -> list[str]:
     """The daemon sockets a watcher's processes inherit, in the order they
     get them (fds 3, 4, ...): the ``sockets`` list first."""
+    # A variable naming no socket is left as written (the configuration
+    # warned), and gives nothing.
     names = {v[len("sockets."):] for v in circus_vars(f"{spec.cmd} {spec.args or ''}")
-             if v.startswith("sockets.")}
+             if v.startswith("sockets.") and v[len("sockets."):] in available}
     names |= set(spec.sockets)
     if spec.stdin_socket:
         names.add(spec.stdin_socket)

@@ -136,10 +136,10 @@ class FileSink(StreamSink):
     def __init__(self, writer: Writer, options: dict[str, str], watcher: str = ""):
         cls = stream_class(options)
         self.json = cls == "JsonStream"
-        super().__init__(writer, FileTarget(
+        super().__init__(writer, writer.open_file(
             options["filename"],
-            int(options.get("max_bytes", 0)),
-            int(options.get("backup_count", 5)),
+            max_bytes=int(options.get("max_bytes", 0)),
+            backup_count=int(options.get("backup_count", 5)),
             watched=cls == "WatchedFileStream",
             rotate_when=(options.get("rotate_when", "H")
                          if cls == "TimedRotatingFileStream" else None),
@@ -210,9 +210,10 @@ class FancyStdoutSink(StdoutSink):
 def open_sink(writer: Callable[[], Writer], options: dict[str, str],
               watcher: str) -> StreamSink | None:
     """The sink of a stream's options, or None for the daemon's console
-    (no class, or one this version does not apply)."""
+    (no class, one this version does not apply, or a file class without a
+    filename, which the configuration warned about)."""
     cls = stream_class(options)
-    if cls in FILE_CLASSES:
+    if cls in FILE_CLASSES and options.get("filename"):
         return FileSink(writer(), options, watcher)
     if cls == "StdoutStream":
         return StdoutSink(writer(), options, watcher)

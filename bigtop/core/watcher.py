@@ -48,6 +48,7 @@ class Watcher(Slots):
         self.state = "stopped"
         self.wanted = 0
         self.processes = {}
+        self.completed = set()
         self.policy = RestartPolicy()
         self.backoff = {}
         self.spawning = {}
@@ -67,7 +68,8 @@ class Watcher(Slots):
 
     @property
     def status(self) -> str:
-        """active, starting, stopping, stopped, failed, or backoff (a slot is
+        """active, starting, stopping, stopped, failed, done (a one-shot task
+        whose processes all exited with success), or backoff (a slot is
         waiting out a backoff delay)."""
         return "backoff" if self.state == "active" and self.backoff else self.state
 
@@ -138,7 +140,8 @@ class Watcher(Slots):
             if changed & RESTART_OPTIONS:
                 log.info("%s: %s changed, replacing the processes", self.name,
                          ", ".join(sorted(changed)))
-                if graceful and self.state == "active":
+                # A one-shot task is never ready while it runs: run it again.
+                if graceful and self.state == "active" and not spec.ready.one_shot:
                     try:
                         await rolling.roll(self, self._batch(spec.rolling_reload))
                     except rolling.ReloadAborted:
@@ -155,9 +158,10 @@ class Watcher(Slots):
         """Replace every process. Graceful: new processes first, each old one
         stopped only once its replacement is ready, all at once or one slot
         at a time (``sequential``; by default the watcher's
-        ``rolling_reload``). With ``send_hup``, the processes get SIGHUP."""
+        ``rolling_reload``). With ``send_hup``, the processes get SIGHUP.
+        A one-shot task (running, done or not) is stopped and run again."""
         async with self.lock:
-            if self.state != "active" or not graceful:
+            if self.state != "active" or not graceful or self.spec.ready.one_shot:
                 await self._stop()
                 await self._start()
             elif self.spec.send_hup:
@@ -245,6 +249,7 @@ class Watcher(Slots):
             self._ready = self.loop.create_future()
         self.state = "starting"
         self.failure = None
+        self.completed.clear()
         self.policy.reset()
         if self.hooks.has("before_start") and (
                 not await self.hooks.call("before_start") or stopping()):
@@ -269,6 +274,7 @@ class Watcher(Slots):
 
     async def _scale(self, count: int) -> None:
         self.wanted = count
+        self.completed.intersection_update(range(1, count + 1))
         for wid in [w for w in self.backoff if w > count]:
             self.backoff.pop(wid).cancel()
         for wid in [w for w in self.spawning if w > count]:
@@ -278,7 +284,8 @@ class Watcher(Slots):
         for wid in range(1, count + 1):
             if self.state not in RUNNING:
                 return
-            if wid not in self.processes and wid not in self.backoff and wid not in self.spawning:
+            if (wid not in self.processes and wid not in self.backoff
+                    and wid not in self.spawning and wid not in self.completed):
                 self._fill(wid)
                 if wid in self.spawning:
                     hooked.append(self.spawning[wid])

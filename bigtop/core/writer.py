@@ -220,6 +220,7 @@ class Writer:
         self.progress = time.monotonic()  # when a write last completed
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._files: dict[str, tuple[FileTarget, int]] = {}  # path -> target, its users
         self._thread = threading.Thread(target=self._run, name="bigtop-writer", daemon=True)
         self._thread.start()
 
@@ -263,8 +264,25 @@ class Writer:
         """Whether output should wait: congested but not stuck."""
         return self.congested and time.monotonic() - self.progress < STUCK_AFTER
 
+    def open_file(self, filename: str, **options: Any) -> FileTarget:
+        """The target of a file: one per path, shared by every stream that
+        names it (stdout and stderr of a watcher, several watchers), so its
+        size and rotation count every line and no stream writes on into a
+        rotated backup. The first stream's options are the file's."""
+        path = os.path.abspath(filename)
+        target, users = self._files.get(path) or (FileTarget(filename, **options), 0)
+        self._files[path] = (target, users + 1)
+        return target
+
     def release(self, target: FileTarget | ConsoleTarget) -> None:
-        """Close a file once everything queued for it is written."""
+        """Close a file once everything queued for it is written and its
+        last stream released it."""
+        if isinstance(target, FileTarget):
+            path = os.path.abspath(target.filename)
+            _, users = self._files.pop(path, (target, 1))
+            if users > 1:
+                self._files[path] = (target, users - 1)
+                return
         self._queue.put((target, None))
 
     async def drain(self) -> None:

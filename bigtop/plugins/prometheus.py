@@ -17,7 +17,7 @@ from typing import Any
 
 from .base import Plugin, PluginError, split_topic
 
-STATES = ("active", "starting", "stopping", "stopped", "failed", "backoff")
+STATES = ("active", "starting", "stopping", "stopped", "failed", "backoff", "done")
 SCRAPE_TIMEOUT = 10.0
 
 # (metric, help, key in a process's stats)

@@ -82,7 +82,7 @@ def header(column: Column, sort: str, reverse: bool) -> Text:
 # -- sorting ---------------------------------------------------------------------------
 
 STATE_ORDER = {"failed": 0, "backoff": 1, "starting": 2, "stopping": 3, "active": 4,
-               "stopped": 5}
+               "done": 5, "stopped": 6}
 
 
 def _num(value: float | None) -> float:
@@ -170,7 +170,7 @@ def state_text(view: WatcherView, node: NodeState, palette: Palette) -> Text:
         return Text(node.state, style=palette.bad if node.reason else palette.muted)
     styles = {"active": f"bold {palette.ok}", "failed": f"bold {palette.bad}",
               "backoff": palette.warn, "starting": palette.busy, "stopping": palette.busy,
-              "stopped": palette.muted}
+              "stopped": palette.muted, "done": palette.ok}
     return Text(view.status, style=styles.get(view.status, ""))
 
 
