@@ -19,8 +19,7 @@ import pytest
 
 from bigtop.cli.ctlcommands import COMMANDS, UsageError, convert_value, key_values
 
-from .conftest import ROOT, Daemon, wait_for
-from .test_lifecycle import free_port
+from .conftest import ROOT, Daemon, free_port, wait_for
 
 PY = sys.executable
 CTL = [PY, "-m", "bigtop"]

@@ -23,8 +23,8 @@ from bigtop.plugins.redis_observer import without_password
 from bigtop.plugins.registry import find
 from bigtop.plugins.resource_watcher import Memory, parse_memory
 
-from .conftest import wait_for
-from .test_plugins import STATSD_LINE, StatsdServer, free_port, plugin_process, sleeper
+from .conftest import free_port, wait_for
+from .test_plugins import STATSD_LINE, StatsdServer, plugin_process, sleeper
 
 PY = sys.executable
 

@@ -32,7 +32,7 @@ import zmq
 
 from bigtop.client import CallError, Client
 
-from .conftest import ROOT, wait_for
+from .conftest import ROOT, free_port, wait_for
 
 CIRCUS_BIN = ROOT / ".venv-circus" / "bin"
 CIRCUSCTL = CIRCUS_BIN / "circusctl"
@@ -1168,3 +1168,33 @@ def _answers(client: Client) -> bool:
     except CallError:
         return False
     return True
+
+
+def test_a_circus_file_runs_unchanged_on_its_tcp_endpoint(daemon, tmp_path):
+    """The head of most Circus files, as they are: keyless tcp endpoints on
+    loopback, an option bigtop does not know, a check_delay that means
+    nothing, an include_dir that is not there. bigtopd warns about each,
+    with its line, starts, and the real circusctl drives it on that port."""
+    port, pub = free_port(), free_port()
+    d = daemon(f"""
+        [circus]
+        check_delay = -1
+        endpoint = tcp://127.0.0.1:{port}
+        pubsub_endpoint = tcp://127.0.0.1:{pub}
+        include_dir = conf.d
+
+        [watcher:myapp]
+        cmd = sleep 1000
+        numprocesses = 2
+        restart_on_error = true
+    """)
+    d.wait_pids("myapp", 2)
+    log = d.log_text()
+    config = d.path / "bigtop.ini"
+    for line, text in ((3, "check_delay: '-1' must not be negative; ignored"),
+                       (4, "served on loopback without CurveZMQ keys"),
+                       (6, "include_dir 'conf.d' is not a directory"),
+                       (11, "restart_on_error: unknown option")):
+        assert f"{config}:{line}: " in log and text in log, (line, log)
+    result = circusctl(f"tcp://127.0.0.1:{port}", "status")
+    assert (result.returncode, result.stdout) == (0, "myapp: active\n"), result

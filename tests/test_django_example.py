@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, Daemon, wait_for
-from .test_lifecycle import free_port
+from .conftest import ROOT, Daemon, free_port, wait_for
 
 pytest.importorskip("django", reason="the Django example needs django: pip install -e '.[test]'")
 

@@ -7,8 +7,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from .conftest import ROOT, wait_for
-from .test_lifecycle import free_port
+from .conftest import ROOT, free_port, wait_for
 
 
 def test_quickstart_serves_from_two_workers(daemon, tmp_path, monkeypatch):

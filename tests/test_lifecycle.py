@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .conftest import wait_for
+from .conftest import free_port, wait_for
 
 PY = sys.executable
 
@@ -479,14 +479,6 @@ def test_max_age_recycles(daemon):
     # Recycled, not failed: no backoff, no failure.
     assert not [t for t, _ in events if t.endswith((".backoff", ".failed"))], events
     assert d.call("status", name="aging")["status"] == "active"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_virtualenv_and_stdin_socket(daemon, tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .conftest import wait_for
+from .conftest import free_port, wait_for
 
 RECORDER = '''
 import json, os
@@ -310,12 +310,6 @@ def test_flapping_stops_a_crash_looping_watcher(daemon, tmp_path):
         statuses = client.call("status")["statuses"]
     assert statuses["crash"] == "stopped" and statuses["once"] == "stopped"
     assert statuses["steady"] == "active" and statuses["unchecked"] != "stopped"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_prometheus_metrics_parse(daemon, tmp_path):

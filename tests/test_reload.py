@@ -6,8 +6,7 @@ import signal
 import socket
 import time
 
-from .conftest import wait_for
-from .test_lifecycle import free_port
+from .conftest import free_port, wait_for
 
 BASE = """
     [socket:web]

@@ -10,8 +10,7 @@ import pytest
 
 from bigtop.client import CallError, Client, generate
 
-from .conftest import Events
-from .test_lifecycle import free_port
+from .conftest import Events, free_port
 
 
 def test_default_endpoints_are_private(daemon):

@@ -9,8 +9,7 @@ import os
 import socket
 import sys
 
-from .conftest import wait_for
-from .test_lifecycle import free_port
+from .conftest import free_port, wait_for
 
 # The child records what it got: its pid, LISTEN_* and its open fds.
 REPORT = """\

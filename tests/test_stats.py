@@ -26,8 +26,7 @@ import pytest
 from bigtop.client import Subscriber
 from bigtop.stats.sampler import THREAD_NAME, topic_matches
 
-from .conftest import ROOT, wait_for
-from .test_lifecycle import free_port
+from .conftest import ROOT, free_port, wait_for
 
 CIRCUS_PYTHON = ROOT / ".venv-circus" / "bin" / "python"
 CIRCUS_TOP = ROOT / ".venv-circus" / "bin" / "circus-top"

@@ -35,7 +35,7 @@ from bigtop.config.supervisor import (
 )
 from bigtop.core.process import command_line, process_env
 
-from .conftest import Daemon, wait_for
+from .conftest import Daemon, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "supervisor"
@@ -770,12 +770,6 @@ FILTERED = {
     "NOTIFY_SOCKET",  # bigtop's readiness notification (ready = notify)
     "BIGTOP_RUNTIME_DIR",  # the tests' private runtime directory
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def umask_of(pid: int) -> str:

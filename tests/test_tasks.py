@@ -18,6 +18,8 @@ from bigtop.config import load
 from bigtop.control.server import ControlServer
 from bigtop.core import Arbiter
 
+from .conftest import free_port
+
 HOOKS = '''
 import asyncio
 
@@ -25,12 +27,6 @@ async def slow_yes(watcher, arbiter, hook_name, **kwargs):
     await asyncio.sleep(0.05)
     return True
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(tmp_path: Path) -> Path:

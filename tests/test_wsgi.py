@@ -27,7 +27,7 @@ import pytest
 
 from bigtop.wsgi import appload, listen
 
-from .test_lifecycle import free_port
+from .conftest import free_port
 
 BIGTOP_WSGI = Path(sys.executable).with_name("bigtop-wsgi")
 START_TIMEOUT = 30.0  # bounds on waits that end as soon as the event happens

@@ -11,8 +11,7 @@ import threading
 
 import pytest
 
-from .conftest import wait_for
-from .test_lifecycle import free_port
+from .conftest import free_port, wait_for
 
 APP = """\
 import os
