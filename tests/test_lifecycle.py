@@ -568,3 +568,21 @@ def test_instant_exits_do_not_leave_a_dead_slot(daemon):
         events = ev.sync()
     assert [p["exit_code"] for t, p in events if t.endswith(".reap")] == [2, 2]
     assert len([t for t, _ in events if t.endswith(".spawn")]) == 2
+
+
+def test_stdin_pipe_keeps_a_reader_waiting(daemon):
+    """stdin_pipe: standard input is a pipe the daemon holds, so `cat`
+    waits on it (with /dev/null it would exit at once); the daemon lets go
+    of the pipe when the process exits."""
+    d = daemon("""
+        [watcher:cat]
+        cmd = cat
+        stdin_pipe = true
+    """)
+    (pid,) = d.wait_pids("cat", 1)
+    assert os.readlink(f"/proc/{pid}/fd/0").startswith("pipe:")
+    held = len(os.listdir(f"/proc/{d.pid}/fd"))
+    d.call("kill", name="cat")
+    (again,) = d.wait_pids("cat", 1)
+    assert again != pid
+    wait_for(lambda: len(os.listdir(f"/proc/{d.pid}/fd")) <= held, message="pipe released")

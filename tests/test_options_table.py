@@ -25,7 +25,7 @@ PROCESS_OPTIONS = {
     "cmd", "args", "shell", "shell_args", "executable", "working_dir", "uid", "gid", "umask",
     "copy_env", "copy_path", "env", "rlimits", "use_sockets", "sockets", "virtualenv",
     "virtualenv_py_ver", "close_child_stdin", "close_child_stdout", "close_child_stderr",
-    "stdin_socket", "ready",
+    "stdin_socket", "stdin_pipe", "ready",
 }
 CLI_TEXT_OPTIONS = {
     "cmd", "args", "working_dir", "executable", "shell_args", "uid", "gid", "umask",

@@ -263,9 +263,24 @@ def test_numprocs_one_watcher_when_options_are_the_same(tmp_path: Path) -> None:
         command = /srv/worker
         process_name = worker_%(process_num)d
         numprocs = 4
+        stdout_logfile = /var/log/worker.log
+        redirect_stderr = true
         """).watchers
     assert (w.name, w.numprocesses) == ("worker", 4)
     assert "SUPERVISOR_PROCESS_NAME" not in w.env  # one watcher: not per process
+
+
+def test_numprocs_with_auto_log_files_is_one_watcher_per_process(tmp_path: Path) -> None:
+    """supervisord gives each process AUTO files of its own."""
+    c = config(tmp_path, HEAD + """
+        [program:worker]
+        command = /srv/worker
+        process_name = worker_%(process_num)d
+        numprocs = 2
+        """)
+    assert [(w.name, w.numprocesses, os.path.basename(w.stderr_stream.options["filename"]))
+            for w in c.watchers] == [("worker_0", 1, "worker_0-stderr.log"),
+                                     ("worker_1", 1, "worker_1-stderr.log")]
 
 
 def test_numprocs_split_by_environment_and_log_file(tmp_path: Path) -> None:
@@ -623,6 +638,8 @@ def test_fcgi_programs(tmp_path: Path) -> None:
         socket_backlog = 16
         process_name = php%(process_num)d
         numprocs = 2
+        stdout_logfile = /tmp/php.log
+        redirect_stderr = true
         [fcgi-program:Unix]
         command = /usr/bin/php-cgi
         socket = unix://{tmp_path}/%(program_name)s.sock
@@ -732,7 +749,7 @@ def test_includes_from_the_data_directory() -> None:
     assert web["worker"].stop_signal == signal.SIGQUIT
     assert web["worker"].env["SUPERVISOR_GROUP_NAME"] == "jobs"
     assert c.settings.loglevel == "debug" and c.settings.logoutput == \
-        "/var/log/supervisor/supervisord.log"
+        "/var/log/supervisord.log"
     text = "\n".join(warned)
     assert "'extra/missing-*.conf' matches no file" in text
     assert "20-jobs.conf:10: [include]: not followed: supervisord reads the [include] of the " \
@@ -783,8 +800,10 @@ def stdin_of(proc: psutil.Process) -> str:
         target = os.readlink(f"/proc/{proc.pid}/fd/0")
     except OSError:
         return "?"
+    if target.startswith("pipe:"):
+        return "a pipe"  # supervisord's, held open: reads wait
     if not target.startswith("socket:"):
-        return "not a socket"
+        return target
     for conn in proc.net_connections("inet"):
         if conn.fd == 0:
             return f"listening on {conn.laddr.ip}:{conn.laddr.port}"
@@ -845,6 +864,7 @@ def write_comparison(tmp_path: Path, port: int) -> tuple[str, int]:
         process_name = worker_%(process_num)d
         numprocs = 2
         stdout_logfile = NONE
+        redirect_stderr = true
 
         [program:once]
         command = {py} {sleeper} once %(group_name)s

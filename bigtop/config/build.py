@@ -311,6 +311,9 @@ class Builder:
                     hint = " (in INI, ' ;' starts a comment)" if cut else ""
                     self.problem(f"cannot be split into words: {err}{hint}", section, key,
                                  raw.get(key))
+        if values.get("stdin_pipe") and values.get("stdin_socket"):
+            self.problem("stdin_pipe and stdin_socket both give standard input", section,
+                         "stdin_pipe", raw.get("stdin_pipe"))
         if values.get("singleton") and values.get("numprocesses", 1) > 1:
             self.problem("a singleton watcher runs at most 1 process", section, "numprocesses",
                          raw.get("numprocesses"))

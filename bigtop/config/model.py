@@ -216,6 +216,11 @@ class WatcherSpec:
         to_bool, default=True, accepts=BOOLEAN, restarts=True,
         doc="Standard input is `/dev/null`; with `false` the process shares the daemon's "
             "standard input.")
+    stdin_pipe: bool = option(
+        to_bool, default=False, accepts=BOOLEAN, restarts=True,
+        doc="(bigtop) Standard input is a pipe the daemon holds open and never writes to, so a "
+            "read waits instead of meeting the end of the file (as under supervisord); over "
+            "`close_child_stdin`.")
     close_child_stdout: bool = option(
         to_bool, default=False, accepts=BOOLEAN, restarts=True,
         doc="Send standard output to `/dev/null` instead of capturing it.")

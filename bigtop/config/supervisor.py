@@ -443,9 +443,20 @@ class Translation:
         def put(target: str, key: str, value: str) -> None:
             circus.values[target] = RawValue(value, *self.where(sec, key))
 
+        def in_a_directory(key: str, path: str, itself: bool = False) -> bool:
+            """As supervisord refuses a file whose log, pidfile or directory
+            is nowhere (bigtopd could not start with it either)."""
+            where = path if itself else os.path.dirname(path)
+            if not os.path.isdir(where):
+                self.report(f"{where!r} is not a directory: supervisord refuses this file, "
+                            "and bigtopd could not start with it", sec, key)
+                return False
+            return True
+
         logfile = get("logfile")
-        if logfile:
-            special = {"syslog": "syslog://", "/dev/stdout": "stdout", "/dev/stderr": "stderr"}
+        special = {"syslog": "syslog://", "/dev/stdout": "stdout", "/dev/stderr": "stderr"}
+        if logfile and (logfile.strip() in special
+                        or in_a_directory("logfile", _path(logfile))):
             put("logoutput", "logfile", special.get(logfile.strip()) or _path(logfile))
             if logfile.strip() not in special and get("logfile_maxbytes", to_size):
                 self.warn("bigtopd does not rotate its own log file (use logrotate)", sec,
@@ -458,7 +469,7 @@ class Translation:
         elif level:
             put("loglevel", "loglevel", level)
         pidfile = get("pidfile")
-        if pidfile:
+        if pidfile and in_a_directory("pidfile", _path(pidfile)):
             put("pidfile", "pidfile", _path(pidfile))
         daemonizes = not get("nodaemon", to_bool)
         if daemonizes:
@@ -479,8 +490,10 @@ class Translation:
         if self.user:
             self.warn(f"bigtopd keeps the user it is started as (start it as {self.user} to "
                       f"match); programs without user run as {self.user}", sec, "user")
-        if daemonizes:
-            self.directory = get("directory")
+        directory = get("directory")
+        if directory and in_a_directory("directory", _path(directory), itself=True) \
+                and daemonizes:
+            self.directory = directory
         for key, limit, what in (("minfds", "RLIMIT_NOFILE", "ulimit -n"),
                                  ("minprocs", "RLIMIT_NPROC", "ulimit -u")):
             soft, wanted = resource.getrlimit(getattr(resource, limit))[0], get(key, to_count)
@@ -598,6 +611,8 @@ class Translation:
             common["umask"] = ("umask", f"{umask:03o}")
         if socket:
             common["stdin_socket"] = ("socket", socket)
+        else:  # supervisord holds a pipe on the child's stdin: reads wait, never end
+            common["stdin_pipe"] = ("command", "true")
         url = get("serverurl")
         if url and url.strip().upper() != "AUTO":
             self.warn("not applied: bigtopd has no XML-RPC server, so SUPERVISOR_SERVER_URL "
@@ -617,7 +632,13 @@ class Translation:
             return
         varies = [k for k in (PER_PROCESS - {"process_name"}) | {"environment"}
                   if "%(process_num)" in getattr(self.raw(sec, k), "value", "")]
-        split = count > 1 and bool(varies)
+
+        def auto(stream: str) -> bool:  # an AUTO log file is one per process
+            raw = self.raw(sec, f"{stream}_logfile")
+            return ((raw.value if raw else "AUTO").strip().lower() == AUTO
+                    and not (stream == "stderr" and redirect))
+
+        split = count > 1 and (bool(varies) or auto("stdout") or auto("stderr"))
         before = len(self.problems)
         for num in range(first, first + count) if split else [first]:
             if len(self.problems) > before:

@@ -184,6 +184,7 @@ class Process:
         self.exited: asyncio.Future[int] = loop.create_future()
         self.ready: asyncio.Future[bool] = loop.create_future()
         self.pipes: dict[str, int] = {}  # stream name -> read end
+        self.stdin_hold: int | None = None  # stdin_pipe: the write end, open while it runs
 
     def __repr__(self) -> str:
         return f"<Process {self.spec.name}#{self.wid} pid={self.pid}>"
@@ -240,6 +241,9 @@ class Process:
         stdin: int | None = subprocess.DEVNULL if spec.close_child_stdin else None
         if spec.stdin_socket:
             stdin = socket_fds[spec.stdin_socket]
+        held = os.pipe2(os.O_CLOEXEC) if spec.stdin_pipe else None
+        if held is not None:
+            stdin = held[0]
         try:
             self.popen = subprocess.Popen(
                 argv,
@@ -271,9 +275,14 @@ class Process:
         finally:
             for _, write_end in pipes.values():
                 os.close(write_end)
+            if held is not None:
+                os.close(held[0])
             if self.popen is None:
                 for read_end, _ in pipes.values():
                     os.close(read_end)
+                if held is not None:
+                    os.close(held[1])
+        self.stdin_hold = held[1] if held is not None else None
         self.pid = self.popen.pid
         self.started = time.time()
         self.pipes = {name: read_end for name, (read_end, _) in pipes.items()}
@@ -287,6 +296,9 @@ class Process:
         self.returncode = code
         if self.popen is not None:
             self.popen.returncode = code  # so Popen never waits for it itself
+        if self.stdin_hold is not None:
+            os.close(self.stdin_hold)
+            self.stdin_hold = None
         if not self.ready.done():
             self.ready.set_result(False)
         if not self.exited.done():
