@@ -41,6 +41,18 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: f
         time.sleep(interval)
 
 
+def environ_of(process: psutil.Process) -> dict[str, str]:
+    """A process's environment. Right after exec, /proc/PID/environ reads
+    empty for a moment (the parent learns of the exec before the kernel
+    has laid out the new stack), so an empty one is read again."""
+    deadline = time.monotonic() + 1.0
+    env = process.environ()
+    while not env and time.monotonic() < deadline:
+        time.sleep(0.005)
+        env = process.environ()
+    return env
+
+
 def processes_under(directory: Path) -> list[psutil.Process]:
     """Processes started by a bigtop daemon whose cwd is inside directory."""
     found = []
@@ -209,7 +221,7 @@ class Daemon:
             try:
                 if child.status() == psutil.STATUS_ZOMBIE:
                     continue
-                env = child.environ()
+                env = environ_of(child)
             except psutil.Error:
                 continue
             if "BIGTOP_WATCHER" not in env:

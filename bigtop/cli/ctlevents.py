@@ -242,8 +242,10 @@ def follow_logs(session: Session, ns: argparse.Namespace, props: dict[str, Any],
     merged by time, then with -f (``ns.follow``) the lines as they come
     (``stream.*`` events, which the daemon publishes only while someone
     subscribes to them). --json: one object a line (time, watcher, pid,
-    wid, stream, line); else ``watcher.wid | line`` like docker compose,
-    colored per watcher and stderr in red on a terminal (not with NO_COLOR)."""
+    wid, stream, line; ``partial: true`` on a live piece whose line goes on
+    in the next one of its pid and stream); else ``watcher.wid | line`` like
+    docker compose, colored per watcher and stderr in red on a terminal (not
+    with NO_COLOR), a live piece on a line of its own as it comes."""
     sub = None
     if ns.follow:  # subscribed first: no line falls between the last lines and the live ones
         sub = open_subscriber(session, pubsub_endpoint(session), live_topics(ns.names, ns.only))
@@ -266,7 +268,7 @@ def follow_logs(session: Session, ns: argparse.Namespace, props: dict[str, Any],
             _, entry = sub.recv()
             if ns.only and entry.get("stream") != ns.only:
                 continue
-            if not shown.again(entry):
+            if not (shown.again(entry) if session.json else shown.hide(entry)):
                 show(entry)
                 show.flush()
     except KeyboardInterrupt:
@@ -299,7 +301,10 @@ class LogPrinter:
         import sys
 
         if self.out is None:
-            sys.stdout.write(json.dumps({key: entry.get(key) for key in LOG_KEYS}) + "\n")
+            record = {key: entry.get(key) for key in LOG_KEYS}
+            if entry.get("partial"):
+                record["partial"] = True
+            sys.stdout.write(json.dumps(record) + "\n")
             return
         from .display import log_line
 

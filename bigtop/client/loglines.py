@@ -1,7 +1,9 @@
 """Output lines as the ``logs`` command and the ``stream.*`` topics give
 them, for every front end that shows them (bigtopctl, bigtop-top,
 bigtop-web): the reply as one list by time, and the live lines that repeat
-what was just shown."""
+what was just shown. A live line may be a piece of one the process has not
+finished (``partial: true``: the next line of its pid and stream goes on
+with it); front ends show each piece as it comes, on a line of its own."""
 
 from __future__ import annotations
 
@@ -38,15 +40,23 @@ class Shown:
     """The lines just shown that came from the daemon's memory, which a live
     event may repeat: subscribing comes first, so a line written before the
     reply may come both ways. A live line is that repeat when its watcher,
-    pid, stream and text are those of a shown line, within LIVE_SLACK."""
+    pid, stream and text are those of a shown line, within LIVE_SLACK; or
+    when its time is within those of the lines shown of its pid and stream
+    (a line in memory and its event have the same time): so are the pieces
+    of a line the reply has whole (with the time of its last piece)."""
 
     def __init__(self, history: list[dict[str, Any]]):
         self.times: dict[tuple[Any, ...], list[float]] = {}
+        self.spans: dict[tuple[Any, ...], tuple[float, float]] = {}  # pipe -> first, last
         self.until = float("-inf")
+        self.unfinished: set[tuple[Any, ...]] = set()  # pipes whose last piece was partial
         for entry in history:
             when = entry.get("time")
             if isinstance(when, int | float) and entry.get("pid") is not None:
-                self.times.setdefault(self.key(entry), []).append(when)
+                key = self.key(entry)
+                self.times.setdefault(key, []).append(when)
+                first, last = self.spans.get(key[:3], (when, when))
+                self.spans[key[:3]] = (min(first, when), max(last, when))
                 self.until = max(self.until, when + LIVE_SLACK)
 
     @staticmethod
@@ -59,10 +69,30 @@ class Shown:
             return False
         if when > self.until:
             self.times.clear()  # past what was shown: no more repeats
+            self.spans.clear()
             return False
-        times = self.times.get(self.key(entry), [])
+        key = self.key(entry)
+        times = self.times.get(key, [])
+        first, last = self.spans.get(key[:3], (1.0, 0.0))
+        if first <= when <= last:
+            if when in times:
+                times.remove(when)
+            return True
         for index, shown in enumerate(times):
             if abs(when - shown) <= LIVE_SLACK:
                 del times[index]
                 return True
         return False
+
+    def hide(self, entry: dict[str, Any]) -> bool:
+        """Whether a live line is not shown as text: a repeat (``again``), or
+        the empty piece that only ends a line shown in pieces (each piece is
+        shown as it comes, on a line of its own)."""
+        pipe = self.key(entry)[:3]
+        ends = False
+        if entry.get("partial"):
+            self.unfinished.add(pipe)
+        elif self.unfinished and pipe in self.unfinished:
+            self.unfinished.discard(pipe)
+            ends = not entry.get("line")
+        return self.again(entry) or ends

@@ -143,6 +143,12 @@ class WatcherSpec:
         at_least_one_int, default=65536, accepts="bytes, ≥ 1",
         doc="(bigtop) The longest output line kept whole: a longer one is cut into pieces of "
             "this size, each ending in ` [...cut]`, nothing dropped.")
+    partial_line_delay: float = option(
+        non_negative(to_float), default=0.05, accepts=SECONDS,
+        doc="(bigtop) How long a line the process has not finished (a prompt, a progress "
+            "bar) waits for its newline before what there is of it goes to the streams, "
+            "the rest following when it comes; 0: at once. See "
+            "[Unfinished lines](#unfinished-lines).")
     stop_signal: int = option(
         to_signal, default=int(signal.SIGTERM), shown="`SIGTERM`", text=True,
         accepts="a name (`TERM`, `SIGTERM`, `sigterm`), a number, or `SIGRTMIN+N`",

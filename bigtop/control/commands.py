@@ -500,7 +500,8 @@ def details(w: Watcher) -> dict[str, Any]:
         "restarts": w.restarts,
         "last_exit": w.last_exits[-1] if w.last_exits else None,
         "failure": w.failure,
-        "dropped_lines": w.capture.dropped,
+        "dropped_lines": w.output_drops.lines,
+        "dropped_bytes": w.output_drops.bytes,
         "pids": {str(wid): p.pid for wid, p in sorted(w.processes.items())},
     }
 

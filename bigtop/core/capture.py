@@ -5,6 +5,13 @@ sink (a file, the daemon's stdout) as it is, with no per-line work, unless
 nothing is configured (the daemon's console) or someone tails the watcher
 (``stream.<watcher>.<stream>`` events). The last ``RECENT_BYTES`` of
 output stay in memory for ``logs`` and for the reason a watcher failed.
+
+A chunk may end inside a line (the reader passed on an unfinished one);
+the next chunk of the pipe continues it. Each pipe's sink function knows
+whether its last chunk did: on the console a piece is a line of its own
+(and the empty piece that only ends it is not shown), a live-tail event
+of a piece whose line goes on has ``partial: true``, and the lines read
+back from memory are whole again, the pieces joined.
 """
 
 from __future__ import annotations
@@ -13,9 +20,11 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from ..config import WatcherSpec
 from .events import EventBus
+from .output import ChunkSink
 from .process import Process
 from .routing import OutputRouting
 from .streams import StreamSink, open_sink
@@ -41,27 +50,51 @@ class OutputCapture:
         self._sinks_spec: WatcherSpec | None = None
         self._dropped_closed = 0  # by sinks since replaced or closed
 
-    def line_sink(self, process: Process, stream: str) -> Callable[[bytes], None]:
-        """What a pipe reader calls with each chunk of whole lines."""
+    def line_sink(self, process: Process, stream: str) -> ChunkSink:
+        """What a pipe reader calls with each chunk: whole lines, the last
+        one maybe unfinished (``last``: the pipe closed, and it ends there)."""
         topic = f"stream.{self.name.lower()}.{stream}"
         routing = self.routing
+        inside = False  # the last chunk ended inside a line: this one continues it
 
-        def sink(chunk: bytes) -> None:
-            self._remember(time.time(), process, stream, chunk)
+        def sink(chunk: bytes, last: bool = False) -> None:
+            nonlocal inside
+            continued = inside
+            if last:
+                inside = False
+                if not continued and not chunk:
+                    return  # the pipe closed after a whole line: nothing to end
+                remembered = chunk + b"\n"  # in memory, the line is whole now
+            else:
+                inside = chunk[-1:] != b"\n"
+                remembered = chunk
+            now = time.time()
+            self._remember(now, process, stream, remembered)
             if self._sinks_spec is not self._spec():  # options changed: files too
                 self.refresh()
             out = self.sinks.get(stream)
             if out is not None:
-                out.write(chunk, process.pid, process.wid, stream)
+                out.write(chunk, process.pid, process.wid, stream, last)
             tailed = routing.tailed(topic)
             if out is not None and not tailed:
                 return  # the fast path: no line-by-line work here at all
-            for line in chunk.decode("utf-8", "replace").split("\n")[:-1]:
-                if out is None:
+            lines = chunk.decode("utf-8", "replace").split("\n")
+            if not lines[-1] and not (last and len(lines) == 1):
+                lines.pop()  # after the last newline, nothing
+            if out is None:
+                # A piece is a line of its own there; one that only ends a
+                # line already shown is not shown.
+                for line in lines[1:] if continued and not lines[0] else lines:
                     routing.console(self.name, process.wid, process.pid, stream, line)
-                if tailed:
-                    self.bus.emit(topic, {"watcher": self.name, "pid": process.pid,
-                                          "wid": process.wid, "stream": stream, "line": line})
+            if tailed:
+                base = {"watcher": self.name, "pid": process.pid, "wid": process.wid,
+                        "stream": stream, "time": now}
+                for line in lines[:-1]:
+                    self.bus.emit(topic, {**base, "line": line})
+                if inside:
+                    self.bus.emit(topic, {**base, "line": lines[-1], "partial": True})
+                else:
+                    self.bus.emit(topic, {**base, "line": lines[-1]})
 
         return sink
 
@@ -73,18 +106,39 @@ class OutputCapture:
 
     def recent_lines(self, count: int, stream: str | None = None,
                      since: float | None = None) -> list[Line]:
-        """The last ``count`` lines (read at or after ``since``, if given)."""
-        lines: list[Line] = []
+        """The last ``count`` lines (read at or after ``since``, if given).
+        The pieces of a line handed on unfinished are joined, and the line
+        has the time of its last piece; one still unfinished is a line."""
+        if count <= 0:
+            return []
+        found: list[list[Any]] = []  # newest first: [time, pid, wid, stream, bytes]
+        # pipe -> the index in found of its oldest line so far, when the
+        # chunk before it (of that pipe) may hold its beginning
+        heads: dict[tuple[int, str], int] = {}
         for now, pid, wid, which, chunk in reversed(self.recent):
             if since is not None and now < since:
                 break
             if stream is not None and which != stream:
                 continue
-            texts = chunk.decode("utf-8", "replace").split("\n")[:-1]
-            lines[:0] = [(now, pid, wid, which, text) for text in texts]
-            if len(lines) >= count:
-                break
-        return lines[-count:] if count > 0 else []
+            pipe = (pid, which)
+            head = heads.get(pipe)
+            if len(found) >= count and (head is None or head >= count):
+                if all(index >= count for index in heads.values()):
+                    break
+                continue  # enough lines: only the beginnings of some are left to find
+            texts = chunk.split(b"\n")
+            end = texts.pop()  # after the last newline: nothing, or a piece
+            if not end:
+                heads.pop(pipe, None)  # the line after this chunk began a line
+            elif head is not None:
+                found[head][4] = end + found[head][4]
+            else:
+                texts.append(end)  # the newest line of its pipe, still unfinished
+            if texts:  # else all of it was a piece of a line that may begin earlier
+                found.extend([now, pid, wid, which, text] for text in reversed(texts))
+                heads[pipe] = len(found) - 1
+        return [(now, pid, wid, which, text.decode("utf-8", "replace"))
+                for now, pid, wid, which, text in reversed(found[:count])]
 
     def stream_options(self, stream: str) -> dict[str, str]:
         """The options of where a stream goes: as configured, or with

@@ -6,6 +6,17 @@ one ending in a newline, with no per-line work here (a plain file sink
 writes the chunk as it is). A line split across reads is joined; a line
 longer than ``max_line`` is cut with a marker rather than dropped.
 
+A line the child has not finished (a prompt, a progress bar, the end of a
+burst) is not kept from the sinks until its newline: once it has waited
+``partial_delay`` seconds for it, what there is of it goes on as a chunk
+that does not end in a newline, and the next chunk continues it. The
+timer for that is armed by a read that leaves such a tail and cancelled
+by one that leaves none; only the bytes after a read's last newline are
+looked at, so whole-line chunks cost nothing more. Nothing is added or
+taken out: when the pipe closes, what is left of an unfinished line is
+handed on as it is, with ``last`` set (the line ends there, without a
+newline), and that call comes once per pipe, even with nothing left.
+
 Reads are few and large. The pipe is enlarged (``PIPE_SIZE``, within a
 budget) and, when a read found only a little, the reader rests a moment
 before the next one, so that a child writing many small lines fills the
@@ -24,6 +35,7 @@ import fcntl
 import os
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 PIPE_SIZE = 1024 * 1024
 READ_SIZE = 128 * 1024
@@ -33,8 +45,29 @@ MAX_REST = 0.01  # seconds
 MIN_REST = 0.001  # epoll waits whole milliseconds (and a rest may last two)
 HOLD_POLL = 0.01  # while the sinks are behind: look again this often
 CUT_MARKER = b" [...cut]"
+PARTIAL_DELAY = 0.05  # seconds an unfinished line waits for its newline
+EARLY = 0.001  # a timer this close to its time has come
 
-ChunkSink = Callable[[bytes], None]
+
+class ChunkSink(Protocol):
+    """What a reader hands each chunk to: ``last`` once, when the pipe
+    closes, with what was left of an unfinished line (maybe nothing)."""
+
+    def __call__(self, chunk: bytes, last: bool = False) -> None: ...
+
+
+def utf8_end(data: bytes) -> int:
+    """Where ``data`` may be cut without splitting a UTF-8 character that
+    its last bytes begin: its length, or up to 3 less."""
+    size = len(data)
+    for back in range(1, min(4, size) + 1):
+        byte = data[size - back]
+        if byte < 0x80:
+            return size
+        if byte >= 0xC0:  # the first byte of a character of 2, 3 or 4
+            length = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return size if back >= length else size - back
+    return size
 
 
 def _user_budget() -> int:
@@ -81,13 +114,18 @@ pipes = PipeBudget()
 
 class PipeReader:
     def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, on_chunk: ChunkSink,
-                 max_line: int = MAX_LINE, hold: Callable[[], bool] | None = None):
+                 max_line: int = MAX_LINE, hold: Callable[[], bool] | None = None,
+                 partial_delay: Callable[[], float] = lambda: PARTIAL_DELAY):
         self.loop = loop
         self.fd: int | None = fd
         self.on_chunk = on_chunk
         self.hold = hold  # True: wait before reading more (the sinks are behind)
         self.max_line = max_line
-        self._partial = b""
+        self.partial_delay = partial_delay  # read when a tail starts waiting: set applies
+        self._partial = b""  # the bytes after the last newline, not handed on yet
+        self._since = 0.0  # when they began to wait (0: not known yet)
+        self._waiting: asyncio.TimerHandle | None = None  # until they go on unfinished
+        self._due = 0.0  # when that timer is due
         size, self._grown = pipes.enlarge(fd)
         self._enough = size // 4  # a read this big: no rest
         self._last = time.monotonic()
@@ -120,6 +158,17 @@ class PipeReader:
                 break
         now = time.monotonic()
         elapsed, self._last = now - self._last, now
+        if self._partial:
+            if not self._since:
+                self._since = now
+            due = self._since + self.partial_delay()
+            if self._waiting is None or due < self._due - EARLY:  # or the delay was cut
+                if self._waiting is not None:
+                    self._waiting.cancel()
+                self._wait(due, now)
+        elif self._waiting is not None:
+            self._waiting.cancel()
+            self._waiting = None
         if self.fd is None or total >= self._enough:
             return
         # Rest until about a quarter of the pipe has come at this rate, at
@@ -141,11 +190,37 @@ class PipeReader:
         if self.fd is not None:
             self.loop.add_reader(self.fd, self._read)
 
+    def _wait(self, due: float, now: float) -> None:
+        self._due = due
+        self._waiting = self.loop.call_later(max(due - now, 0.0), self._unfinished)
+
+    def _unfinished(self) -> None:
+        """The tail has waited for its newline long enough: it goes on as it
+        is (but for the first bytes of a character still to come)."""
+        self._waiting = None
+        if not self._partial or self.fd is None:
+            return
+        now = time.monotonic()
+        due = self._since + self.partial_delay()
+        if due - now > EARLY:  # a newer tail than the one the timer was armed for
+            self._wait(due, now)
+            return
+        if self.hold is not None and self.hold():  # its newline may be in the pipe
+            self._wait(now + HOLD_POLL, now)
+            return
+        cut = utf8_end(self._partial)
+        if not cut:
+            return  # a character's first bytes only: they go with the next read
+        piece, self._partial = self._partial[:cut], self._partial[cut:]
+        self._since = 0.0
+        self.on_chunk(piece)
+
     def _feed(self, data: bytes) -> None:
         end = data.rfind(b"\n") + 1
         if end:
             chunk = self._partial + data[:end] if self._partial else data[:end]
             self._partial = data[end:]
+            self._since = 0.0  # a tail left now began in this read
             self._deliver(chunk)
         else:
             self._partial += data
@@ -171,10 +246,14 @@ class PipeReader:
         self.on_chunk(chunk[start:] if start else chunk)
 
     def close(self) -> None:
-        """Drain, deliver a last partial line, and close the pipe."""
+        """Drain, hand on what is left of an unfinished line (``last``), and
+        close the pipe."""
         if self.fd is None:
             return
         fd, self.fd = self.fd, None
+        if self._waiting is not None:
+            self._waiting.cancel()
+            self._waiting = None
         if self._resting is not None:
             self._resting.cancel()
             self._resting = None
@@ -190,6 +269,5 @@ class PipeReader:
             self._feed(data)
         os.close(fd)
         pipes.release(self._grown)
-        if self._partial:
-            self.on_chunk(self._partial + b"\n")
-            self._partial = b""
+        piece, self._partial = self._partial, b""
+        self.on_chunk(piece, True)

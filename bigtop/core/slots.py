@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ..config import WatcherSpec
@@ -31,6 +32,7 @@ from .policy import Decision, RestartPolicy, describe_exit
 from .process import Process, SpawnError
 from .reaper import exit_code
 from .runtime import Runtime
+from .writer import Dropped
 
 log = logging.getLogger("bigtop.watcher")
 
@@ -56,6 +58,7 @@ class Slots:
     tasks: TaskOwner
     capture: OutputCapture
     hooks: WatcherHooks
+    output_drops: Dropped  # lines and bytes of its output dropped, all its sinks
     _ready: asyncio.Future[bool]
 
     @property
@@ -75,6 +78,22 @@ class Slots:
         wait = self.spec.graceful_timeout if timeout is None else timeout
         await signalling.stop(self.hooks, process, sig, wait, self.runtime.registry.managed(),
                               self.emit)
+
+    def _output_held(self, stream: str) -> Callable[[], bool]:
+        """What tells the reader of a stream to wait: the writer is behind,
+        or the file the stream goes to cannot be written (for a while:
+        past writer.py's bound its lines are dropped instead). The writer
+        learns here where this watcher's drops add up."""
+        output = self.runtime.output
+        output.writer().count_drops(self.name, self.output_drops)
+
+        def held() -> bool:
+            if output.held():
+                return True
+            sink = self.capture.sinks.get(stream)
+            return sink is not None and sink.writer.holds(sink.target)
+
+        return held
 
     # -- readiness -------------------------------------------------------
 
@@ -196,7 +215,8 @@ class Slots:
             # happen at once, from inside watch()).
             self.processes[wid] = process
         readers = [PipeReader(self.loop, fd, self.capture.line_sink(process, stream),
-                              max_line=self.spec.max_line, hold=runtime.output.held)
+                              max_line=self.spec.max_line, hold=self._output_held(stream),
+                              partial_delay=lambda: self.spec.partial_line_delay)
                    for stream, fd in process.pipes.items()]
         # Announced before it is watched: its reap may be reported at once.
         self.emit("spawn", process_pid=process.pid)

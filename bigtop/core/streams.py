@@ -4,6 +4,17 @@ Lines reach a sink on the event loop; a file sink batches them and hands
 whole-line chunks to the writer thread (writer.py), which does every file
 write and every rotation. The console stream classes go through the same
 writer.
+
+A chunk may end inside a line (one the child left unfinished, see
+output.py): what follows it in the same file or on the same descriptor is
+the rest of that line, from the same pipe, or else a newline that this
+module adds first, so that another pipe's output never continues it. The
+writer can tell from a chunk's last byte whether the file then ends
+inside a line; after one that does not end in a newline, the next bytes
+written there continue that line. Per-line forms know where lines begin:
+a ``time_format`` or FancyStdoutStream prefix starts each line, not a
+piece that continues one, and a JsonStream object of a piece whose line
+goes on in the next object of its process and stream has ``partial``.
 """
 
 from __future__ import annotations
@@ -28,14 +39,27 @@ def stream_class(options: dict[str, str]) -> str | None:
 
 class BatchSink:
     """Lines gathered during one loop iteration go to the writer as one
-    chunk; a chunk the writer cannot take is dropped and counted."""
+    chunk. What the writer drops instead (it is behind, or the file cannot
+    be written for too long: writer.py), whole lines, is counted in
+    ``drops``, and in the count of the sink's ``watcher``, if it has one."""
+
+    watcher = ""  # whose lines these are (a StreamSink's)
 
     def __init__(self, writer: Writer, target: FileTarget | ConsoleTarget):
         self.writer = writer
         self.target = target
-        self.dropped = 0
-        self._chunks: list[bytes] = []  # whole lines, each ending in a newline
+        self.drops = writer.counter()  # lines and bytes; the writer thread adds too
+        self._chunks: list[bytes] = []  # lines (a chunk may end inside one)
         self._scheduled = False
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped."""
+        return self.drops.lines
+
+    @property
+    def dropped_bytes(self) -> int:
+        return self.drops.bytes
 
     def add(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
@@ -49,11 +73,9 @@ class BatchSink:
             return
         data = b"".join(self._chunks)
         self._chunks = []
-        if not self.writer.submit(self.target, data):
-            count = data.count(b"\n")
-            self.dropped += count
-            log.warning("%s: not keeping up, %d lines dropped (%d so far)",
-                        self.target.filename, count, self.dropped)
+        if self.drops.parent is None and self.watcher:
+            self.drops.parent = self.writer.drops_of(self.watcher)
+        self.writer.submit(self.target, data, self.drops)  # drops logged there, once
 
     def close(self) -> None:
         self.flush()
@@ -77,9 +99,54 @@ def watcher_color(watcher: str) -> int:
     return _picked[watcher]
 
 
+Output = tuple[str, str | int]  # ("file", absolute path) or ("fd", descriptor)
+Pipe = tuple[int, str]  # (pid, stream)
+# Each output whose last bytes are an unfinished line -> the pipe it is of
+# (ENDED: it ended there without a newline, its pipe closed).
+_unfinished: dict[Output, Pipe] = {}
+ENDED: Pipe = (0, "")
+
+
+def output_of(target: FileTarget | ConsoleTarget) -> Output:
+    if isinstance(target, FileTarget):
+        return ("file", os.path.abspath(target.filename))
+    return ("fd", target.fd)
+
+
+def follow(output: Output, chunk: bytes, pid: int, stream: str,
+           last: bool) -> tuple[bytes, bool]:
+    """Before a pipe's chunk goes to an output: a newline to write first,
+    when another pipe's unfinished line ends that output, and whether the
+    chunk continues a piece of its own pipe written just before. Records
+    how the output ends with the chunk (``last``: its pipe closed)."""
+    pipe = (pid, stream)
+    before = _unfinished.pop(output, None)
+    if not chunk:
+        if before is not None:
+            _unfinished[output] = ENDED if before == pipe else before
+        return b"", False
+    if chunk[-1] != 10:  # b"\n"
+        _unfinished[output] = ENDED if last else pipe
+    if before is None or before == pipe:
+        return b"", before is not None
+    return b"\n", False
+
+
+def prefixed(chunk: bytes, prefix: bytes, continued: bool) -> bytes:
+    """Each line of a chunk after ``prefix``, but for a first one that
+    continues a piece already written; an unfinished last line has it too,
+    and still no newline."""
+    if chunk.endswith(b"\n"):
+        body = chunk[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
+    else:
+        body = chunk.replace(b"\n", b"\n" + prefix)
+    return body if continued else prefix + body
+
+
 class ConsoleSink:
     """Child output on the daemon's stdout, one prefixed line at a time,
-    colored per watcher on a terminal (like ``docker compose``)."""
+    colored per watcher on a terminal (like ``docker compose``). A piece of
+    an unfinished line comes as a line of its own, and is printed as one."""
 
     def __init__(self, writer: Callable[[], Writer], fd: int = 1):
         self._writer = writer
@@ -96,7 +163,10 @@ class ConsoleSink:
             prefix = f"\x1b[2m{stamp}\x1b[0m \x1b[{code}m{watcher}.{wid}\x1b[0m"
         if self._sink is None:
             self._sink = BatchSink(self._writer(), ConsoleTarget(self.fd))
-        self._sink.add(f"{prefix} | {line}\n".encode("utf-8", "replace"))
+        text = f"{prefix} | {line}\n"
+        if _unfinished and _unfinished.pop(("fd", self.fd), None) is not None:
+            text = "\n" + text  # a stream class left a line unfinished there
+        self._sink.add(text.encode("utf-8", "replace"))
 
     @property
     def dropped(self) -> int:
@@ -109,16 +179,30 @@ class ConsoleSink:
 
 class StreamSink(BatchSink):
     """A configured stream class: made from its options (kept, so a changed
-    option can be noticed) and fed chunks of whole lines of one process."""
+    option can be noticed) and fed chunks of whole lines of one process, the
+    last one maybe unfinished (continued by the next chunk of that process
+    and stream; ``last``: its pipe closed, and the line ends there)."""
 
     def __init__(self, writer: Writer, target: FileTarget | ConsoleTarget,
                  options: dict[str, str], watcher: str = ""):
         super().__init__(writer, target)
         self.options = dict(options)
         self.watcher = watcher
+        self.output = output_of(target)
 
-    def write(self, chunk: bytes, pid: int = 0, wid: int = 0, stream: str = "") -> None:
-        self.add(chunk)
+    def place(self, chunk: bytes, pid: int, stream: str, last: bool) -> tuple[bytes, bool]:
+        """``follow`` for this sink's output; at once while no line is
+        unfinished anywhere and the chunk ends in a newline."""
+        if not _unfinished and chunk[-1:] == b"\n":
+            return b"", False
+        return follow(self.output, chunk, pid, stream, last)
+
+    def write(self, chunk: bytes, pid: int = 0, wid: int = 0, stream: str = "",
+              last: bool = False) -> None:
+        """The bytes as they are."""
+        before, _ = self.place(chunk, pid, stream, last)
+        if chunk:
+            self.add(before + chunk if before else chunk)
 
 
 FILE_CLASSES = ("FileStream", "WatchedFileStream", "TimedRotatingFileStream", "JsonStream")
@@ -131,7 +215,9 @@ class FileSink(StreamSink):
     (reopened when moved away), TimedRotatingFileStream (``rotate_when``
     S/M/H/D/midnight/W0-W6, ``rotate_interval``, ``utc``), and bigtop's
     JsonStream (one JSON object a line: time, watcher, pid, wid, stream,
-    line). ``compress`` gzips the files that rotation sets aside."""
+    line, and ``partial: true`` on a piece whose line goes on in the next
+    object of its pid and stream). ``compress`` gzips the files that
+    rotation sets aside."""
 
     def __init__(self, writer: Writer, options: dict[str, str], watcher: str = ""):
         cls = stream_class(options)
@@ -149,26 +235,40 @@ class FileSink(StreamSink):
         ), options, watcher)
         self.time_format = options.get("time_format")
 
-    def write(self, chunk: bytes, pid: int = 0, wid: int = 0, stream: str = "") -> None:
-        """A chunk of whole lines: as it is, or line by line when each line
-        gets a time prefix or becomes a JSON object."""
+    def write(self, chunk: bytes, pid: int = 0, wid: int = 0, stream: str = "",
+              last: bool = False) -> None:
+        """A chunk: as it is, or line by line when each line gets a time
+        prefix (not a piece that continues one) or becomes a JSON object
+        (a piece too, ``partial`` when its line goes on)."""
         if self.json:
             now = time.time()
-            self.add(b"".join(
-                json.dumps({"time": now, "watcher": self.watcher, "pid": pid, "wid": wid,
-                            "stream": stream, "line": line.decode("utf-8", "replace")}
-                           ).encode() + b"\n"
-                for line in chunk.split(b"\n")[:-1]))
+            lines = chunk.split(b"\n")
+            end = lines.pop()  # after the last newline: nothing, or a piece
+            records = [{"time": now, "watcher": self.watcher, "pid": pid, "wid": wid,
+                        "stream": stream, "line": line.decode("utf-8", "replace")}
+                       for line in lines]
+            if end or last:  # last: what ends a line already begun, maybe nothing
+                records.append({"time": now, "watcher": self.watcher, "pid": pid, "wid": wid,
+                                "stream": stream, "line": end.decode("utf-8", "replace")})
+                if not last:
+                    records[-1]["partial"] = True
+            if records:
+                self.add(b"".join(json.dumps(record).encode() + b"\n" for record in records))
         elif self.time_format:
-            prefix = time.strftime(self.time_format).encode() + b" "
-            self.add(b"".join(prefix + line + b"\n" for line in chunk.split(b"\n")[:-1]))
+            before, continued = self.place(chunk, pid, stream, last)
+            if chunk:
+                prefix = time.strftime(self.time_format).encode() + b" "
+                self.add(before + prefixed(chunk, prefix, continued))
+        elif not _unfinished and chunk[-1:] == b"\n":
+            self.add(chunk)  # the fast path: whole lines, none unfinished anywhere
         else:
-            self.add(chunk)
+            super().write(chunk, pid, wid, stream, last)
 
 
 class StdoutSink(StreamSink):
     """Circus's StdoutStream: the lines on the daemon's standard output as
-    the process wrote them, no prefix; chunks pass through untouched."""
+    the process wrote them, no prefix; chunks pass through untouched (but
+    for a newline before one when another pipe left a line unfinished)."""
 
     def __init__(self, writer: Writer, options: dict[str, str], watcher: str = "",
                  fd: int = 1):
@@ -194,17 +294,17 @@ class FancyStdoutSink(StdoutSink):
         self.color = FANCY_COLORS.get(name) or watcher_color(watcher)
         self.colored = use_color(fd)
 
-    def write(self, chunk: bytes, pid: int = 0, wid: int = 0, stream: str = "") -> None:
+    def write(self, chunk: bytes, pid: int = 0, wid: int = 0, stream: str = "",
+              last: bool = False) -> None:
+        """Each line after the prefix; a piece that continues a line as it is."""
+        before, continued = self.place(chunk, pid, stream, last)
+        if not chunk:
+            return
         head = f"{time.strftime(self.time_format)} {self.watcher}[{pid}]"
         if self.colored:
             head = f"\x1b[{self.color}m{head}\x1b[0m"
         prefix = head.encode("utf-8", "replace") + b" | "
-        if not chunk:
-            return
-        if not chunk.endswith(b"\n"):
-            chunk += b"\n"
-        # Every line but the last ends in a newline that the next one follows.
-        self.add(prefix + chunk[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
+        self.add(before + prefixed(chunk, prefix, continued))
 
 
 def open_sink(writer: Callable[[], Writer], options: dict[str, str],

@@ -34,6 +34,7 @@ from .process import Process, process_env
 from .runtime import Runtime
 from .slots import RUNNING, Slots
 from .tree import descendants
+from .writer import Dropped
 
 log = logging.getLogger("bigtop.watcher")
 
@@ -60,6 +61,10 @@ class Watcher(Slots):
         self._ready = self.loop.create_future()
         self.tasks = TaskOwner(f"watcher {spec.name}")
         self.capture = OutputCapture(spec.name, lambda: self.spec, runtime.output, runtime.bus)
+        # Its sinks' drops add up here (status, stats); output_dropped tells
+        # when one of its files starts and stops dropping lines.
+        self.output_drops = Dropped(lambda payload: self.emit("output_dropped", **payload),
+                                    self.loop)
         self.hooks = WatcherHooks(self, runtime.hook_arbiter, lambda: self.spec, self.emit,
                                   runtime.hook_paths)
 

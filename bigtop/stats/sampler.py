@@ -89,6 +89,8 @@ class WatcherRef:
     numprocesses: int
     restarts: int
     processes: tuple[ProcessRef, ...]
+    dropped_lines: int = 0  # of its output, as in status
+    dropped_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +277,8 @@ class Sampler:
             refs.append(WatcherRef(
                 w.name, w.name.lower(), w.status,
                 w.spec.numprocesses if w.state in ("active", "starting") else 0,
-                w.spec.numprocesses, w.restarts, procs))
+                w.spec.numprocesses, w.restarts, procs, w.output_drops.lines,
+                w.output_drops.bytes))
         live = frozenset((p.pid, p.started) for p in arbiter.registry.processes())
         return Snapshot(time.time(), tuple(refs), self._sockets() if sockets else None,
                         daemon, live)
@@ -455,6 +458,7 @@ def aggregate(watcher: WatcherRef, infos: list[dict[str, Any]], now: float) -> d
     out.update(watcher=watcher.name, status=watcher.status, processes=len(infos),
                wanted=watcher.wanted, numprocesses=watcher.numprocesses,
                restarts=watcher.restarts, children=sum(len(i["children"]) for i in infos),
+               dropped_lines=watcher.dropped_lines, dropped_bytes=watcher.dropped_bytes,
                time=now)
     return out
 

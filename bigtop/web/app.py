@@ -450,8 +450,8 @@ class Viewer:
         if self.backlog is not None:
             self.backlog.append(entry)
             return
-        if self.shown is not None and self.shown.again(entry):
-            return
+        if self.shown is not None and self.shown.hide(entry):
+            return  # a repeat, or the end of a line the page shows in pieces
         if len(self.output) >= OUTPUT_BATCH:
             self.dropped += 1
         else:

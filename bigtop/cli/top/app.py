@@ -525,8 +525,8 @@ class TopApp(App[None]):
             self.write_line(payload)
 
     def write_line(self, entry: dict[str, Any]) -> None:
-        if self.log_shown is not None and self.log_shown.again(entry):
-            return
+        if self.log_shown is not None and self.log_shown.hide(entry):
+            return  # a repeat, or the end of a line shown in pieces
         name = str(entry.get("watcher") or (self.log_target or (0, "?"))[1])
         self.log_pane.write(display.log_line(name, entry))
 

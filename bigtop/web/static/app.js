@@ -641,8 +641,11 @@ function watcherPage(view, nodeName, watcherName) {
     return filterFn(entry.line || "");
   }
 
+  // A piece of a line the process has not finished (partial) comes as a line
+  // of its own; the next line of its pid and stream goes on with it.
   function lineElement(entry) {
-    return h("div", { class: `log-line ${entry.stream || ""}` },
+    return h("div", { class: `log-line ${entry.stream || ""}${entry.partial ? " partial" : ""}`,
+      title: entry.partial ? "unfinished: its next line goes on with it" : null },
       h("span", { class: "ts" }, entry.time ? clock(entry.time) : ""),
       h("span", { class: "who" }, entry.pid ? `${entry.stream === "stderr" ? "err" : "out"} ${entry.pid}` : ""),
       h("span", { class: "text" }, entry.line ?? ""));
