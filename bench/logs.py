@@ -25,8 +25,10 @@ file has stopped growing for 1 s, counted up to its last growth.
               any helper process it runs (not the writer) over the transfer,
               per GB of child output.
 
-The floor is the same writer piped into a bare Python loop (1 MiB reads,
-unbuffered writes to a file), in the same run.
+The floors are the same writer piped into a bare copy, in the same run: a
+Python loop (1 MiB reads, unbuffered writes to a file), and splice(2)
+from the pipe to the file, where the kernel moves the bytes and the
+process never touches them (the machine's limit; ``bigtop / splice``).
 
 Systems are interleaved per run; figures are medians over --runs runs.
 Daemons and children are always stopped and the big files deleted.
@@ -128,6 +130,18 @@ while True:
 os.close(fd)
 print(repr(time.monotonic()))
 '''
+
+# The machine's floor: the kernel moves the bytes from the pipe to the file
+# (splice(2)), no copy through the process.
+FLOOR_SPLICE = r'''
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+while os.splice(0, fd, 1 << 20):
+    pass
+os.close(fd)
+print(repr(time.monotonic()))
+'''
+FLOORS = {"floor": FLOOR_READER, "splice": FLOOR_SPLICE}
 
 
 class Paths:
@@ -346,15 +360,16 @@ def measure_transfer(daemon: Daemon, paths: Paths, total: int, variant: str, arg
     result.helpers = [lifecycle._describe(p) for p in after[1:]]
 
 
-def measure_floor(run: int, args) -> Result:
-    """The writer piped into a bare Python read/write loop."""
-    result = Result(system="floor", variant="plain", run=run)
+def measure_floor(run: int, args, key: str = "floor") -> Result:
+    """The writer piped into a bare copy: a Python read/write loop
+    (``floor``), or splice(2) from the pipe to the file (``splice``)."""
+    result = Result(system=key, variant="plain", run=run)
     total = args.megabytes * MB
     workdir = Path(tempfile.mkdtemp(prefix="bigtop-logs-floor-"))
     procs: list[subprocess.Popen] = []
     try:
         paths = Paths(workdir)
-        reader = subprocess.Popen([sys.executable, "-c", FLOOR_READER, str(paths.log)],
+        reader = subprocess.Popen([sys.executable, "-c", FLOORS[key], str(paths.log)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         procs.append(reader)
         writer = subprocess.Popen(paths.writer_argv(total, args.write_bytes, "exit"),
@@ -371,14 +386,14 @@ def measure_floor(run: int, args) -> Result:
         started, finished = read_time(paths.started), float(out)
         size = file_size(paths.log)
         if started is None or size != total:
-            raise MeasurementError(f"floor: {size:,} of {total:,} bytes copied")
+            raise MeasurementError(f"{key}: {size:,} of {total:,} bytes copied")
         elapsed = finished - started
         cpu = usage.ru_utime + usage.ru_stime  # whole reader life, start-up included
         result.elapsed_s, result.log_bytes, result.daemon_cpu_s = elapsed, size, cpu
         result.mb_s = total / MB / elapsed
         result.cpu_s_per_gb = cpu / (total / GB)
     except (MeasurementError, subprocess.TimeoutExpired, ValueError, OSError) as exc:
-        result.errors.append(f"floor: {exc}")
+        result.errors.append(f"{key}: {exc}")
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -392,7 +407,7 @@ def measure_floor(run: int, args) -> Result:
 # Reporting.
 
 LABELS = {"bigtop": "bigtop", "circus": "Circus 0.19", "supervisord": "supervisord 4.3",
-          "floor": "Python loop (floor)"}
+          "floor": "Python loop (floor)", "splice": "splice (floor)"}
 METRICS = [  # attribute, label, format, higher is better
     ("mb_s", "MB/s", "{:,.1f}", True),
     ("cpu_s_per_gb", "daemon CPU s/GB", "{:.2f}", False),
@@ -412,7 +427,7 @@ def medians_of(results: dict) -> dict:
 
 def cell(key: str, variant: str, attr: str, pattern: str, medians: dict,
          notes: dict) -> str:
-    if not supports(key, variant) or (key == "floor" and variant != "plain"):
+    if not supports(key, variant) or (key in FLOORS and variant != "plain"):
         return "n/a"
     if key in notes:
         return "n/a*"
@@ -422,7 +437,8 @@ def cell(key: str, variant: str, attr: str, pattern: str, medians: dict,
 def print_table(columns: list[str], medians: dict, notes: dict) -> None:
     others = [k for k in ("bigtop", "circus") if k in columns]
     header = ["figure", *(LABELS[k] for k in columns),
-              *(f"{LABELS[k]} / supervisord" for k in others)]
+              *(f"{LABELS[k]} / supervisord" for k in others),
+              *(["bigtop / splice"] if "bigtop" in others else [])]
     rows = []
     for variant, vlabel in VARIANTS.items():
         for attr, label, pattern, _ in METRICS:
@@ -433,6 +449,11 @@ def print_table(columns: list[str], medians: dict, notes: dict) -> None:
             for key in others:
                 mine = None if key in notes else medians.get(key, {}).get(variant, {}).get(attr)
                 row.append(ratio(mine, sup))
+            if "bigtop" in others:
+                mine = None if "bigtop" in notes else \
+                    medians.get("bigtop", {}).get(variant, {}).get(attr)
+                floor = medians.get("splice", {}).get("plain", {}).get(attr)
+                row.append(ratio(mine, floor if variant == "plain" else None))
             rows.append(row)
     lifecycle.print_markdown(header, rows)
 
@@ -499,7 +520,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_all(columns: list[str], args) -> tuple[dict, bool]:
     """Every run of every system and variant, interleaved; and whether interrupted."""
     results: dict = {k: {v: [] for v in VARIANTS if supports(k, v)} for k in columns}
-    results["floor"] = {"plain": []}
+    results.update({key: {"plain": []} for key in FLOORS})
     try:
         for run in range(args.runs):
             shift = run % len(columns)
@@ -515,12 +536,13 @@ def run_all(columns: list[str], args) -> tuple[dict, bool]:
                     print(f"    {summary_line(result)}", flush=True)
                     for problem in result.problems():
                         print(f"    PROBLEM: {problem}", flush=True)
-            print(f"[run {run + 1}/{args.runs}] {LABELS['floor']}", flush=True)
-            result = measure_floor(run, args)
-            results["floor"]["plain"].append(result)
-            print(f"    {summary_line(result)}", flush=True)
-            for problem in result.problems():
-                print(f"    PROBLEM: {problem}", flush=True)
+            for key in FLOORS:
+                print(f"[run {run + 1}/{args.runs}] {LABELS[key]}", flush=True)
+                result = measure_floor(run, args, key)
+                results[key]["plain"].append(result)
+                print(f"    {summary_line(result)}", flush=True)
+                for problem in result.problems():
+                    print(f"    PROBLEM: {problem}", flush=True)
     except KeyboardInterrupt:
         print("\ninterrupted: daemons stopped, reporting what was measured")
         return results, True
@@ -565,7 +587,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{LABELS[key]}: {why}")
     columns = [k for k in ("bigtop", "circus", "supervisord")
                if k in args.only and k not in unavailable]
-    results, interrupted = run_all(columns, args) if columns else ({"floor": {}}, False)
+    results, interrupted = run_all(columns, args) if columns else (
+        {key: {} for key in FLOORS}, False)
 
     notes = dict(unavailable)
     if (why := bigtop_note(results)) is not None:
@@ -574,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = evaluate_targets(medians, notes)
 
     print(f"\ncommand: {command}\n")
-    print_table([*columns, "floor"], medians, notes)
+    print_table([*columns, *FLOORS], medians, notes)
     print_targets(targets)
     print("\nNotes:")
     print(f"  - medians over {args.runs} runs of {args.megabytes} MB each "
@@ -591,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
                               for r in rs for p in r.problems()})
             for reason in reasons[:3]:
                 print(f"      {reason}")
-    for key in [*columns, "floor"]:
+    for key in [*columns, *FLOORS]:
         runs = [r for rs in results.get(key, {}).values() for r in rs]
         clean = sum(1 for r in runs if not r.problems())
         print(f"  - {LABELS[key]}: {clean}/{len(runs)} measurements clean.")
