@@ -357,6 +357,9 @@ def test_prometheus_metrics_parse(daemon, tmp_path):
         "bigtop_watcher_processes_wanted", (("watcher", "web"),)] == 2
     assert ("bigtop_watcher_restarts_total", (("watcher", "web"),)) in metrics[
         "bigtop_watcher_restarts"]
+    for counted in ("lines", "bytes"):
+        assert metrics[f"bigtop_watcher_dropped_{counted}"][
+            f"bigtop_watcher_dropped_{counted}_total", (("watcher", "web"),)] == 0
     slots = {labels: value for (_, labels), value in metrics["bigtop_process_pid"].items()
              if dict(labels)["watcher"] == "web"}
     assert {dict(labels)["wid"] for labels in slots} == {"1", "2"}

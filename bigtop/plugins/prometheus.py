@@ -107,7 +107,10 @@ class PrometheusExporter(Plugin):
         restarts = CounterMetricFamily("bigtop_watcher_restarts", "Processes respawned after "
                                        "they ended on their own", labels=["watcher"])
         dropped = CounterMetricFamily("bigtop_watcher_dropped_lines", "Output lines dropped "
-                                      "because a sink did not keep up", labels=["watcher"])
+                                      "because a sink did not keep up or could not write",
+                                      labels=["watcher"])
+        dropped_bytes = CounterMetricFamily("bigtop_watcher_dropped_bytes", "Output bytes "
+                                            "dropped, with those lines", labels=["watcher"])
         for name, info in sorted(details.items()):
             for state in STATES:
                 status.add_metric([name, state], 1 if info.get("status") == state else 0)
@@ -115,10 +118,12 @@ class PrometheusExporter(Plugin):
                 family.add_metric([name], _num(info.get(key)))
             restarts.add_metric([name], _num(info.get("restarts")))
             dropped.add_metric([name], _num(info.get("dropped_lines")))
+            dropped_bytes.add_metric([name], _num(info.get("dropped_bytes")))
         yield status
         yield from gauges.values()
         yield restarts
         yield dropped
+        yield dropped_bytes
 
         events = CounterMetricFamily("bigtop_watcher_events", "Events published since the "
                                      "plugin started", labels=["watcher", "event"])

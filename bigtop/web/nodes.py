@@ -114,6 +114,7 @@ def build_snapshot(status: dict[str, Any], infos: dict[str, Any], sockets: list[
             "last_exit": d.get("last_exit"),
             "failure": d.get("failure"),
             "dropped_lines": d.get("dropped_lines"),
+            "dropped_bytes": d.get("dropped_bytes"),
             "cpu": round(sum(p["cpu"] for p in processes), 1),
             "mem": round(sum(p["mem"] for p in processes), 2),
             "rss": sum(p["rss"] for p in processes),

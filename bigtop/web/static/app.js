@@ -933,7 +933,7 @@ function watcherPage(view, nodeName, watcherName) {
         fact("Restarts", w.restarts ?? "–"),
         fact("Last exit", lastExit(w.last_exit)),
         w.failure ? fact("Failure", w.failure, "bad-text") : null,
-        w.dropped_lines ? fact("Dropped lines", w.dropped_lines, "bad-text") : null].filter(Boolean));
+        w.dropped_lines ? fact("Dropped lines", `${w.dropped_lines} (${bytes(w.dropped_bytes || 0)})`, "bad-text") : null].filter(Boolean));
       syncRows(procBody, w.processes, (p) => p.pid, processRow, updateProcess);
       if (!w.processes.length) procBody.replaceChildren(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No process running.")));
       const pids = w.processes.map((p) => String(p.pid));
