@@ -419,3 +419,31 @@ def test_colors_on_a_terminal_only_without_no_color(daemon: Factory) -> None:
     assert "\x1b[" in colored and "hello" in colored and "trouble" in colored
     assert "\x1b[31m" in colored or "\x1b[91m" in colored or ";31m" in colored, "stderr in red"
     assert "\x1b[" not in on_a_terminal(NO_COLOR="1")
+
+
+def test_jsonstream_pieces_are_joined_when_read_back(tmp_path):
+    """Pieces of one line (``"partial": true`` on all but the last), with
+    another process's lines between them, come back as that line, once."""
+    import json
+
+    def record(pid, line, partial=False, at=1.0):
+        out = {"time": at, "watcher": "w", "pid": pid, "wid": 1, "stream": "stdout",
+               "line": line}
+        return json.dumps(out | ({"partial": True} if partial else {}))
+
+    path = tmp_path / "out.json"
+    path.write_text("\n".join([
+        record(1, "first"),
+        record(1, "Password for ", partial=True),
+        record(2, "other"),
+        record(1, "backup: ", partial=True),
+        record(1, "secret", at=2.0),
+        record(1, "still typ", partial=True),  # unfinished: a line as far as it came
+    ]) + "\n")
+    parse = logtail.parser({"class": "JsonStream", "filename": str(path)}, "stdout")
+    found = logtail.tail(str(path), 10, parse)
+    assert [(e.pid, e.line) for e in found] == [
+        (1, "first"), (2, "other"), (1, "Password for backup: secret"), (1, "still typ")]
+    assert found[2].time == 2.0 and not any(e.partial for e in found)
+    assert [e.line for e in logtail.tail(str(path), 2, parse)] == [
+        "Password for backup: secret", "still typ"]

@@ -40,6 +40,7 @@ class LogLine(NamedTuple):
     wid: int | None
     stream: str | None
     line: str
+    partial: bool = False  # a JsonStream piece: its line goes on in a later one
 
 
 Parser = Callable[[bytes], LogLine]
@@ -140,18 +141,37 @@ class _Tail:
         self.budget = Budget(limit)
         self.found: list[LogLine] = []
         self.done = False
+        # (pid, stream) -> the index in found of its oldest line so far, and
+        # the pipes whose oldest line may begin with a piece further back
+        self.heads: dict[tuple[int | None, str | None], int] = {}
+        self.open: set[tuple[int | None, str | None]] = set()
 
     def take(self, entry: LogLine) -> bool:
-        """Keep a line if it is wanted; False once no more are needed."""
+        """Keep a line if it is wanted; False once no more are needed.
+        Lines come newest first, so a ``partial`` piece is the head of the
+        line its pipe's oldest line so far goes on with: it is joined to it
+        (and, once ``count`` lines are found, reading goes on until each
+        of those lines has its beginning)."""
         if self.since is not None:
             if entry.time is None:
                 return True  # no time: not shown with a since (and not an end either)
             if entry.time < self.since:
                 self.done = True  # older lines are further back still
                 return False
-        self.found.append(entry)
+        pipe = (entry.pid, entry.stream)
+        if entry.partial and pipe in self.open:
+            head = self.heads[pipe]
+            self.found[head] = self.found[head]._replace(line=entry.line + self.found[head].line)
+            return True
         if len(self.found) >= self.count:
-            self.done = True
+            self.open.discard(pipe)  # its oldest line begins after this entry
+            self.done = not self.open
+            return not self.done
+        self.heads[pipe] = len(self.found)
+        self.open.add(pipe)
+        self.found.append(entry._replace(partial=False))
+        if len(self.found) >= self.count:
+            self.done = not self.open
         return not self.done
 
     def read_plain(self, path: str) -> None:
@@ -251,7 +271,8 @@ def parse_json(raw: bytes, stream: str | None) -> LogLine:
     which = record.get("stream")
     return LogLine(
         _time(record.get("time")), _integer(record.get("pid")), _integer(record.get("wid")),
-        which if isinstance(which, str) else stream, record["line"])
+        which if isinstance(which, str) else stream, record["line"],
+        record.get("partial") is True)
 
 
 def _time(value: object) -> float | None:
