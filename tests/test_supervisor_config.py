@@ -24,12 +24,12 @@ import pytest
 
 from bigtop.config import load
 from bigtop.config.build import build
+from bigtop.config.loader import looks_like_supervisor
 from bigtop.config.model import Config
 from bigtop.config.raw import RawSection
 from bigtop.config.supervisor import (
     expand,
     load_supervisor,
-    looks_like_supervisor,
     parse,
     parse_environment,
 )

@@ -21,7 +21,7 @@ from .raw import RawSection, RawValue
 from .substitute import circus_vars, env_variables, expand_env, substitute
 from .values import StreamSpec
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-@]*$")
+WATCHER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-@]*$")  # every reader's rule
 
 CIRCUS, WATCHER, SOCKET, PLUGIN = (table(s) for s in ("circus", "watcher", "socket", "plugin"))
 ENV_VALUE = WATCHER["env"].converter()
@@ -209,7 +209,7 @@ class Builder:
     def watcher(self, section: RawSection, local_env: dict[str, str],
                 env_sections: list[RawSection]) -> WatcherSpec | None:
         name = section.name
-        if not _NAME.match(name):
+        if not WATCHER_NAME.match(name):
             self.problem("a watcher name may use letters, digits and _ . - @ only", section)
         # The environment comes first: substitutions in other options see it.
         env = dict(local_env)

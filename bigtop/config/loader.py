@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Mapping
 
 from .build import build
@@ -26,11 +27,17 @@ def load(path: str, environ: Mapping[str, str] | None = None, strict: bool = Fal
     with ``strict``, and always in TOML, it is an error.
     """
     env = dict(os.environ if environ is None else environ)
-    supervisor = _supervisor(path, env, strict)
-    if supervisor is not None:
-        return supervisor
-    sections: dict[tuple[str, str], RawSection] = {}
     problems: list[Problem] = []
+    main = os.path.abspath(path)
+    first = read_text(main, problems)  # read once: for its format, then its sections
+    if first is not None and not main.endswith(".toml") and looks_like_supervisor(first):
+        from .supervisor import load_supervisor
+
+        found, errors, notes, names = load_supervisor(main, env, strict, first)
+        if errors:
+            raise ConfigError(errors)
+        return build(found, env, names, notes, strict)
+    sections: dict[tuple[str, str], RawSection] = {}
     warnings: list[str] = []
     files: list[str] = []
 
@@ -39,7 +46,7 @@ def load(path: str, environ: Mapping[str, str] | None = None, strict: bool = Fal
         if file in files:
             return
         files.append(file)
-        text = read_text(file, problems)
+        text = first if file == main else read_text(file, problems)
         if text is None:
             return
         if file.endswith(".toml"):
@@ -86,18 +93,14 @@ def load(path: str, environ: Mapping[str, str] | None = None, strict: bool = Fal
     return build(list(sections.values()), env, tuple(files), warnings, strict)
 
 
-def _supervisor(path: str, env: dict[str, str], strict: bool) -> Config | None:
-    """The model of a supervisord file; None if ``path`` is not one."""
-    if path.endswith(".toml"):
-        return None
-    text = read_text(path, [])
-    if text is None:
-        return None  # the INI reader reports it
-    from .supervisor import load_supervisor, looks_like_supervisor
-
-    if not looks_like_supervisor(text):
-        return None
-    found, problems, warnings, files = load_supervisor(os.path.abspath(path), env, strict)
-    if problems:
-        raise ConfigError(problems)
-    return build(found, env, files, warnings, strict)
+def looks_like_supervisor(text: str) -> bool:
+    """Whether a file has supervisord's sections and none of Circus's."""
+    kinds = set()
+    for match in re.finditer(r"(?m)^\[([^\]\n]+)\]", text):
+        kind, sep, name = (part.strip() for part in match.group(1).partition(":"))
+        kinds.add(kind if not sep or not name else f"{kind}:")
+    ours = {"supervisord", "include", "unix_http_server", "inet_http_server", "supervisorctl",
+            "program:", "group:", "fcgi-program:", "eventlistener:", "rpcinterface:",
+            "inet_http_server:", "unix_http_server:"}
+    circus = {"circus", "watcher:", "socket:", "plugin:"}
+    return bool(kinds & ours) and not kinds & circus

@@ -22,13 +22,13 @@ from collections.abc import Callable, Mapping
 from socket import SOMAXCONN
 from typing import Any
 
+from .build import WATCHER_NAME
 from .convert import non_negative, signal_name, to_bool, to_exit_codes, to_int, to_octal
 from .convert import to_signal as to_signal_number
 from .errors import Problem
 from .raw import RawSection, RawValue, merge, read_text
 
 MAX_PROCESSES = 10_000  # numprocs of one program
-WATCHER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-@]*$")  # as build.py's
 AUTO, NONE, SYSLOG = "auto", ("none", "off"), "syslog"
 
 # Each supervisord key: (its default, what it becomes in bigtop).
@@ -114,19 +114,6 @@ SECTION_KINDS = (*KEYS, *EXPLAINED)
 PER_PROCESS = {"command", "directory", "process_name"} | {
     f"{s}_{k}" for s in ("stdout", "stderr")
     for k in ("logfile", "logfile_maxbytes", "logfile_backups", "syslog")}
-
-
-def looks_like_supervisor(text: str) -> bool:
-    """Whether a file has supervisord's sections and none of Circus's."""
-    kinds = set()
-    for match in re.finditer(r"(?m)^\[([^\]\n]+)\]", text):
-        kind, sep, name = (part.strip() for part in match.group(1).partition(":"))
-        kinds.add(kind if not sep or not name else f"{kind}:")
-    ours = {"supervisord", "include", "unix_http_server", "inet_http_server", "supervisorctl",
-            "program:", "group:", "fcgi-program:", "eventlistener:", "rpcinterface:",
-            "inet_http_server:", "unix_http_server:"}
-    circus = {"circus", "watcher:", "socket:", "plugin:"}
-    return bool(kinds & ours) and not kinds & circus
 
 
 # -- reading, with configparser's rules -------------------------------------
@@ -764,10 +751,12 @@ class Translation:
         return self.out + watchers
 
 
-def load_supervisor(path: str, environ: Mapping[str, str], strict: bool
+def load_supervisor(path: str, environ: Mapping[str, str], strict: bool,
+                    text: str | None = None
                     ) -> tuple[list[RawSection], list[Problem], list[str], tuple[str, ...]]:
-    """Read a supervisord file and the files its [include] names; returns
-    bigtop's raw sections, the problems, the warnings and the files read."""
+    """Read a supervisord file (its ``text``, if the caller has read it)
+    and the files its [include] names; returns bigtop's raw sections, the
+    problems, the warnings and the files read."""
     problems: list[Problem] = []
     warnings: list[str] = []
     files: list[str] = []
@@ -778,10 +767,10 @@ def load_supervisor(path: str, environ: Mapping[str, str], strict: bool
         if file in files:
             return  # read once, however often it is included
         files.append(file)
-        text = read_text(file, problems)
-        if text is None:
+        content = text if main and text is not None else read_text(file, problems)
+        if content is None:
             return
-        found, file_problems, file_warnings = parse(text, file)
+        found, file_problems, file_warnings = parse(content, file)
         problems.extend(file_problems)
         warnings.extend(file_warnings)
         for section in found:

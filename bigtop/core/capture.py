@@ -48,7 +48,6 @@ class OutputCapture:
         # stream name -> its configured sink, if any
         self.sinks: dict[str, StreamSink] = {}
         self._sinks_spec: WatcherSpec | None = None
-        self._dropped_closed = 0  # by sinks since replaced or closed
 
     def line_sink(self, process: Process, stream: str) -> ChunkSink:
         """What a pipe reader calls with each chunk: whole lines, the last
@@ -159,24 +158,14 @@ class OutputCapture:
             if current is not None and current.options == options:
                 continue
             if current is not None:
-                self._close(self.sinks.pop(stream))
+                self.sinks.pop(stream).close()  # its lines go before the new sink's
             sink = open_sink(self.routing.writer, options, self.name)
             if sink is not None:
                 self.sinks[stream] = sink
         self._sinks_spec = self._spec()
 
-    def _close(self, sink: StreamSink) -> None:
-        sink.close()  # what it holds goes to the writer before a new sink's lines
-        self._dropped_closed += sink.dropped
-
-    @property
-    def dropped(self) -> int:
-        """Lines dropped because a sink did not keep up, counting sinks
-        replaced since."""
-        return self._dropped_closed + sum(sink.dropped for sink in self.sinks.values())
-
     def close(self) -> None:
         for sink in self.sinks.values():
-            self._close(sink)
+            sink.close()
         self.sinks.clear()
         self._sinks_spec = None

@@ -57,10 +57,6 @@ class BatchSink:
         """Lines dropped."""
         return self.drops.lines
 
-    @property
-    def dropped_bytes(self) -> int:
-        return self.drops.bytes
-
     def add(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
         if not self._scheduled:
@@ -168,10 +164,6 @@ class ConsoleSink:
             text = "\n" + text  # a stream class left a line unfinished there
         self._sink.add(text.encode("utf-8", "replace"))
 
-    @property
-    def dropped(self) -> int:
-        return self._sink.dropped if self._sink else 0
-
     def flush(self) -> None:
         if self._sink is not None:
             self._sink.flush()
@@ -242,14 +234,16 @@ class FileSink(StreamSink):
         (a piece too, ``partial`` when its line goes on)."""
         if self.json:
             now = time.time()
+
+            def record(line: bytes) -> dict[str, object]:
+                return {"time": now, "watcher": self.watcher, "pid": pid, "wid": wid,
+                        "stream": stream, "line": line.decode("utf-8", "replace")}
+
             lines = chunk.split(b"\n")
             end = lines.pop()  # after the last newline: nothing, or a piece
-            records = [{"time": now, "watcher": self.watcher, "pid": pid, "wid": wid,
-                        "stream": stream, "line": line.decode("utf-8", "replace")}
-                       for line in lines]
+            records = [record(line) for line in lines]
             if end or last:  # last: what ends a line already begun, maybe nothing
-                records.append({"time": now, "watcher": self.watcher, "pid": pid, "wid": wid,
-                                "stream": stream, "line": end.decode("utf-8", "replace")})
+                records.append(record(end))
                 if not last:
                     records[-1]["partial"] = True
             if records:
@@ -259,8 +253,6 @@ class FileSink(StreamSink):
             if chunk:
                 prefix = time.strftime(self.time_format).encode() + b" "
                 self.add(before + prefixed(chunk, prefix, continued))
-        elif not _unfinished and chunk[-1:] == b"\n":
-            self.add(chunk)  # the fast path: whole lines, none unfinished anywhere
         else:
             super().write(chunk, pid, wid, stream, last)
 
