@@ -717,3 +717,35 @@ def test_streams_naming_one_file_share_its_target(tmp_path):
     assert writer.open_file(path) is not first
     asyncio.run(writer.close())
     assert (tmp_path / "shared.log").read_bytes() == b"one\ntwo\n"
+
+
+def test_large_chunks_reach_the_writer_uncopied_and_small_ones_joined(tmp_path):
+    """A loop turn's chunks: a join copies, so large ones go on as the same
+    objects; small ones are joined up to JOIN_BELOW; the order is kept."""
+    from bigtop.core import streams
+
+    def line(size: int) -> bytes:
+        return b"x" * (size - 1) + b"\n"
+
+    big = streams.JOIN_BELOW
+    chunks = [line(20), line(big), line(2), line(big // 2), line(big // 2), line(2)]
+    submitted = []
+
+    class Recorder:
+        def counter(self):
+            return streams.Writer.counter()
+
+        def submit(self, target, data, drops):
+            submitted.append(data)
+            return True
+
+    async def main():
+        sink = streams.BatchSink(Recorder(), None)  # type: ignore[arg-type]
+        for chunk in chunks:
+            sink.add(chunk)
+        sink.flush()
+
+    asyncio.run(main())
+    assert b"".join(submitted) == b"".join(chunks)
+    assert submitted[1] is chunks[1]  # not a copy
+    assert submitted == [chunks[0], chunks[1], b"".join(chunks[2:5]), chunks[5]]

@@ -30,6 +30,7 @@ from ..config.convert import to_bool, to_compress
 from .writer import ConsoleTarget, FileTarget, Writer
 
 log = logging.getLogger("bigtop.streams")
+JOIN_BELOW = 64 * 1024  # chunks smaller than this are joined before the writer gets them
 
 def stream_class(options: dict[str, str]) -> str | None:
     """``circus.stream.FileStream`` or ``FileStream``: the class's own name."""
@@ -64,13 +65,33 @@ class BatchSink:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
+        """Hand the iteration's chunks on: small ones joined (fewer writes),
+        large ones as they are (a join would copy them once more, the
+        largest cost of a fast child's output)."""
         self._scheduled = False
         if not self._chunks:
             return
-        data = b"".join(self._chunks)
-        self._chunks = []
+        chunks, self._chunks = self._chunks, []
         if self.drops.parent is None and self.watcher:
             self.drops.parent = self.writer.drops_of(self.watcher)
+        group: list[bytes] = []
+        size = 0
+        for chunk in chunks:
+            if len(chunk) >= JOIN_BELOW:
+                if group:
+                    self._submit(b"".join(group))  # one chunk: itself, not a copy
+                    group, size = [], 0
+                self._submit(chunk)
+                continue
+            group.append(chunk)
+            size += len(chunk)
+            if size >= JOIN_BELOW:
+                self._submit(b"".join(group))
+                group, size = [], 0
+        if group:
+            self._submit(b"".join(group))
+
+    def _submit(self, data: bytes) -> None:
         self.writer.submit(self.target, data, self.drops)  # drops logged there, once
 
     def close(self) -> None:
