@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-all bench lint clean django chromium redis-server
+.PHONY: run test test-all chaos bench lint clean django chromium redis-server
 
 # The real Circus, in its own venv, for the wire-compatibility tests
 # (tests/test_circus_compat.py runs its circusctl and CircusClient).
@@ -74,7 +74,14 @@ test: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis
 	$(BIN)/pytest -m "not slow"
 
 test-all: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not chaos"
+	$(MAKE) chaos
+
+# The fault scenarios, longer and harder than in `make test` (BIGTOP_CHAOS_SCALE
+# multiplies their durations and counts).
+chaos: $(VENV)/.installed-test
+	rm -f chaos-report.md
+	BIGTOP_CHAOS_SCALE=5 BIGTOP_CHAOS_REPORT=$(CURDIR)/chaos-report.md $(BIN)/pytest -m chaos
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/lifecycle.py

@@ -19,6 +19,7 @@ import pytest
 from bigtop.client import Client, Event, Subscriber
 
 ROOT = Path(__file__).resolve().parent.parent
+SETTLED = "every watcher started or waiting"  # bigtopd's log, once its start has settled
 
 
 def free_port() -> int:
@@ -151,13 +152,15 @@ class Daemon:
     """A real bigtopd on a config file in a temporary directory."""
 
     def __init__(self, path: Path, config: str, name: str = "bigtop.ini",
-                 args: tuple[str, ...] = ()):
+                 args: tuple[str, ...] = (),
+                 rlimits: dict[int, tuple[int, int]] | None = None):
         self.path = path
         self.config = path / name
         self.config.write_text(textwrap.dedent(config))
         self.log = path / "daemon.log"
         self.out = path / "daemon.out"
         self.args = args
+        self.rlimits = rlimits or {}  # resource.RLIMIT_* -> the daemon's (soft, hard) limit
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -189,15 +192,22 @@ class Daemon:
     def start(self, wait: bool = True) -> Daemon:
         cmd = [sys.executable, "-m", "bigtop.cli.bigtopd", str(self.config), *self.args]
         env = {**os.environ, "BIGTOP_RUNTIME_DIR": str(self.run_dir)}
-        before = self.log_text().count("control on ")  # a daemon before it, in the same log
+        before = self.log_text().count(SETTLED)  # a daemon before it, in the same log
         with open(self.out, "ab") as out, open(self.log, "ab") as err:
             proc = self.proc = subprocess.Popen(cmd, cwd=self.path, stdout=out, stderr=err,
-                                                start_new_session=True, env=env)
-        if wait:  # until the control endpoint is up (or the daemon gave up): no event
-            # can say so before it is, the daemon's log does
-            wait_for(lambda: self.log_text().count("control on ") > before
+                                                start_new_session=True, env=env,
+                                                preexec_fn=self._limit if self.rlimits else None)
+        if wait:  # until what can start has started (or the daemon gave up): no
+            # event can say so before a subscriber connects, the daemon's log does
+            wait_for(lambda: self.log_text().count(SETTLED) > before
                      or proc.poll() is not None, message="daemon start")
         return self
+
+    def _limit(self) -> None:
+        import resource
+
+        for which, limits in self.rlimits.items():
+            resource.setrlimit(which, limits)
 
     @property
     def pid(self) -> int:

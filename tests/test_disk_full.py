@@ -22,6 +22,7 @@ from bigtop.client import Subscriber
 
 from .conftest import wait_for
 
+pytestmark = pytest.mark.chaos  # a fault: `make chaos` runs these with the other scenarios
 LINE = re.compile(rb"(\d{8}) (x*)")
 
 

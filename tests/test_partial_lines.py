@@ -471,3 +471,22 @@ def test_the_web_console_gets_each_piece_but_not_a_bare_end() -> None:
                                   **({"partial": True} if partial else {})})
     assert [(e["line"], e.get("partial")) for e in viewer.output] == [
         ("Working...", True), ("", None), ("Password: ", True), ("ok", None)]
+
+
+def test_memory_of_tiny_chunks_is_bounded_by_what_they_cost() -> None:
+    """A child that writes a byte at a time: the output kept in memory is
+    bounded by what each chunk costs, not by its bytes alone."""
+    import tracemalloc
+
+    from bigtop.core.capture import RECENT_BYTES
+
+    capture = OutputCapture("app", lambda: None, None, None)  # type: ignore[arg-type,return-value]
+    process = SimpleNamespace(pid=1, wid=1)
+    tracemalloc.start()
+    try:
+        for n in range(100_000):
+            capture._remember(float(n), process, "stdout", b"%d" % (n % 10))  # type: ignore[arg-type]
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * RECENT_BYTES, held

@@ -30,6 +30,8 @@ if _blocked:
     del sys.modules["ssl"]
 
 log = logging.getLogger("bigtop")
+STOP_ON_ERROR_S = 30.0  # the graceful stop of everything, on a fatal error; then kill
+SETTLED_LOG = "every watcher started or waiting (for a priority, a dependency or a hook)"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,10 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
+    from ..core.limits import config_warnings
+
+    warnings = [*config.warnings, *config_warnings(config)]
     if args.check:
         from ..config.render import render
 
-        for warning in config.warnings:
+        for warning in warnings:
             print(f"bigtopd: warning: {warning}", file=sys.stderr)
         try:
             print(render(config, args.to or "toml"))
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         print(f"bigtopd: cannot log to {output}: {err}", file=sys.stderr)
         return 1
-    for warning in config.warnings:
+    for warning in warnings:
         log.warning("%s", warning)
     pidfile = args.pidfile or settings.pidfile
     if pidfile and not write_pidfile(pidfile):
@@ -168,17 +173,19 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
         log.error("%s; nothing started", err)
         return 1
     async with reload_lock:  # a SIGHUP during the start waits for it
-        # Processes first: the control plane (ZeroMQ) loads while they start.
-        starting = tasks.spawn(arbiter.start(), name="start")
-        await arbiter.settled.wait()
+        # The control endpoints first: a daemon that cannot be driven
+        # starts nothing.
         try:
             server = await start_control(arbiter, config)
-        except (OSError, ValueError) as err:
-            log.error("%s; stopping", err)
-            starting.cancel()
-            await arbiter.stop()
+        except Exception as err:  # OSError, ValueError, zmq.ZMQError (EMFILE, EADDRINUSE)
+            log.error("cannot serve the control endpoints: %s; nothing started", err)
             await tasks.cancel_all()
             return 1
+        starting = tasks.spawn(arbiter.start(), name="start")
+        await arbiter.settled.wait()
+        failed = starting.done() and (starting.cancelled() or starting.exception() is not None)
+        if not failed:
+            log.info(SETTLED_LOG)
         try:
             await starting
         except SocketError as err:
@@ -186,7 +193,14 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
             await server.close()
             await tasks.cancel_all()
             return 1
-    await arbiter.stopped.wait()
+        except BaseException:
+            await _stop_on_error(arbiter)
+            raise
+    try:
+        await arbiter.stopped.wait()
+    except BaseException:
+        await _stop_on_error(arbiter)
+        raise
     await server.close()
     await tasks.cancel_all()
     left = asyncio.all_tasks() - {asyncio.current_task()}
@@ -194,6 +208,17 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
         log.error("tasks left at shutdown: %s", ", ".join(sorted(t.get_name() for t in left)))
     log.info("stopped")
     return 0
+
+
+async def _stop_on_error(arbiter: Arbiter) -> None:
+    """The daemon is going down on an error it did not expect: stop what it
+    started first, so that no process is left without a manager."""
+    log.critical("bigtopd is exiting on an unexpected error: stopping every process first",
+                 exc_info=True)
+    try:
+        await asyncio.wait_for(asyncio.shield(arbiter.stop()), STOP_ON_ERROR_S)
+    except BaseException:
+        arbiter.kill_all()
 
 
 async def start_control(arbiter: Arbiter, config: Config) -> ControlServer:

@@ -561,12 +561,14 @@ async def stats(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
 @command("dstats")
 async def dstats(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Resource use of the daemon itself; ``sampler`` (bigtop) says what the
-    statistics sampler does (rounds published, subscriptions, last round)."""
+    statistics sampler does (rounds published, subscriptions, last round),
+    ``tasks`` (bigtop) how many asyncio tasks the daemon has."""
     from ..stats.sampler import Sampler
 
     sampler = Sampler.of(arbiter)
     status = sampler.status()  # as it was before this command asked
-    return {"info": await sampler.daemon(), "sampler": status}
+    return {"info": await sampler.daemon(), "sampler": status,
+            "tasks": len(asyncio.all_tasks())}
 
 
 @command("depends")

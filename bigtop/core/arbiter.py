@@ -63,7 +63,7 @@ class Arbiter:
         self.stopped = asyncio.Event()
         # Set once every watcher of the start has spawned its processes or
         # waits for something (ordering.start_in_order), or the start is
-        # over: what else the daemon loads can wait until then.
+        # over: bigtopd logs it, for whoever waits for a daemon to be up.
         self.settled = asyncio.Event()
         # Background work: commands in progress (the control server's too),
         # on-demand starts, the plugins' start; ended first by stop().

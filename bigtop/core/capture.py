@@ -29,7 +29,8 @@ from .process import Process
 from .routing import OutputRouting
 from .streams import StreamSink, open_sink
 
-RECENT_BYTES = 256 * 1024  # of output kept per watcher
+RECENT_BYTES = 256 * 1024  # of output kept per watcher, ENTRY_COST included
+ENTRY_COST = 200  # what a kept chunk costs besides its bytes (its tuple, its bytes object)
 
 # (time read, pid, wid, stream, text)
 Line = tuple[float, int, int, str, str]
@@ -99,9 +100,9 @@ class OutputCapture:
 
     def _remember(self, now: float, process: Process, stream: str, chunk: bytes) -> None:
         self.recent.append((now, process.pid, process.wid, stream, chunk))
-        self._recent_bytes += len(chunk)
+        self._recent_bytes += len(chunk) + ENTRY_COST
         while self._recent_bytes > RECENT_BYTES and len(self.recent) > 1:
-            self._recent_bytes -= len(self.recent.popleft()[4])
+            self._recent_bytes -= len(self.recent.popleft()[4]) + ENTRY_COST
 
     def recent_lines(self, count: int, stream: str | None = None,
                      since: float | None = None) -> list[Line]:

@@ -30,8 +30,7 @@ async def start_in_order(watchers: Iterable[Watcher], lookup: Callable[[str], Wa
 
     ``settled`` is called once every watcher has spawned its processes or
     waits for something (a higher priority, a dependency, its before_start
-    hook): the moment the rest of the daemon can load without holding back
-    a process that could already run."""
+    hook): what could start has started."""
     batch = sorted(watchers, key=lambda w: -w.spec.priority)
     begun = {w.name: asyncio.Event() for w in batch}
     unsettled = {w.name for w in batch}

@@ -67,7 +67,7 @@ class RestartPolicy:
     def __init__(self, clock: Callable[[], float] = time.time):
         self.clock = clock
         self.failures: dict[int, int] = {}  # slot -> failures in a row
-        self.refusals: dict[int, int] = {}  # slot -> before_spawn said no, times in a row
+        self.refusals: dict[int, int] = {}  # slot -> spawns put off, times in a row
 
     def reset(self) -> None:
         self.failures.clear()
@@ -120,13 +120,15 @@ class RestartPolicy:
         delay = 0.0 if count == 1 else backoff(spec, count - 2)
         return Decision("respawn", delay=max(delay, 0.0), failures=count, reason=reason)
 
-    def refused(self, spec: WatcherSpec, wid: int) -> Decision:
-        """before_spawn said no: ask again later. Not a failure of the
-        process: max_retry does not count these."""
+    def refused(self, spec: WatcherSpec, wid: int, reason: str = "before_spawn") -> Decision:
+        """The spawn is put off (before_spawn said no, or the daemon is short
+        of descriptors, memory or processes): try again later, with
+        backoff. Not a failure of the process: max_retry does not count
+        these, and the watcher never gives up on them."""
         count = self.refusals[wid] = self.refusals.get(wid, 0) + 1
         return Decision("respawn", delay=max(backoff(spec, count - 1), MIN_REFUSAL_DELAY),
-                        failures=count, reason="before_spawn")
+                        failures=count, reason=reason)
 
     def spawned(self, wid: int) -> None:
-        """before_spawn agreed: its refusals start again from zero."""
+        """A spawn went ahead: its refusals start again from zero."""
         self.refusals.pop(wid, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import grp
 import logging
@@ -32,7 +33,25 @@ log = logging.getLogger("bigtop.process")
 
 
 class SpawnError(Exception):
-    """The child could not be started; the message says why."""
+    """The child could not be started; the message says why. ``shortage``:
+    the machine or the daemon ran out of something (file descriptors,
+    memory, processes), not a fault of the command: worth retrying."""
+
+    def __init__(self, message: str, shortage: bool = False):
+        super().__init__(message)
+        self.shortage = shortage
+
+
+SHORTAGES = {errno.EMFILE: "out of file descriptors (the daemon's RLIMIT_NOFILE)",
+             errno.ENFILE: "out of file descriptors (the system's fs.file-max)",
+             errno.ENOMEM: "out of memory",
+             errno.EAGAIN: "out of processes (RLIMIT_NPROC, or a pids cgroup limit)"}
+
+
+def shortage(err: OSError) -> SpawnError | None:
+    """The SpawnError for an OSError that means a resource ran out."""
+    what = SHORTAGES.get(err.errno or 0)
+    return SpawnError(f"{what}: {err.strerror}", shortage=True) if what else None
 
 
 def command_line(spec: WatcherSpec, wid: int, socket_fds: Mapping[str, int],
@@ -231,20 +250,21 @@ class Process:
         # Our own pipes, not Popen's: the read ends belong to the loop's
         # readers, and no file object may close those fd numbers later.
         pipes: dict[str, tuple[int, int]] = {}
-        for name, capture in (("stdout", capture_stdout), ("stderr", capture_stderr)):
-            if capture:
-                pipes[name] = os.pipe2(os.O_CLOEXEC)
-        out = pipes["stdout"][1] if "stdout" in pipes else (
-            subprocess.DEVNULL if spec.close_child_stdout else None)
-        err = pipes["stderr"][1] if "stderr" in pipes else (
-            subprocess.DEVNULL if spec.close_child_stderr else None)
-        stdin: int | None = subprocess.DEVNULL if spec.close_child_stdin else None
-        if spec.stdin_socket:
-            stdin = socket_fds[spec.stdin_socket]
-        held = os.pipe2(os.O_CLOEXEC) if spec.stdin_pipe else None
-        if held is not None:
-            stdin = held[0]
+        held: tuple[int, int] | None = None
         try:
+            for name, capture in (("stdout", capture_stdout), ("stderr", capture_stderr)):
+                if capture:
+                    pipes[name] = os.pipe2(os.O_CLOEXEC)
+            out = pipes["stdout"][1] if "stdout" in pipes else (
+                subprocess.DEVNULL if spec.close_child_stdout else None)
+            err = pipes["stderr"][1] if "stderr" in pipes else (
+                subprocess.DEVNULL if spec.close_child_stderr else None)
+            stdin: int | None = subprocess.DEVNULL if spec.close_child_stdin else None
+            if spec.stdin_socket:
+                stdin = socket_fds[spec.stdin_socket]
+            held = os.pipe2(os.O_CLOEXEC) if spec.stdin_pipe else None
+            if held is not None:
+                stdin = held[0]
             self.popen = subprocess.Popen(
                 argv,
                 executable=executable,
@@ -270,7 +290,9 @@ class Process:
         except PermissionError as exc:
             raise SpawnError(f"{exc.filename or argv[0]}: permission denied"
                              f"{' (uid/gid change needs root)' if uid or gid else ''}") from None
-        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        except OSError as exc:
+            raise shortage(exc) or SpawnError(f"{argv[0]}: {exc}") from None
+        except (subprocess.SubprocessError, ValueError) as exc:
             raise SpawnError(f"{argv[0]}: {exc}") from None
         finally:
             for _, write_end in pipes.values():

@@ -53,6 +53,7 @@ class Slots:
     spawning: dict[int, asyncio.Task[None]]  # slot -> its spawn hooks running
     lock: asyncio.Lock
     restarts: int
+    short: int  # spawns put off for want of resources since the last that went ahead
     last_exits: deque[dict[str, Any]]
     failure: str | None
     tasks: TaskOwner
@@ -166,8 +167,33 @@ class Slots:
         try:
             return self.launch(wid)
         except SpawnError as err:
-            self._apply(wid, self.policy.spawn_failed(self.spec, wid, str(err)))
+            if err.shortage:
+                self._put_off(wid, self.policy.refused(self.spec, wid, str(err)))
+            else:
+                self._apply(wid, self.policy.spawn_failed(self.spec, wid, str(err)))
             return None
+
+    def _spawn_failed(self, wid: int, err: SpawnError) -> None:
+        """Log, tell and remember a spawn that failed. One put off for want
+        of resources is logged once until a spawn goes ahead again."""
+        if not err.shortage:
+            log.error("%s: cannot spawn process %d: %s", self.name, wid, err)
+        elif not self.short:
+            log.error("%s: cannot spawn process %d: %s; retrying with backoff (this and the "
+                      "other processes waiting; logged again once a spawn goes ahead)",
+                      self.name, wid, err)
+        else:
+            log.debug("%s: cannot spawn process %d: %s", self.name, wid, err)
+        self.short += err.shortage
+        self.emit("spawn_failure", wid=wid, reason=str(err))
+        self.last_exits.append({"wid": wid, "pid": None, "exit_code": None,
+                                "reason": str(err), "time": time.time()})
+
+    def _put_off(self, wid: int, decision: Decision) -> None:
+        """Fill slot wid later, as the policy decided for a spawn put off."""
+        self.emit("backoff", wid=wid, delay=decision.delay, failures=decision.failures,
+                  reason=decision.reason)
+        self.backoff[wid] = self.loop.call_later(decision.delay, self._fill, wid)
 
     async def _fill_hooked(self, wid: int) -> None:
         """before_spawn, the spawn, after_spawn. A no from before_spawn
@@ -183,11 +209,8 @@ class Slots:
             decision = self.policy.refused(self.spec, wid)
             log.info("%s: the before_spawn hook said no to process %d, asking again in %.2fs",
                      self.name, wid, decision.delay)
-            self.emit("backoff", wid=wid, delay=decision.delay, failures=decision.failures,
-                      reason="before_spawn")
-            self.backoff[wid] = self.loop.call_later(decision.delay, self._fill, wid)
+            self._put_off(wid, decision)
             return
-        self.policy.spawned(wid)
         process = self._fill_now(wid)
         if process is None or not self.hooks.has("after_spawn"):
             return
@@ -203,11 +226,13 @@ class Slots:
             process = spawning.spawn(self.spec, wid, runtime.sockets,
                                      runtime.child_env(self.spec))
         except SpawnError as err:
-            log.error("%s: cannot spawn process %d: %s", self.name, wid, err)
-            self.emit("spawn_failure", wid=wid, reason=str(err))
-            self.last_exits.append({"wid": wid, "pid": None, "exit_code": None,
-                                    "reason": str(err), "time": time.time()})
+            self._spawn_failed(wid, err)
             raise
+        self.policy.spawned(wid)
+        if self.short:
+            log.warning("%s: spawning again, after %d spawns put off for want of resources",
+                        self.name, self.short)
+            self.short = 0
         process.replacing = replacing
         runtime.registry.register(self.name, process)
         if not replacing:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from ..config import WatcherSpec
 from ..config.substitute import circus_vars
+from . import limits
 from .process import Process, SpawnError
 from .sockets import Socket, SocketError
 
@@ -52,6 +53,9 @@ def spawn(spec: WatcherSpec, wid: int, sockets: Mapping[str, Socket],
     missing = [n for n in names if n not in sockets]
     if missing:
         raise SpawnError(f"socket {missing[0]!r} is not bound")
+    why = limits.fds.shortage(limits.spawn_fds(spec) + len(names))
+    if why is not None:
+        raise SpawnError(why, shortage=True)
     process = Process(spec, wid)
     own = _own_sockets(names, sockets)
     try:

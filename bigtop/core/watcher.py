@@ -56,6 +56,7 @@ class Watcher(Slots):
         self.lock = asyncio.Lock()
         self.queue = asyncio.Lock()
         self.restarts = 0
+        self.short = 0
         self.last_exits = deque(maxlen=RECENT_EXITS)
         self.failure = None
         self._ready = self.loop.create_future()

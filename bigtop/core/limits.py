@@ -1,0 +1,101 @@
+"""The daemon's own limits: file descriptors kept for staying controllable,
+and whether a configuration fits the limits it runs under.
+
+A spawn takes file descriptors (the pipes of the child's output, a pidfd,
+for a moment the ends the child gets). When they run short, the daemon
+must still accept a control connection, open a log file, answer: so a
+spawn is refused, as a shortage the watcher retries with backoff, once
+it would leave fewer than ``reserve()`` descriptors free.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Config, WatcherSpec
+
+DAEMON_FDS = 32  # what an idle daemon holds: loop, ZeroMQ, signals, log (measured: about 20)
+FD_DIR = "/proc/self/fd"
+
+
+def reserve(limit: int) -> int:
+    """Descriptors a spawn must leave free, under a soft limit of ``limit``."""
+    return max(16, min(64, limit // 16))
+
+
+def held_fds(spec: WatcherSpec) -> int:
+    """Descriptors the daemon holds for each running process of spec: its
+    captured stdout and stderr, a held stdin pipe, the pidfd it is
+    watched by."""
+    return 1 + (not spec.close_child_stdout) + (not spec.close_child_stderr) + spec.stdin_pipe
+
+
+def spawn_fds(spec: WatcherSpec) -> int:
+    """Descriptors a spawn of spec takes at its peak: what it keeps, the
+    ends its child gets, the pipe that reports an exec error."""
+    return 2 * held_fds(spec) + 2
+
+
+def open_fds() -> int | None:
+    """How many descriptors the daemon has open (None: not known here)."""
+    try:
+        return len(os.listdir(FD_DIR)) - 1  # listdir's own
+    except OSError:
+        return None
+
+
+class FdGuard:
+    """Refuses a spawn that would leave fewer than ``reserve()`` descriptors
+    free. Counting them costs a directory listing (0.2 ms at 1,000), so a
+    count far from the limit lets the next spawns go on uncounted: as many
+    as could take half of the room left."""
+
+    def __init__(self) -> None:
+        self.uncounted = 0  # spawns that may go on before the next count
+
+    def shortage(self, needed: int) -> str | None:
+        """Why a spawn that takes ``needed`` descriptors must wait, if it must."""
+        if self.uncounted > 0:
+            self.uncounted -= 1
+            return None
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        used = open_fds()
+        if soft == resource.RLIM_INFINITY or used is None:
+            return None
+        kept = reserve(soft)
+        room = soft - kept - used - needed
+        self.uncounted = max(0, room // (2 * needed))
+        if room >= 0:
+            return None
+        return (f"out of file descriptors: {used} open, the limit is {soft} (RLIMIT_NOFILE), "
+                f"{kept} kept free for the control endpoints")
+
+
+fds = FdGuard()  # the daemon's
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What in config cannot fit the limits the daemon runs under."""
+    warnings = []
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    files = {stream.options.get("filename") for w in config.watchers
+             for stream in (w.stdout_stream, w.stderr_stream)}
+    needed = (DAEMON_FDS + len(config.sockets) + len(files - {None})
+              + sum(w.numprocesses * held_fds(w) for w in config.watchers))
+    if soft != resource.RLIM_INFINITY and needed + reserve(soft) > soft:
+        warnings.append(
+            f"the configuration needs about {needed} file descriptors, more than the "
+            f"limit of {soft} (RLIMIT_NOFILE) less {reserve(soft)} kept free: some "
+            f"processes will wait for descriptors; raise it (ulimit -n, systemd's "
+            f"LimitNOFILE=)")
+    processes = sum(w.numprocesses for w in config.watchers)
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    if os.geteuid() != 0 and nproc != resource.RLIM_INFINITY and processes >= nproc:
+        warnings.append(
+            f"the configuration starts {processes} processes, and this user may have "
+            f"{nproc} at most (RLIMIT_NPROC): some will wait; raise it (ulimit -u, "
+            f"systemd's LimitNPROC=)")
+    return warnings
