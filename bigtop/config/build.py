@@ -12,16 +12,16 @@ from dataclasses import replace
 from fnmatch import fnmatch
 from typing import Any
 
+from .bounds import count_problem
 from .convert import Converter, non_negative, to_bool, to_compress, to_int
 from .declare import Option, declared
 from .errors import ConfigError, Problem
 from .model import Config, Includes, Origin, PluginSpec, Settings, SocketSpec, WatcherSpec
+from .names import name_problem
 from .options import locate, sub_tables, suggestions, table
 from .raw import RawSection, RawValue
 from .substitute import circus_vars, env_variables, expand_env, substitute
 from .values import StreamSpec
-
-WATCHER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-@]*$")  # every reader's rule
 
 CIRCUS, WATCHER, SOCKET, PLUGIN = (table(s) for s in ("circus", "watcher", "socket", "plugin"))
 ENV_VALUE = WATCHER["env"].converter()
@@ -181,6 +181,8 @@ class Builder:
         return Settings(**values)
 
     def socket(self, section: RawSection, variables: Mapping[str, str]) -> SocketSpec | None:
+        if (problem := name_problem(section.name, "socket")) is not None:
+            self.problem(problem, section)
         values, _ = self.read(section, SOCKET, variables)
         path = values.get("path")
         if path:
@@ -209,8 +211,8 @@ class Builder:
     def watcher(self, section: RawSection, local_env: dict[str, str],
                 env_sections: list[RawSection]) -> WatcherSpec | None:
         name = section.name
-        if not WATCHER_NAME.match(name):
-            self.problem("a watcher name may use letters, digits and _ . - @ only", section)
+        if (problem := name_problem(name)) is not None:
+            self.problem(problem, section)
         # The environment comes first: substitutions in other options see it.
         env = dict(local_env)
         for env_section in env_sections:
@@ -389,6 +391,11 @@ def build(sections: list[RawSection], environ: Mapping[str, str] | None = None,
     socket_specs = sorted((s for s in sockets if s), key=lambda s: s.name)
     watcher_specs = sorted((w for w in watchers if w), key=lambda w: w.name)
 
+    if (problem := count_problem({w.name: w.numprocesses for w in watcher_specs},
+                                 settings.max_processes)) is not None:
+        biggest = max(watcher_specs, key=lambda w: w.numprocesses).origin
+        b.problems.append(Problem(problem, biggest.file, biggest.line) if biggest
+                          else Problem(problem))
     check_shared_files(b, watcher_specs)
     check_sockets(b, socket_specs, watcher_specs, by_kind.get("watcher", []))
     check_dependencies(b, watcher_specs, by_kind.get("watcher", []))

@@ -452,6 +452,12 @@ class Settings:
         positive(to_float), default=1.0, accepts="seconds, > 0",
         doc="(bigtop) Time between two rounds of statistics on `stats_endpoint`, while "
             "someone subscribes.")
+    max_processes: int | None = option(
+        positive(to_int), default=None, accepts="integer ≥ 1",
+        shown="10000, or less under a lower `RLIMIT_NPROC` or pids cgroup limit",
+        doc="(bigtop) The most processes all watchers together may run; files, `add`, `set` "
+            "and `incr` asking for more are refused "
+            "(see [faults.md](faults.md#careless-and-hostile-input)).")
     multicast_endpoint: str | None = option(
         to_str, default=None, inert=True, accepts="endpoint",
         doc="**Not used yet**: Circus's node discovery.")

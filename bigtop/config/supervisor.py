@@ -22,13 +22,13 @@ from collections.abc import Callable, Mapping
 from socket import SOMAXCONN
 from typing import Any
 
-from .build import WATCHER_NAME
+from .bounds import MAX_PROCESSES
 from .convert import non_negative, signal_name, to_bool, to_exit_codes, to_int, to_octal
 from .convert import to_signal as to_signal_number
 from .errors import Problem
+from .names import name_problem
 from .raw import RawSection, RawValue, merge, read_text
 
-MAX_PROCESSES = 10_000  # numprocs of one program
 AUTO, NONE, SYSLOG = "auto", ("none", "off"), "syslog"
 
 # Each supervisord key: (its default, what it becomes in bigtop).
@@ -712,9 +712,8 @@ class Translation:
     def add(self, sec: RawSection, name: str, values: dict[str, RawValue], group_priority: int,
             priority: int) -> None:
         key = "process_name" if self.raw(sec, "process_name") else None
-        if not WATCHER_NAME.match(name):
-            self.report(f"{name!r} cannot name a bigtop watcher: letters, digits and _ . - @ "
-                        "only, not starting with . - @", sec, key)
+        if (problem := name_problem(name, "bigtop watcher")) is not None:
+            self.report(problem, sec, key)
         elif name in self.watchers:
             other = self.watchers[name][1]
             self.report(f"process name {name!r} is also one of [{other.title}] ({other.file}:"

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..config import ConfigError, WatcherSpec, to_bool
+from ..config.bounds import count_problem
 from ..config.build import update_watcher
 from ..config.convert import to_signal
+from ..config.names import name_problem
 from .protocol import CommandError, MessageError
 
 if TYPE_CHECKING:
@@ -90,11 +92,23 @@ def flag(props: dict[str, Any], key: str, default: bool = False) -> bool:
 
 
 def number(props: dict[str, Any], key: str, default: int) -> int:
+    """An integer property: a JSON integer, or a string of digits (as
+    Circus's clients send some); 2.5, 1e20, true and "3x" are not."""
     value = props.get(key, default)
-    try:
+    if isinstance(value, str) and value.strip().removeprefix("-").isdigit():
         return int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise MessageError(f"{key!r} must be an integer") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MessageError(f"{key!r} must be an integer")
+    return value
+
+
+def room(arbiter: Arbiter, name: str, wanted: int) -> None:
+    """Refuse watcher ``name`` wanting ``wanted`` processes past the
+    daemon's bound (config/bounds.py)."""
+    counts = {w.name: w.spec.numprocesses for w in arbiter.watchers.values()}
+    counts[name] = wanted
+    if (problem := count_problem(counts, arbiter.config.settings.max_processes)) is not None:
+        raise MessageError(problem)
 
 
 def watcher(arbiter: Arbiter, props: dict[str, Any], key: str = "name") -> Watcher:
@@ -290,10 +304,14 @@ async def _scale(arbiter: Arbiter, props: dict[str, Any], sign: int) -> Reply:
         raise MessageError("'nb' must not be negative")
     if target.spec.singleton:
         return {"numprocesses": target.spec.numprocesses, "singleton": True}
+    if sign > 0:  # now, for the reply; again in turn, with what was queued before
+        room(arbiter, target.name, target.spec.numprocesses + count)
 
     async def work() -> dict[str, Any]:
         # Counted under the lock, so queued incr/decr all add up.
         wanted = max(target.spec.numprocesses + sign * count, 0)
+        if sign > 0:
+            room(arbiter, target.name, wanted)
         return {"numprocesses": await target.set_numprocesses(wanted)}
 
     return await queued(arbiter, props, [target], work)
@@ -333,6 +351,8 @@ async def add(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Add a watcher: ``name``, ``cmd``, ``args``, ``options`` (any watcher
     option, checked as in a file), ``start``."""
     name, cmd = text(props, "name"), text(props, "cmd")
+    if (problem := name_problem(name)) is not None:
+        raise MessageError(problem)
     if arbiter.get_watcher(name) is not None:
         raise MessageError(f"a watcher named {name!r} already exists")
     options = props.get("options") or {}
@@ -347,6 +367,7 @@ async def add(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     except ConfigError as err:
         raise MessageError(str(err)) from None
     references(arbiter, spec)
+    room(arbiter, name, spec.numprocesses)
     added = await arbiter.add_watcher(spec)
     if not flag(props, "start"):
         return None
@@ -382,6 +403,7 @@ async def set_options(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     except ConfigError as err:
         raise MessageError(str(err)) from None
     references(arbiter, spec)
+    room(arbiter, target.name, spec.numprocesses)
 
     async def work() -> None:
         from ..core import ReloadAborted

@@ -6,10 +6,15 @@ Circus's hook points and signature: ``hook(watcher, arbiter, hook_name,
 
 The daemon's loop never waits on a hook: a plain function runs in a thread
 of its own, a coroutine function runs on the loop, and either gets
-``hook_timeout`` seconds. A hook that raises or times out has failed; a
-failure counts as False unless ignore_failure says otherwise (and for the
-hooks whose failure Circus always ignores). A thread that overran its time
-is left to finish on its own: its result is not waited for.
+``hook_timeout`` seconds. A hook that raises (even ``SystemExit``) or times
+out has failed; a failure counts as False unless ignore_failure says
+otherwise (and for the hooks whose failure Circus always ignores). A
+thread that overran its time is left to finish on its own: its result is
+not waited for, and while ``HOOK_THREADS`` such threads still run, a new
+plain hook fails at once instead of starting another. A coroutine hook
+that blocks (``time.sleep`` instead of ``await asyncio.sleep``) stalls the
+loop, which cannot be prevented from here: when its call took longer than
+its timeout, it has failed as an overrun, and the log says it blocked.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ ALWAYS_IGNORED = frozenset({"before_stop", "after_stop", "before_signal", "after
 # dotted path -> the callable, imported once
 _resolved: dict[str, Callable[..., Any]] = {}
 _paths_lock = threading.Lock()
+HOOK_THREADS = 8  # plain hooks running at once, those that overran their time included
+_threads = threading.BoundedSemaphore(HOOK_THREADS)
 
 
 class HookError(Exception):
@@ -86,8 +93,13 @@ def forget() -> None:
 def _in_thread(loop: asyncio.AbstractEventLoop, func: Callable[..., Any],
                kwargs: dict[str, Any], name: str) -> asyncio.Future[Any]:
     """Run func in a daemon thread of its own: a hook that never returns
-    holds neither a pool's worker nor the daemon's exit."""
+    holds neither a pool's worker nor the daemon's exit. At most
+    HOOK_THREADS at once: past that, a HookError at once."""
     future: asyncio.Future[Any] = loop.create_future()
+    if not _threads.acquire(blocking=False):
+        future.set_exception(HookError(
+            f"{HOOK_THREADS} hooks are still running (overrun ones included): not started"))
+        return future
 
     def settle(result: Any, error: BaseException | None) -> None:
         if future.done():
@@ -104,6 +116,8 @@ def _in_thread(loop: asyncio.AbstractEventLoop, func: Callable[..., Any],
             result, error = func(**kwargs), None
         except BaseException as err:  # reported to the loop, whatever it is
             result, error = None, err
+        finally:
+            _threads.release()
         try:
             loop.call_soon_threadsafe(settle, result, error)
         except RuntimeError:
@@ -111,6 +125,16 @@ def _in_thread(loop: asyncio.AbstractEventLoop, func: Callable[..., Any],
 
     threading.Thread(target=run, name=f"hook-{name}", daemon=True).start()
     return future
+
+
+async def _contained(call: Any) -> Any:
+    """A coroutine hook's call, whose SystemExit or KeyboardInterrupt would
+    otherwise end the loop (asyncio re-raises them out of a task): a
+    HookError instead."""
+    try:
+        return await call
+    except (SystemExit, KeyboardInterrupt) as err:
+        raise HookError(f"raised {type(err).__name__}: {err}") from err
 
 
 def _is_async(func: Callable[..., Any]) -> bool:
@@ -177,10 +201,16 @@ async def run_hook(hooks: WatcherHooks, name: str, spec: HookSpec, timeout: floa
         call_kwargs = {"watcher": hooks.target, "arbiter": hooks.arbiter, "hook_name": name,
                        **kwargs}
         if _is_async(func):
-            return await asyncio.wait_for(func(**call_kwargs), left())
+            started = loop.time()
+            result = await asyncio.wait_for(_contained(func(**call_kwargs)), left())
+            if loop.time() - started > timeout:  # it blocked the loop past its time
+                raise HookError(f"overran its {timeout:g}s: a coroutine hook blocked the "
+                                f"daemon for {loop.time() - started:.1f}s (a blocking call "
+                                "in an async def: make it a plain def, or await)")
+            return result
         result = await asyncio.wait_for(_in_thread(loop, func, call_kwargs, name), left())
         if inspect.isawaitable(result):  # e.g. a partial of a coroutine function
-            result = await asyncio.wait_for(result, left())
+            result = await asyncio.wait_for(_contained(result), left())
         return result
     except TimeoutError:
         raise HookError(f"timed out after {timeout:g}s") from None

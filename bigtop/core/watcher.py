@@ -216,14 +216,15 @@ class Watcher(Slots):
         ``recursive`` all descendants, with ``childpid`` that descendant of
         ``pid``. Returns the pids signalled."""
         if childpid:
-            if childpid not in descendants(pid or 0):
+            if pid is None or not self._owns(pid):
+                raise ProcessLookupError(f"process {pid} is not managed by {self.name}")
+            if childpid not in descendants(pid):
                 raise ProcessLookupError(f"process {childpid} is not a child of {pid}")
             os.kill(childpid, signum)
             return [childpid]
         targets = [p for p in self.processes.values() if pid is None or p.pid == pid]
         if pid is not None and not targets:
-            managed = self.runtime.registry.managed()
-            if any(pid in process.tree(managed) for process in self.processes.values()):
+            if self._owns(pid):
                 os.kill(pid, signum)
                 return [pid]
             raise ProcessLookupError(f"process {pid} is not managed by {self.name}")
@@ -238,6 +239,12 @@ class Watcher(Slots):
         for process in targets:
             sent += self._send(process, signum, children, recursive)
         return sent
+
+    def _owns(self, pid: int) -> bool:
+        """Whether pid is one of this watcher's processes or a descendant of one."""
+        managed = self.runtime.registry.managed()
+        return any(pid == process.pid or pid in process.tree(managed)
+                   for process in self.processes.values())
 
     def _send(self, process: Process, signum: int, children: bool = False,
               recursive: bool = False) -> list[int]:

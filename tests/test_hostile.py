@@ -1,0 +1,205 @@
+"""Hostile and careless input on a real daemon: every input has a bound
+and a clear error, nothing reaches past the watcher it names, and no hook
+ends or leaks the daemon. (Files are checked in test_config; the fuzzer is
+test_protocol_fuzz.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from bigtop.client import CommandFailed
+
+from .conftest import wait_for
+
+HOSTILE_NAMES = ["<img src=x onerror=alert(1)>", "../x", "../../escaped", "a\nforged line",
+                 "a\x00b", "", "w" * 10_000, "web\n", " web", "a/b", ".hidden", "-x"]
+
+
+def test_add_refuses_every_name_a_file_would_refuse(daemon):
+    """Names reach file paths (log_dir/NAME.stdout.log), log lines and web
+    pages: refused before anything is made of them."""
+    d = daemon("""
+        [watcher:web]
+        cmd = sleep 1000
+        """)
+    with d.client() as client:
+        for name in HOSTILE_NAMES:
+            with pytest.raises(CommandFailed, match="cannot name a watcher|needs a name"):
+                client.call("add", name=name, cmd="sleep 1000", start=True)
+        assert client.call("list")["watchers"] == ["web"]
+        client.call("add", name="ok_name-1.b@c", cmd="sleep 1000", start=True)
+    d.wait_pids("ok_name-1.b@c", 1)
+    assert "forged line" not in d.log_text()
+
+
+@pytest.mark.parametrize(("command", "props", "message"), [
+    ("incr", {"nb": 100_000}, "more than the machine's limit"),
+    ("incr", {"nb": 10**20}, "more than the machine's limit"),
+    ("incr", {"nb": 1e20}, "'nb' must be an integer"),
+    ("incr", {"nb": 2.5}, "'nb' must be an integer"),
+    ("incr", {"nb": True}, "'nb' must be an integer"),
+    ("incr", {"nb": "3x"}, "'nb' must be an integer"),
+    ("set", {"options": {"numprocesses": 1_000_000}}, "more than the machine's limit"),
+    ("add", {"name": "more", "cmd": "sleep 1000", "options": {"numprocesses": 10_001}},
+     "more than the machine's limit"),
+])
+def test_process_counts_past_the_bound_are_refused(daemon, command, props, message):
+    d = daemon("""
+        [watcher:web]
+        cmd = sleep 1000
+        numprocesses = 2
+        """)
+    pids = d.wait_pids("web", 2)
+    if command != "add":
+        props = {"name": "web", **props}
+    with d.client() as client:
+        with pytest.raises(CommandFailed, match=message):
+            client.call(command, **props)
+        assert client.call("list")["watchers"] == ["web"]
+        assert client.call("numprocesses", name="web")["numprocesses"] == 2
+    assert d.pids("web") == pids
+
+
+def test_max_processes_bounds_every_watcher_together(daemon):
+    d = daemon("""
+        [circus]
+        max_processes = 5
+
+        [watcher:a]
+        cmd = sleep 1000
+        numprocesses = 2
+
+        [watcher:b]
+        cmd = sleep 1000
+        numprocesses = 2
+        """)
+    d.wait_pids("a", 2)
+    with d.client() as client:
+        assert client.call("incr", name="a", waiting=True)["numprocesses"] == 3
+        with pytest.raises(CommandFailed, match=r"6 processes in all, more than max_processes"):
+            client.call("incr", name="b")
+        # A new watcher's processes count too.
+        with pytest.raises(CommandFailed, match="more than max_processes"):
+            client.call("add", name="c", cmd="sleep 1000")
+        assert client.call("decr", name="a", waiting=True)["numprocesses"] == 2
+        assert client.call("incr", name="b", waiting=True)["numprocesses"] == 3
+    d.wait_pids("b", 3)
+
+
+def test_check_refuses_a_billion_processes(tmp_path):
+    config = tmp_path / "bigtop.ini"
+    config.write_text("[watcher:web]\ncmd = sleep 1\nnumprocesses = 1000000000\n")
+    checked = subprocess.run([sys.executable, "-m", "bigtop.cli.bigtopd", "--check", str(config)],
+                             capture_output=True, text=True, timeout=30)
+    assert checked.returncode != 0
+    assert "web: 1000000000 processes, more than the machine's limit" in checked.stderr
+
+
+def test_signal_reaches_only_the_watchers_own_processes(daemon):
+    d = daemon("""
+        [watcher:a]
+        cmd = sleep 1000
+
+        [watcher:b]
+        cmd = sh -c 'sleep 1000 & wait'
+        """)
+    (a,) = d.wait_pids("a", 1)
+    (b,) = d.wait_pids("b", 1)
+    wait_for(lambda: psutil.Process(b).children(), message="b's child")
+    (b_child,) = (p.pid for p in psutil.Process(b).children())
+    stranger = subprocess.Popen(["sleep", "1000"])
+    try:
+        with d.client() as client:
+            for props in ({"pid": 1, "childpid": stranger.pid},
+                          {"pid": stranger.pid},
+                          {"pid": b, "childpid": b_child},  # b's, named through a
+                          {"pid": a, "childpid": stranger.pid}):
+                with pytest.raises(CommandFailed, match="not managed by a|not a child of"):
+                    client.call("signal", name="a", signum="TERM", **props)
+            assert stranger.poll() is None
+            assert psutil.Process(b_child).is_running() and d.pids() == {a, b}
+            # Through its own watcher, b's child is reached.
+            client.call("signal", name="b", signum="TERM", pid=b, childpid=b_child)
+        wait_for(lambda: not psutil.pid_exists(b_child) or
+                 psutil.Process(b_child).status() == psutil.STATUS_ZOMBIE,
+                 message="b's child signalled")
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+HOOKS = '''
+import sys, time
+
+async def exits(watcher, arbiter, hook_name, **kwargs):
+    sys.exit(4)
+
+async def blocks(watcher, arbiter, hook_name, **kwargs):
+    time.sleep(2)
+    return True
+
+def never_returns(watcher, arbiter, hook_name, **kwargs):
+    time.sleep(1000)
+'''
+
+
+def test_a_coroutine_hook_cannot_end_the_daemon(daemon, tmp_path):
+    (tmp_path / "badhooks.py").write_text(HOOKS)
+    d = daemon("""
+        [watcher:other]
+        cmd = sleep 1000
+        priority = 10
+
+        [watcher:exiting]
+        cmd = sleep 1000
+        hooks.before_start = badhooks.exits
+        """)
+    d.wait_pids("other", 1)
+    wait_for(lambda: d.call("status", name="exiting")["status"] == "stopped",
+             message="the failed start")
+    assert "hook before_start (badhooks.exits) failed: raised SystemExit: 4" in d.log_text(), d.log_text()
+    assert d.proc is not None and d.proc.poll() is None
+    assert len(d.pids("other")) == 1
+
+
+def test_a_coroutine_hook_that_blocks_fails_as_an_overrun(daemon, tmp_path):
+    (tmp_path / "badhooks.py").write_text(HOOKS)
+    d = daemon("""
+        [watcher:blocking]
+        cmd = sleep 1000
+        autostart = false
+        hook_timeout = 0.5
+        hooks.before_start = badhooks.blocks
+        """)
+    with d.events("watcher.blocking.hook_failure") as events:
+        d.call("start", name="blocking")
+        error = events.wait("watcher.blocking.hook_failure", name="before_start")[1]["error"]
+    assert "overran its 0.5s: a coroutine hook blocked the daemon for 2." in error
+    assert d.call("status", name="blocking")["status"] == "stopped"
+
+
+def test_overrun_hooks_hold_a_bounded_number_of_threads(daemon, tmp_path):
+    (tmp_path / "badhooks.py").write_text(HOOKS)
+    d = daemon("""
+        [watcher:hooked]
+        cmd = sleep 1000
+        hook_timeout = 0.2
+        backoff_initial = 0.05
+        backoff_max = 0.1
+        hooks.before_spawn = badhooks.never_returns
+        """)
+    daemon_process = psutil.Process(d.pid)
+    d.wait_log("8 hooks are still running (overrun ones included): not started")
+    most = 0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        most = max(most, daemon_process.num_threads())
+        time.sleep(0.05)
+    # 8 hook threads over the daemon's own few; never one per attempt.
+    assert most <= 8 + 8, most
+    assert d.call("status", name="hooked")["status"] == "backoff"  # and answering
