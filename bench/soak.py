@@ -319,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(fitted)} samples fitted:")
     for key, value in slopes.items():
         print(f"  {key:8s} {'n/a' if value is None else f'{value:+.2f}'} per hour")
+    # Growth that levels off (a working set filling) and a leak (the same
+    # rate to the end) have the same slope over the whole run: told apart here.
+    halves = [slope_per_hour(fitted[:len(fitted) // 2], "rss_mb"),
+              slope_per_hour(fitted[len(fitted) // 2:], "rss_mb")]
+    print("  rss_mb by half of the fit: "
+          + ", ".join("n/a" if h is None else f"{h:+.2f}" for h in halves) + " per hour")
     print(f"  load: {load.counts['reload']} reloads, {load.counts['stats']} stats, "
           f"{load.counts['web']} console polls ({load.counts['web_failed']} failed); "
           f"errors: {load.errors or 'none'}")

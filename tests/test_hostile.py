@@ -203,3 +203,27 @@ def test_overrun_hooks_hold_a_bounded_number_of_threads(daemon, tmp_path):
     # 8 hook threads over the daemon's own few; never one per attempt.
     assert most <= 8 + 8, most
     assert d.call("status", name="hooked")["status"] == "backoff"  # and answering
+
+
+def test_an_unknown_property_is_refused_not_ignored(daemon):
+    """A typo must not widen a command: stop with "nmae" once stopped
+    every watcher."""
+    d = daemon("""
+        [watcher:a]
+        cmd = sleep 1000
+
+        [watcher:b]
+        cmd = sleep 1000
+        """)
+    d.wait_pids("a", 1)
+    b = d.wait_pids("b", 1)
+    with d.client() as client:
+        with pytest.raises(CommandFailed, match=r"stop takes no property 'nmae' "
+                                                r"\(did you mean 'name'\?\); it takes match, "
+                                                r"name, waiting"):
+            client.call("stop", nmae="a")
+        with pytest.raises(CommandFailed, match="incr takes no property 'count'"):
+            client.call("incr", name="a", count=3)
+        assert client.call("status")["statuses"] == {"a": "active", "b": "active"}
+        client.call("stop", name="a", waiting=True)  # waiting: taken by every command
+    assert d.pids() == b

@@ -10,6 +10,7 @@ reply at once and carry on in the background (as Circus does).
 from __future__ import annotations
 
 import asyncio
+import difflib
 import fnmatch
 import logging
 import re
@@ -40,10 +41,11 @@ class Command:
     as tasks."""
 
     def __init__(self, name: str, handler: Handler, required: tuple[str, ...] = (),
-                 doc: str = ""):
+                 accepts: tuple[str, ...] = (), doc: str = ""):
         self.name = name
         self.handler = handler
         self.required = required
+        self.accepts = frozenset((*required, *accepts, *ALWAYS_ACCEPTED))
         self.doc = doc
         self.instant = not asyncio.iscoroutinefunction(handler)
 
@@ -51,6 +53,12 @@ class Command:
         for key in self.required:
             if key not in props:
                 raise MessageError(f"message invalid {key!r} is missing")
+        for key in props:
+            if key not in self.accepts:  # a typo must not widen what a command does
+                near = difflib.get_close_matches(key, self.accepts, 1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise MessageError(f"{self.name} takes no property {key!r}{hint}; it takes "
+                                   f"{', '.join(sorted(self.accepts))}")
 
     def run(self, arbiter: Arbiter, props: dict[str, Any]) -> Reply:
         result: Reply = self.handler(arbiter, props)
@@ -62,11 +70,18 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
+# Taken by every command: Circus's clients send ``waiting`` with most (where
+# a command has nothing to wait for, it is answered as without).
+ALWAYS_ACCEPTED = ("waiting",)
 
 
-def command(name: str, *required: str) -> Callable[[Handler], Handler]:
+def command(name: str, *required: str,
+            accepts: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+    """Register a handler for ``name``: ``required`` properties must be
+    there, and no property but those and ``accepts`` may be."""
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, handler, required, (handler.__doc__ or "").strip())
+        COMMANDS[name] = Command(name, handler, required, accepts,
+                                 (handler.__doc__ or "").strip())
         return handler
 
     return register
@@ -202,25 +217,25 @@ async def _lifecycle(arbiter: Arbiter, props: dict[str, Any], action: str) -> Re
     return await queued(arbiter, props, targets, work)
 
 
-@command("start")
+@command("start", accepts=("name", "match"))
 async def start(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Start watchers (all, or those matching ``name``), dependencies first."""
     return await _lifecycle(arbiter, props, "start")
 
 
-@command("stop")
+@command("stop", accepts=("name", "match"))
 async def stop(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Stop watchers (all, or those matching ``name``), dependents first."""
     return await _lifecycle(arbiter, props, "stop")
 
 
-@command("restart")
+@command("restart", accepts=("name", "match"))
 async def restart(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Stop then start watchers (all, or those matching ``name``)."""
     return await _lifecycle(arbiter, props, "restart")
 
 
-@command("reload")
+@command("reload", accepts=("name", "match", "graceful", "sequential", "rolling"))
 async def reload(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Replace the processes of one watcher (``name``) or all. ``graceful``
     (default): new processes first, old ones stopped once the new are
@@ -252,7 +267,7 @@ async def reload(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     return await queued(arbiter, props, targets, work)
 
 
-@command("kill", "name")
+@command("kill", "name", accepts=("pid", "signum", "graceful_timeout"))
 async def kill(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Stop the processes of a watcher (or one, ``pid``) with ``signum``
     (default: its stop_signal) and ``graceful_timeout``; they are replaced."""
@@ -269,7 +284,7 @@ async def kill(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     return await queued(arbiter, props, [target], lambda: target.kill(pid, signum, timeout))
 
 
-@command("signal", "name", "signum")
+@command("signal", "name", "signum", accepts=("pid", "childpid", "children", "recursive"))
 def send_signal(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Send ``signum`` to a watcher's processes, or to ``pid``; ``children``
     adds their children, ``recursive`` all their descendants, ``childpid``
@@ -317,19 +332,19 @@ async def _scale(arbiter: Arbiter, props: dict[str, Any], sign: int) -> Reply:
     return await queued(arbiter, props, [target], work)
 
 
-@command("incr", "name")
+@command("incr", "name", accepts=("nb",))
 async def incr(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Add ``nb`` (default 1) processes to a watcher."""
     return await _scale(arbiter, props, 1)
 
 
-@command("decr", "name")
+@command("decr", "name", accepts=("nb",))
 async def decr(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Remove ``nb`` (default 1) processes from a watcher, newest slots first."""
     return await _scale(arbiter, props, -1)
 
 
-@command("numprocesses")
+@command("numprocesses", accepts=("name",))
 def numprocesses(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Processes running: in all watchers, or in ``name``."""
     if "name" in props:
@@ -346,7 +361,7 @@ def numwatchers(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
 
 # -- watchers: adding, removing, options -----------------------------------
 
-@command("add", "name", "cmd")
+@command("add", "name", "cmd", accepts=("args", "options", "start"))
 async def add(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Add a watcher: ``name``, ``cmd``, ``args``, ``options`` (any watcher
     option, checked as in a file), ``start``."""
@@ -379,7 +394,7 @@ async def add(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     return await queued(arbiter, props, [added], work)
 
 
-@command("rm", "name")
+@command("rm", "name", accepts=("nostop",))
 async def rm(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Remove a watcher, stopping its processes (unless ``nostop``)."""
     target = watcher(arbiter, props)
@@ -457,7 +472,7 @@ def get(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     return {"options": out}
 
 
-@command("globaloptions")
+@command("globaloptions", accepts=("option",))
 def globaloptions(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """The daemon's options, or one (``option``)."""
     settings = arbiter.config.settings
@@ -482,7 +497,7 @@ def globaloptions(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
 
 # -- reading state ---------------------------------------------------------
 
-@command("list")
+@command("list", accepts=("name",))
 def list_(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Watcher names, or the pids of one watcher (``name``)."""
     if "name" in props:
@@ -491,7 +506,7 @@ def list_(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     return {"watchers": sorted(name.lower() for name in arbiter.watchers)}
 
 
-@command("status")
+@command("status", accepts=("name", "details"))
 def status(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """The state of one watcher (``name``) or of all; with ``details``
     (bigtop), also processes running/wanted, uptime, restarts, last exit."""
@@ -554,7 +569,7 @@ def socket_info(arbiter: Arbiter) -> list[dict[str, Any]]:
     return out
 
 
-@command("stats")
+@command("stats", accepts=("name", "process", "extended"))
 async def stats(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Resource use of every process, of one watcher (``name``), or of one
     process (``name`` and ``process``); a process's figures include its
@@ -593,7 +608,7 @@ async def dstats(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
             "tasks": len(asyncio.all_tasks())}
 
 
-@command("depends")
+@command("depends", accepts=("name",))
 def depends(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """bigtop: the dependency graph, or one watcher's dependencies and dependents."""
     if "name" in props:
@@ -607,7 +622,7 @@ def depends(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
 LOG_LINES_MAX = 10_000  # lines of one watcher a `logs` reply gives at most
 
 
-@command("logs")
+@command("logs", accepts=("name", "lines", "stream", "since"))
 async def logs(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """bigtop: the last output lines of one watcher (``name``), of several
     (a list of names) or of all: ``lines`` of each (default 20, at most
