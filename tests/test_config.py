@@ -221,9 +221,9 @@ BROKEN = [
          "'a:b' cannot name a socket", TOML),
     case("numprocesses-past-the-bound", web("numprocesses = 1000000000"), 1,
          "web: 1000000000 processes, more than the machine's limit"),
-    case("max-processes", "[circus]\nmax_processes = 10\n" + web("numprocesses = 6")[:-1]
+    case("max-processes", "[circus]\nmax_processes = 10\n" + web("numprocesses = 7")[:-1]
          + "\n[watcher:two]\ncmd = x\nnumprocesses = 6\n", 3,
-         "12 processes in all, more than max_processes (10)"),
+         "13 processes in all, more than max_processes (10)"),
     case("toml-socket-bad-port", '[sockets.s]\nhost = "127.0.0.1"\n\nport = 70000\n', 4,
          "70000 is not a port", TOML),
 ]
@@ -1402,3 +1402,36 @@ def test_one_shot_rules(tmp_path, line, message):
     assert problem.line == 4 and message in problem.message
     assert load_text(tmp_path, web("ready = exited", "restart = on-failure")).watcher(
         "web").ready.one_shot
+
+
+def test_only_bounded_regular_files_are_read(tmp_path):
+    """A FIFO would freeze a reload until someone writes to it, /dev/zero
+    would never end, a garbage file would report a problem per line."""
+    fifo = tmp_path / "fifo.ini"
+    os.mkfifo(fifo)
+    (tmp_path / "huge.ini").write_bytes(b"#" * (4 * 1024 * 1024 + 1))
+    main = write(tmp_path / "bigtop.ini", "[circus]\ninclude = fifo.ini /dev/zero huge.ini\n"
+                                          "[watcher:w]\ncmd = x\n")
+    with pytest.raises(ConfigError) as info:
+        load(str(main), environ={})
+    assert [p.message for p in info.value.problems] == [
+        "cannot read: not a regular file", "cannot read: not a regular file",
+        "cannot read: 4,194,305 bytes, 4,194,304 at most"]
+
+    garbage = write(tmp_path / "garbage.ini", "[watcher:w]\n" + "no equals sign\n" * 5000)
+    with pytest.raises(ConfigError) as info:
+        load(str(garbage), environ={})
+    assert len(info.value.problems) == 5000
+    shown = str(info.value).splitlines()
+    assert len(shown) == 51 and shown[-1] == "... and 4,950 more problems"
+
+
+def test_includes_are_bounded(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    for n in range(1001):
+        (tmp_path / "conf.d" / f"{n:04}.ini").write_text(f"[watcher:w{n}]\ncmd = x\n")
+    main = write(tmp_path / "bigtop.ini", "[circus]\ninclude_dir = conf.d\n")
+    with pytest.raises(ConfigError) as info:
+        load(str(main), environ={})
+    assert [p.message for p in info.value.problems] == [
+        "not read: more than 1000 files included"]

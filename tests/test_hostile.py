@@ -5,6 +5,7 @@ test_protocol_fuzz.)"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -227,3 +228,19 @@ def test_an_unknown_property_is_refused_not_ignored(daemon):
         assert client.call("status")["statuses"] == {"a": "active", "b": "active"}
         client.call("stop", name="a", waiting=True)  # waiting: taken by every command
     assert d.pids() == b
+
+
+def test_a_reload_that_includes_a_fifo_is_refused_at_once(daemon, tmp_path):
+    """Reading a FIFO would wait for a writer, on the daemon's loop."""
+    d = daemon("""
+        [watcher:web]
+        cmd = sleep 1000
+        """)
+    pids = d.wait_pids("web", 1)
+    os.mkfifo(tmp_path / "fifo.ini")
+    d.config.write_text("[circus]\ninclude = fifo.ini\n[watcher:web]\ncmd = sleep 1000\n")
+    with d.client(timeout=5) as client:
+        with pytest.raises(CommandFailed, match="fifo.ini: cannot read: not a regular file"):
+            client.call("reloadconfig", waiting=True)
+        assert client.call("status")["statuses"] == {"web": "active"}
+    assert d.pids("web") == pids

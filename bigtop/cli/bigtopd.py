@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -65,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load(args.config, strict=args.strict)
     except ConfigError as err:
         print(f"bigtopd: {args.config}: invalid configuration, nothing started", file=sys.stderr)
-        for problem in err.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print(textwrap.indent(str(err), "  "), file=sys.stderr)
         return 2
     from ..core.limits import config_warnings
 
@@ -149,8 +149,7 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
             try:
                 await arbiter.reload_from_file()
             except ConfigError as err:
-                log.error("reload refused, nothing changed:\n%s",
-                          "\n".join(f"  {p}" for p in err.problems))
+                log.error("reload refused, nothing changed:\n%s", textwrap.indent(str(err), "  "))
             except ReloadError as err:
                 log.error("reload refused, nothing changed: %s", err)
 

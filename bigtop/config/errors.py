@@ -27,8 +27,12 @@ class Problem:
         return f"{where}{what}{self.message}"
 
 
+SHOWN = 50  # problems in the message (a garbage file has one per line)
+
+
 class ConfigError(Exception):
-    """One or more problems found in a configuration; nothing was applied."""
+    """One or more problems found in a configuration; nothing was applied.
+    Its message shows the first SHOWN problems; ``problems`` has them all."""
 
     def __init__(self, problems: list[Problem] | Problem | str):
         if isinstance(problems, str):
@@ -36,4 +40,7 @@ class ConfigError(Exception):
         elif isinstance(problems, Problem):
             problems = [problems]
         self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+        shown = [str(p) for p in problems[:SHOWN]]
+        if len(problems) > SHOWN:
+            shown.append(f"... and {len(problems) - SHOWN:,} more problems")
+        super().__init__("\n".join(shown))

@@ -15,6 +15,8 @@ from .options import table
 from .raw import RawSection, merge, read_text
 from .substitute import env_variables, substitute
 
+MAX_FILES = 1000  # a configuration and everything it includes
+
 
 def load(path: str, environ: Mapping[str, str] | None = None, strict: bool = False) -> Config:
     """Load ``path`` with its includes: TOML when it ends in ``.toml``, a
@@ -46,6 +48,11 @@ def load(path: str, environ: Mapping[str, str] | None = None, strict: bool = Fal
         if file in files:
             return
         files.append(file)
+        if len(files) > MAX_FILES:  # said once, for the first file left out
+            if len(files) == MAX_FILES + 1:
+                problems.append(Problem(f"not read: more than {MAX_FILES} files included",
+                                        file))
+            return
         text = first if file == main else read_text(file, problems)
         if text is None:
             return

@@ -3,12 +3,15 @@ each value remembering the file and line it came from."""
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Problem
 
 SECTION_KINDS = ("circus", "watcher", "socket", "plugin", "env")
+MAX_FILE_BYTES = 4 * 1024 * 1024  # one configuration file (an include too)
 
 
 @dataclass
@@ -46,11 +49,35 @@ def merge(target: dict[tuple[str, str], RawSection], section: RawSection) -> Non
 
 
 def read_text(file: str, problems: list[Problem]) -> str | None:
-    """A configuration file's text; None, with the problem, if unreadable."""
+    """A configuration file's text; None, with the problem, if unreadable.
+    Only a regular file of at most MAX_FILE_BYTES is read: a FIFO, a device
+    (``/dev/zero``) or a directory is refused without waiting on it."""
     try:
-        with open(file, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
-        problems.append(Problem(f"cannot read: {reason}", file))
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        problems.append(Problem(f"cannot read: {err.strerror}", file))
         return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            what = "Is a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            problems.append(Problem(f"cannot read: {what}", file))
+            return None
+        if info.st_size > MAX_FILE_BYTES:
+            problems.append(Problem(f"cannot read: {info.st_size:,} bytes, "
+                                    f"{MAX_FILE_BYTES:,} at most", file))
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:  # it grew since
+            problems.append(Problem(f"cannot read: more than {MAX_FILE_BYTES:,} bytes", file))
+            return None
+        return data.decode("utf-8")
+    except OSError as err:
+        problems.append(Problem(f"cannot read: {err.strerror}", file))
+        return None
+    except UnicodeDecodeError:
+        problems.append(Problem("cannot read: not UTF-8 text", file))
+        return None
+    finally:
+        os.close(fd)
