@@ -82,7 +82,8 @@ BIGTOP_REFUSES: dict[str, str] = {
     # Keyless tcp:// outside loopback: Circus served it to anyone.
     "mozilla/geoip_server/conf/circus.ini":
         "a tcp:// endpoint outside the loopback address needs CurveZMQ keys",
-    "circus-tent/circus/circus/tests/bad.ini": NO_CMD,
+    # Circus's own test of a bad file: its parser refuses the section written twice.
+    "circus-tent/circus/circus/tests/bad.ini": "section [watcher:one] again (first at line 4)",
     "circus-tent/circus/circus/tests/hooks.ini": NO_CMD,
     "circus-tent/circus/circus/tests/config/find_hook.ini": NO_CMD,
     "circus-tent/circus/circus/tests/config/find_hook_in_pythonpath.ini": NO_CMD,

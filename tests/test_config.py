@@ -209,6 +209,14 @@ BROKEN = [
     case("toml-watchers-not-a-table", 'watchers = 3\n', 1, "watchers must be a table", TOML),
     case("toml-watcher-not-a-table", '[watchers]\nweb = 3\n', 2,
          "[watchers.web] must be a table", TOML),
+    case("toml-nested-too-deep", '[watchers.w]\ncmd = "x"\nenv = ' + "[" * 10_000 + "]" * 10_000,
+         None, "invalid TOML: nested too deep", TOML),
+    case("duplicate-section", "[watcher:web]\ncmd = a\n\n[watcher:Web]\nnumprocesses = 2\n", 4,
+         "section [watcher:Web] again (first at line 1)"),
+    case("nul-in-cmd", web("args = a\x00b"), 3, "a NUL character"),
+    case("nul-in-env", web("env = A=a\x00b"), 3, "a NUL character"),
+    case("toml-nul-in-env", '[watchers.w]\ncmd = "x"\nenv = {A = "a\\u0000b"}\n', 3,
+         "a NUL character", TOML),
     case("toml-name-ending-in-a-newline", '[watchers."web\\n"]\ncmd = "x"\n', 1,
          "'web\\n' cannot name a watcher", TOML),
     case("toml-name-with-a-slash", '[watchers."../x"]\ncmd = "x"\n', 1,
@@ -859,13 +867,16 @@ def test_ini_dialect(tmp_path):
     )
 
 
-def test_ini_same_section_twice_merges_without_warning(tmp_path):
+def test_ini_same_section_in_two_files_merges(tmp_path):
+    """Written twice in one file, a section is an error (BROKEN above); an
+    include may add to a section of the file that includes it."""
+    write(tmp_path / "more.ini", "[watcher:web]\nnumprocesses = 2\n")
     config = load_text(tmp_path, """
+        [circus]
+        include = more.ini
         [watcher:web]
         cmd = x
         numprocesses = 1
-        [watcher:web]
-        numprocesses = 2
         """)
     assert config.watcher("web").numprocesses == 2
     assert config.warnings == ()

@@ -244,3 +244,41 @@ def test_a_reload_that_includes_a_fifo_is_refused_at_once(daemon, tmp_path):
             client.call("reloadconfig", waiting=True)
         assert client.call("status")["statuses"] == {"web": "active"}
     assert d.pids("web") == pids
+
+
+def test_add_checks_its_args(daemon, tmp_path):
+    d = daemon("""
+        [watcher:web]
+        cmd = sleep 1000
+        """)
+    with d.client() as client:
+        for args in ([None], [1, 2], {"a": 1}):
+            with pytest.raises(CommandFailed) as failed:
+                client.call("add", name="more", cmd="sleep", args=args)
+            assert failed.value.errno == 3, failed.value
+        # A list keeps each argument whole.
+        client.call("add", name="more", cmd="sh", args=["-c", "echo one two > out; sleep 1000"],
+                    options={"working_dir": str(tmp_path)}, start=True)
+    wait_for(lambda: (tmp_path / "out").exists() and (tmp_path / "out").read_text() == "one two\n",
+             message="the child's output")
+
+
+def test_a_reload_of_an_emptied_file_is_refused(daemon):
+    """An editor that truncated the file, then a HUP: everything would stop."""
+    d = daemon("""
+        [watcher:web]
+        cmd = sleep 1000
+        """)
+    pids = d.wait_pids("web", 1)
+    d.config.write_text("# being edited\n")
+    with d.client() as client:
+        with pytest.raises(CommandFailed, match="no section at all: a reload would stop every "
+                                                "watcher and socket"):
+            client.call("reloadconfig", waiting=True)
+        d.reload("")  # on SIGHUP: the same, in the log
+        d.wait_log("no section at all")
+        assert d.pids("web") == pids
+        # On purpose: a file that still has a [circus] section.
+        d.config.write_text("[circus]\n")
+        client.call("reloadconfig", waiting=True)
+        assert client.call("list")["watchers"] == []

@@ -30,6 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import zmq
 from hypothesis import HealthCheck, assume, example, given, settings
@@ -730,6 +731,23 @@ def test_deeply_nested_json_is_invalid_json(daemon):
     assert "Traceback" not in d.log_text()
 
 
+def test_a_frame_past_the_hard_limit_is_never_held_whole(live):
+    """Past 8 MiB ZeroMQ stops reading and drops the sender: no reply, and
+    the daemon never holds the 200 MB (once, it did)."""
+    daemon = psutil.Process(live.proc.pid)
+    before = daemon.memory_info().rss
+    hog = Raw(live.endpoint)
+    try:
+        hog.sock.send(b"x" * (200 * 1024 * 1024))
+        with pytest.raises(NoReply):
+            hog.receive("a 200 MB frame", timeout=2)
+    finally:
+        hog.close()
+    assert daemon.memory_info().rss - before < 40 * 1024 * 1024
+    reply = reply_to(live, {"command": "status", "id": "after"})
+    assert reply["status"] == "ok" and reply["id"] == "after"
+
+
 # -- the long run -------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -745,3 +763,4 @@ def test_zz_daemon_intact_after_everything(live):
     reply = reply_to(live, {"command": "status", "id": "end"})
     assert reply["statuses"] == {name: "active" for name in WATCHERS}
     assert reply["id"] == "end"
+

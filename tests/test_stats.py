@@ -381,11 +381,13 @@ def run_in_pty(argv: list[str], until: Callable[[str], bool], timeout: float = 3
         while not until(text()) and time.monotonic() < deadline and read(0.1):
             pass
         os.kill(pid, signal.SIGINT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and read(0.1):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 return os.waitstatus_to_exitcode(status), text()
+            if not read(0.1):  # the terminal closed: the exit comes next, wait for it
+                time.sleep(0.02)
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         return os.waitstatus_to_exitcode(status), text()

@@ -51,6 +51,20 @@ def is_loopback(endpoint: str) -> bool:
         return False
 
 
+NUL = "a NUL character: no command, path or environment can hold one"
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a value (a string, or a TOML array or table of them) holds NUL."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 class Builder:
     def __init__(self, environ: Mapping[str, str], strict: bool = False):
         self.environ = dict(environ)
@@ -76,6 +90,9 @@ class Builder:
         value = raw.value
         if isinstance(value, str):
             value = substitute(value, variables)
+        if _has_nul(value):
+            self.problem(NUL, section, key, raw)
+            return None
         try:
             return conv(value)
         except ValueError as err:
@@ -126,6 +143,9 @@ class Builder:
 
     def env_table(self, section: RawSection, key: str, raw: RawValue) -> dict[str, str]:
         """An ``env`` value: a TOML table, or ``A=1, B=2`` / one per line in INI."""
+        if _has_nul(raw.value):
+            self.problem(NUL, section, key, raw)
+            return {}
         if isinstance(raw.value, dict):
             pairs = [(str(name), value) for name, value in raw.value.items()]
         else:

@@ -66,6 +66,7 @@ def read_ini(text: str, file: str,
     current: RawSection | None = None
     last: RawValue | None = None
     seen_header = False
+    headers: dict[tuple[str, str], int] = {}  # (kind, name) -> the line it is first on
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped[0] in "#;":
@@ -101,6 +102,13 @@ def read_ini(text: str, file: str,
                 else:
                     warnings.append(f"{file}:{number}: {message}: ignored "
                                     "(an error with --strict)")
+                current = None
+                continue
+            first = headers.setdefault((kind, name.lower()), number)
+            if first != number:  # Circus's parser refuses it too
+                problems.append(Problem(f"section [{match.group('header').strip()}] again (first "
+                                        f"at line {first}): write a section once in a file",
+                                        file, number))
                 current = None
                 continue
             current = RawSection(kind, name, file, number)

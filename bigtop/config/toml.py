@@ -71,6 +71,8 @@ def read_toml(text: str, file: str) -> tuple[list[RawSection], list[Problem], li
         line = int(match.group(1)) if match else None
         message = re.sub(r"\s*\(at line.*\)", "", str(err))
         return [], [Problem(f"invalid TOML: {message}", file, line)], []
+    except RecursionError:  # tomllib recurses once per nested array or table
+        return [], [Problem("invalid TOML: nested too deep", file)], []
     where = _Lines(text)
     sections: list[RawSection] = []
     problems: list[Problem] = []

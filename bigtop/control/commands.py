@@ -14,6 +14,7 @@ import difflib
 import fnmatch
 import logging
 import re
+import shlex
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -376,7 +377,11 @@ async def add(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     changes = dict(options)
     if props.get("args") is not None:
         args = props["args"]
-        changes["args"] = " ".join(args) if isinstance(args, list) else args
+        if isinstance(args, list):
+            if not all(isinstance(arg, str) for arg in args):
+                raise MessageError("'args' must be a string or a list of strings")
+            args = shlex.join(args)
+        changes["args"] = args
     try:
         spec = update_watcher(WatcherSpec(name=name, cmd=cmd), changes)
     except ConfigError as err:

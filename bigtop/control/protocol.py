@@ -22,7 +22,10 @@ OS_ERROR = 4
 COMMAND_ERROR = 5
 BAD_MSG_DATA_ERROR = 6
 
-MAX_MESSAGE = 1024 * 1024  # larger requests are refused unread
+MAX_MESSAGE = 1024 * 1024  # larger requests are refused, with an error
+# Larger still, ZeroMQ reads no further and drops the sender's connection
+# (no reply): what one request can make the daemon hold.
+MAX_FRAME = 8 * MAX_MESSAGE
 
 # The subscription handshake: a subscriber that subscribes to
 # ``SYNC_PREFIX + token`` (after its other topics) gets one message on that

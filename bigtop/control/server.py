@@ -105,6 +105,7 @@ class ControlServer:
             sock.curve_server = True
         if kind == zmq.ROUTER:
             sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+            sock.maxmsgsize = protocol.MAX_FRAME
         try:
             old_umask = os.umask(0o177) if path else None
             try:

@@ -40,6 +40,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("bigtop.arbiter")
 
 
+def has_section(path: str) -> bool:
+    """Whether a configuration file has a section header (INI or TOML)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return any(line.lstrip().startswith("[") for line in handle)
+    except OSError:
+        return False
+
+
 class ReloadError(Exception):
     pass
 
@@ -290,11 +299,20 @@ class Arbiter:
     # -- reload ----------------------------------------------------------
 
     async def reload_from_file(self) -> dict[str, list[str]]:
-        """Read the main configuration file again and apply the difference;
-        raises ConfigError or ReloadError with nothing changed."""
-        from ..config import load
+        """Read the main configuration file again (in a thread: reading
+        must not stall the loop) and apply the difference; raises
+        ConfigError or ReloadError with nothing changed. A file with no
+        section at all (emptied, or cut short by an editor) would stop
+        everything: refused, unless nothing runs."""
+        from ..config import ConfigError, load
 
-        new = load(self.config.files[0], strict=self.config.strict)
+        main = self.config.files[0]
+        new = await asyncio.to_thread(load, main, strict=self.config.strict)
+        if not (new.watchers or new.sockets) and (self.watchers or self.config.sockets) \
+                and not await asyncio.to_thread(has_section, main):
+            raise ConfigError(f"{main}: no section at all: a reload would stop every watcher "
+                              "and socket (to stop them all on purpose, leave a [circus] "
+                              "section in the file)")
         for warning in new.warnings:
             log.warning("%s", warning)
         return await self.reload(new)
