@@ -282,3 +282,15 @@ def test_a_reload_of_an_emptied_file_is_refused(daemon):
         d.config.write_text("[circus]\n")
         client.call("reloadconfig", waiting=True)
         assert client.call("list")["watchers"] == []
+
+
+def test_watchers_are_bounded(daemon, tmp_path):
+    from bigtop.config.bounds import MAX_WATCHERS
+
+    many = "".join(f"[watcher:w{n}]\ncmd = sleep 1000\nautostart = false\n"
+                   for n in range(MAX_WATCHERS))
+    d = daemon(many)
+    with pytest.raises(CommandFailed, match=f"{MAX_WATCHERS + 1} watchers, more than "
+                                            f"{MAX_WATCHERS}"):
+        d.call("add", name="one_more", cmd="sleep 1000")
+    assert d.call("numwatchers")["numwatchers"] == MAX_WATCHERS

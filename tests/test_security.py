@@ -4,10 +4,16 @@ on TCP."""
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import bigtop
 from bigtop.client import CallError, Client, generate
 
 from .conftest import Events, free_port
@@ -129,3 +135,59 @@ def test_events_over_curve(daemon, tmp_path):
             client.call("incr", name="one", waiting=True)
         pid = ev.wait("watcher.one.spawn")[1]["process_pid"]
     assert pid in curve.daemon.wait_pids("one", 2)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("python3", path="/usr/bin"),
+                    reason="needs root, to be another user")
+def test_endpoint_owner_reaches_its_sockets(daemon, tmp_path):
+    """The sockets are the named user's, and the private run directory lets
+    that user through to them (once, it did not: 0700, root's)."""
+    nobody = pwd.getpwnam("nobody")
+    opened = []  # the test's own directories on the way, let through for the test
+    for parent in [*reversed(tmp_path.parents), tmp_path]:
+        mode = stat.S_IMODE(parent.stat().st_mode)
+        if str(parent).startswith("/tmp/") and not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
+            opened.append((parent, mode))
+    try:
+        d = daemon("""
+            [circus]
+            endpoint_owner = nobody
+
+            [watcher:one]
+            cmd = sleep 1000
+            """)
+        sock = d.run_dir / "control.sock"
+        assert sock.stat().st_uid == nobody.pw_uid
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+        assert stat.S_IMODE(d.run_dir.stat().st_mode) == 0o701  # through, not listed
+        probe = ("import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])")
+        reached = subprocess.run(["setpriv", f"--reuid={nobody.pw_uid}",
+                                  f"--regid={nobody.pw_gid}", "--clear-groups",
+                                  "/usr/bin/python3", "-c", probe, str(sock)],
+                                 capture_output=True, text=True, timeout=30)
+        assert reached.returncode == 0, reached.stderr
+    finally:
+        for parent, mode in opened:
+            parent.chmod(mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to be another user")
+def test_a_client_without_access_is_told_at_once(daemon, tmp_path):
+    """ZeroMQ retries an ipc:// connect it may not make in silence: the
+    client says "permission denied" instead of waiting for ever."""
+    d = daemon("""
+        [watcher:one]
+        cmd = sleep 1000
+        """)
+    nobody = pwd.getpwnam("nobody")
+    probe = ("import sys; from bigtop.client.connect import check_reachable\n"
+             "try:\n    check_reachable(sys.argv[1])\n"
+             "except Exception as err:\n    print(err)\n")
+    for path in (d.run_dir / "control.sock", tmp_path / "nothing-yet.sock"):
+        told = subprocess.run(["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                               "--clear-groups", sys.executable, "-I", "-c", probe,
+                               f"ipc://{path}"],
+                              capture_output=True, text=True, timeout=30,
+                              env={"PYTHONPATH": str(Path(bigtop.__file__).parents[1])})
+        assert told.stdout.startswith(f"ipc://{path}: permission denied"), told

@@ -1,5 +1,5 @@
-"""How many processes a daemon may run: the one rule that files, `add`,
-`set` and `incr` are checked against.
+"""How many watchers and processes a daemon may run: the one rule that
+files, `add`, `set` and `incr` are checked against.
 
 The bound is ``[circus] max_processes`` for every watcher's processes
 together (so also for each watcher). Left out, it is what the machine
@@ -15,6 +15,7 @@ import resource
 from collections.abc import Mapping
 
 MAX_PROCESSES = 10_000  # the default bound where the machine allows more
+MAX_WATCHERS = 1_000  # watchers in one daemon
 HEADROOM = 64  # tasks left under a machine limit for the daemon's threads and hooks
 PIDS_MAX = "/sys/fs/cgroup/pids{}/pids.max"  # cgroup v1; v2 is /sys/fs/cgroup{}/pids.max
 
@@ -54,7 +55,10 @@ def machine_limit() -> int:
 
 def count_problem(counts: Mapping[str, int], limit: int | None) -> str | None:
     """Why watchers wanting ``counts`` processes (name -> count) are too
-    many for a bound of ``limit`` (None: the machine's), if they are."""
+    many (MAX_WATCHERS watchers; a bound of ``limit`` processes, None: the
+    machine's), if they are."""
+    if len(counts) > MAX_WATCHERS:
+        return f"{len(counts)} watchers, more than {MAX_WATCHERS}"
     bound = machine_limit() if limit is None else limit
     origin = "max_processes" if limit is not None else "the machine's limit"
     total = sum(counts.values())

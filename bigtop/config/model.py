@@ -423,7 +423,8 @@ class Settings:
         doc="The command socket (see [protocol.md](protocol.md)).")
     endpoint_owner: str | None = option(
         to_str, default=None, accepts="user name or uid",
-        doc="Owner of the `ipc://` socket files, so that this user can drive the daemon.")
+        doc="Owner of the `ipc://` socket files (0600), so that this user can drive the "
+            "daemon; their directory then lets other users through (o+x) without listing it.")
     insecure: bool = option(
         to_bool, default=False, accepts=BOOLEAN,
         doc="(bigtop) Allow `tcp://` endpoints without keys: anyone who can reach them "

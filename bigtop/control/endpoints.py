@@ -52,6 +52,15 @@ def ensure_private_dir(path: str) -> None:
         os.chmod(path, 0o700)
 
 
+def let_through(directory: str) -> None:
+    """Let other users pass through a directory of ours (o+x: not list it),
+    so that endpoint_owner reaches its socket files in the private runtime
+    directory; the files themselves stay 0600, the owner's."""
+    info = os.stat(directory)
+    if info.st_uid == os.geteuid() and not info.st_mode & stat.S_IXOTH:
+        os.chmod(directory, stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
+
+
 def listening(path: str) -> bool:
     """Is something accepting on this Unix socket path?"""
     import socket

@@ -20,7 +20,7 @@ import zmq
 from ..tasks import TaskOwner
 from . import protocol
 from .commands import COMMANDS
-from .endpoints import ipc_path, listening
+from .endpoints import ipc_path, let_through, listening
 from .protocol import MessageError
 
 if TYPE_CHECKING:
@@ -118,6 +118,7 @@ class ControlServer:
             raise EndpointInUse(f"cannot bind {endpoint}: {err}") from None
         if path and self.endpoint_owner is not None:
             os.chown(path, self.endpoint_owner, -1)
+            let_through(os.path.dirname(path))
         return sock
 
     async def close(self) -> None:
