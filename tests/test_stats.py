@@ -353,6 +353,9 @@ def run_in_pty(argv: list[str], until: Callable[[str], bool], timeout: float = 3
     pid, fd = pty.fork()
     if pid == 0:  # the child: exec at once
         os.environ["TERM"] = "xterm"
+        # A test run in the background (`make test &`) ignores SIGINT, and
+        # so would the program: Python then sets no KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execv(argv[0], argv)
     import fcntl
     import termios
