@@ -244,6 +244,23 @@ async def test_login_from_another_origin_is_refused(console: Console) -> None:
 
 
 @pytest.mark.asyncio
+async def test_on_loopback_only_its_own_host_names_are_served(aiohttp_client: Any) -> None:
+    """DNS rebinding: a page of evil.example, its name pointed at 127.0.0.1,
+    reaches the console with that Host; it is refused."""
+    auth = Auth(TOKEN, ("https://console.example.org",))
+    auth.serving("127.0.0.1")
+    client = await aiohttp_client(make_app(Cluster([]), auth, start_nodes=False))
+    for host, status in (("evil.example", 421), ("evil.example:8080", 421), ("[", 421),
+                         ("localhost:8080", 200), ("127.0.0.1", 200), ("[::1]:8080", 200),
+                         ("console.example.org", 200)):
+        response = await client.get("/login", headers={"Host": host})
+        assert response.status == status, (host, await response.text())
+    open_auth = Auth(TOKEN)
+    open_auth.serving("0.0.0.0")  # reached by names it cannot know: any
+    assert open_auth.hosts is None
+
+
+@pytest.mark.asyncio
 async def test_repeated_failed_logins_are_throttled(console: Console) -> None:
     for _ in range(10):
         assert (await console.login("wrong")).status == 401

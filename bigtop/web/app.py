@@ -79,7 +79,9 @@ async def guard(request: web.Request,
     auth = request.app[AUTH]
     sid = auth.request_session(request)
     response: web.StreamResponse
-    if request.method in UNSAFE and not auth.same_origin(request):
+    if not auth.host_ok(request):
+        response = _refuse(request, 421, "this server is not that Host")
+    elif request.method in UNSAFE and not auth.same_origin(request):
         response = _refuse(request, 403, "cross-origin request refused")
     elif _public(request):
         response = await _handle(handler, request)

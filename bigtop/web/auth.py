@@ -50,6 +50,9 @@ def load_token(path: str) -> tuple[str, bool]:
     return token, True
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 class Auth:
     def __init__(self, token: str, allowed_origins: tuple[str, ...] = (),
                  session_age: int = SESSION_AGE):
@@ -59,6 +62,9 @@ class Auth:
         self.key = hashlib.sha256(b"bigtop-web session key\0" + token.encode()).digest()
         self.allowed_origins = {o.rstrip("/").lower() for o in allowed_origins}
         self.session_age = session_age
+        # The Host names requests may carry; None: any (a console on a public
+        # address is reached by names it cannot know, through proxies).
+        self.hosts: frozenset[str] | None = None
         self.revoked: dict[str, float] = {}  # session id -> when it would expire
         self.failures: dict[str, deque[float]] = {}
 
@@ -118,6 +124,24 @@ class Auth:
 
     def request_session(self, request: web.Request) -> str | None:
         return self.session(request.cookies.get(COOKIE))
+
+    def host_ok(self, request: web.Request) -> bool:
+        """Whether the request names this server in its Host header: a page
+        of another site that DNS rebinding points at 127.0.0.1 does not."""
+        if self.hosts is None:
+            return True
+        try:
+            name = urlsplit(f"//{request.host}").hostname
+        except ValueError:
+            return False
+        return name is not None and name.lower() in self.hosts
+
+    def serving(self, address: str) -> None:
+        """Served on a loopback address: only the loopback names, and those
+        of the allowed origins, are this server."""
+        if address in LOOPBACK:
+            names = {urlsplit(origin).hostname for origin in self.allowed_origins}
+            self.hosts = frozenset(LOOPBACK | {n for n in names if n})
 
     def same_origin(self, request: web.Request) -> bool:
         """A request a page of this console made: its Origin (or, without

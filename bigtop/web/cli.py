@@ -161,11 +161,12 @@ async def serve(ns: argparse.Namespace, token: str, specs: list[dict[str, Any]])
     from aiohttp import web
 
     from .app import make_app
-    from .auth import Auth
+    from .auth import LOOPBACK, Auth
     from .nodes import Cluster, Node
 
     cluster = Cluster([Node(**spec) for spec in specs])
-    app = make_app(cluster, Auth(token, tuple(ns.allow_origin)))
+    auth = Auth(token, tuple(ns.allow_origin))
+    app = make_app(cluster, auth)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     ssl_context = None
@@ -184,11 +185,12 @@ async def serve(ns: argparse.Namespace, token: str, specs: list[dict[str, Any]])
     else:
         site = web.TCPSite(runner, ns.host, ns.port, ssl_context=ssl_context)
         host, port = ns.host, ns.port
+    auth.serving(str(host))
     await site.start()
     shown = f"[{host}]" if ":" in str(host) else host
     print(f"bigtop-web: serving on {scheme}://{shown}:{port}/ "
           f"({', '.join(s['name'] for s in specs)})", flush=True)
-    if ssl_context is None and host not in ("127.0.0.1", "::1", "localhost"):
+    if ssl_context is None and host not in LOOPBACK:
         log.warning("serving plain HTTP on %s: the token and the session cookie cross the "
                     "network in clear; use --certfile/--keyfile or a TLS proxy", host)
     stop = asyncio.Event()
