@@ -221,6 +221,8 @@ def check_lines(work: Path) -> tuple[int, list[str]]:
             total += 1
             _, pid, number, _ = line.split(b" ", 3)
             key, n = pid.decode(), int(number)
+            if n == 0:  # a new process, or one whose pid came round again
+                seen[key] = -1
             if n != seen.get(key, -1) + 1 and len(problems) < 10:
                 problems.append(f"pid {key}: line {n} after {seen.get(key, -1)}")
             seen[key] = n
