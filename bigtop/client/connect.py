@@ -3,7 +3,6 @@ sync or asyncio) connects through here, with CurveZMQ keys on tcp://."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from .errors import CallError
@@ -26,23 +25,4 @@ def connect_socket(sock: zmq.Socket[Any], endpoint: str, key: str | None,
         if not server_key:
             raise CallError("a TCP endpoint with --key also needs the server's public key")
         sock.curve_serverkey = load_public(server_key)
-    check_reachable(endpoint)
     sock.connect(endpoint)
-
-
-def check_reachable(endpoint: str) -> None:
-    """Raise CallError at once for an ipc:// socket this user may not
-    connect to: ZeroMQ would retry in silence, and the client wait for
-    ever. (A socket not there yet is waited for: the daemon may be starting.)"""
-    if not endpoint.startswith("ipc://"):
-        return
-    path = endpoint[len("ipc://"):]
-    try:
-        os.stat(path)
-    except PermissionError:
-        raise CallError(f"{endpoint}: permission denied (a directory on the way)") from None
-    except OSError:
-        return
-    if not os.access(path, os.W_OK):
-        raise CallError(f"{endpoint}: permission denied (ask for endpoint_owner, or run as "
-                        "the daemon's user)")

@@ -111,11 +111,14 @@ def number(props: dict[str, Any], key: str, default: int) -> int:
     """An integer property: a JSON integer, or a string of digits (as
     Circus's clients send some); 2.5, 1e20, true and "3x" are not."""
     value = props.get(key, default)
-    if isinstance(value, str) and value.strip().removeprefix("-").isdigit():
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise MessageError(f"{key!r} must be an integer")
-    return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise MessageError(f"{key!r} must be an integer")
 
 
 def room(arbiter: Arbiter, name: str, wanted: int) -> None:
