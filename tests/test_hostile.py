@@ -6,16 +6,19 @@ test_protocol_fuzz.)"""
 from __future__ import annotations
 
 import os
+import resource
+import socket
 import subprocess
 import sys
 import time
 
 import psutil
 import pytest
+import zmq
 
-from bigtop.client import CommandFailed
+from bigtop.client import Client, CommandFailed, generate
 
-from .conftest import wait_for
+from .conftest import free_port, wait_for
 
 HOSTILE_NAMES = ["<img src=x onerror=alert(1)>", "../x", "../../escaped", "a\nforged line",
                  "a\x00b", "", "w" * 10_000, "web\n", " web", "a/b", ".hidden", "-x"]
@@ -294,3 +297,102 @@ def test_watchers_are_bounded(daemon, tmp_path):
                                             f"{MAX_WATCHERS}"):
         d.call("add", name="one_more", cmd="sleep 1000")
     assert d.call("numwatchers")["numwatchers"] == MAX_WATCHERS
+
+
+FLOOD = 1_100  # connections: past the common soft limit of 1,024 descriptors
+
+
+def test_a_flood_of_unfinished_handshakes_leaves_the_daemon_in_charge(daemon, tmp_path):
+    """1,100 TCP connects that never finish the CurveZMQ handshake, under a
+    limit of 1,024 descriptors the daemon cannot raise: the endpoint stops
+    taking new clients before the descriptors run out, the processes are
+    still respawned, and an authorized client is answered once the
+    handshake timeout has dropped the flood."""
+    keys, authorized = tmp_path / "keys", tmp_path / "authorized"
+    authorized.mkdir()
+    server_public, server_secret = generate(str(keys), "server")
+    client_public, client_secret = generate(str(keys), "ops")
+    os.link(client_public, authorized / "ops.key")
+    port = free_port()
+    d = daemon(f"""
+        [circus]
+        endpoint = tcp://127.0.0.1:{port}
+        server_key = {server_secret}
+        authorized_keys = {authorized}
+
+        [watcher:one]
+        cmd = sleep 1000
+        numprocesses = 2
+        """, rlimits={resource.RLIMIT_NOFILE: (1024, 1024)})
+    d.wait_pids("one", 2)
+    flood = []
+    for _ in range(FLOOD):
+        try:
+            flood.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+        except OSError:  # refused: the endpoint closed
+            pass
+    try:
+        d.wait_log("takes no new client for now")
+        assert len(os.listdir(f"/proc/{d.pid}/fd")) < 1024
+        os.kill(min(d.pids("one")), 9)
+        d.wait_pids("one", 2)
+        with Client(f"tcp://127.0.0.1:{port}", timeout=30, key=client_secret,
+                    server_key=server_public) as client:
+            assert client.call("list")["watchers"] == ["one"]
+    finally:
+        for sock in flood:
+            sock.close()
+    assert "Traceback" not in d.log_text() and "Exception in callback" not in d.log_text()
+
+
+def test_a_flood_of_subscribers_does_not_abort_the_daemon(daemon):
+    """1,100 SUB sockets on the events endpoint under 1,024 descriptors
+    (it ended in a libzmq assertion, the children orphaned)."""
+    pub = free_port()
+    d = daemon(f"""
+        [circus]
+        pubsub_endpoint = tcp://127.0.0.1:{pub}
+
+        [watcher:one]
+        cmd = sleep 1000
+        numprocesses = 2
+        """, rlimits={resource.RLIMIT_NOFILE: (1024, 1024)})
+    d.wait_pids("one", 2)
+    context = zmq.Context()
+    context.max_sockets = 2 * FLOOD
+    subscribers = []
+    try:
+        for _ in range(FLOOD):
+            sub = context.socket(zmq.SUB)
+            sub.linger = 0
+            sub.connect(f"tcp://127.0.0.1:{pub}")
+            sub.subscribe(b"")
+            subscribers.append(sub)
+        d.wait_log("takes no new client for now")
+        assert d.call("list")["watchers"] == ["one"]  # the ipc:// control endpoint
+        os.kill(min(d.pids("one")), 9)
+        d.wait_pids("one", 2)
+    finally:
+        for sub in subscribers:
+            sub.close()
+        context.term()
+    assert d.proc.poll() is None
+
+
+def test_children_get_the_descriptor_limit_back(daemon, tmp_path):
+    """The daemon raises its soft limit to the hard one, for connections;
+    its children start with the limit it was started with."""
+    d = daemon("""
+        [watcher:plain]
+        cmd = sh -c 'ulimit -n > plain.out; exec sleep 1000'
+
+        [watcher:limited]
+        cmd = sh -c 'ulimit -Sn > limited.out; exec sleep 1000'
+        rlimit_core = 0
+        """, rlimits={resource.RLIMIT_NOFILE: (512, 4096)})
+    wait_for(lambda: (tmp_path / "plain.out").exists() and (tmp_path / "limited.out").exists())
+    assert resource.prlimit(d.pid, resource.RLIMIT_NOFILE) == (4096, 4096)
+    for name in ("plain", "limited"):
+        assert (tmp_path / f"{name}.out").read_text().split() == ["512"]
+        child = d.children(name)[0]
+        assert resource.prlimit(child.pid, resource.RLIMIT_NOFILE) == (512, 4096)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 MAX_PROCESSES = 10_000  # the default bound where the machine allows more
 MAX_WATCHERS = 1_000  # watchers in one daemon
+MAX_CONNECTIONS = 100_000  # the highest max_connections (clients on one endpoint)
 HEADROOM = 64  # tasks left under a machine limit for the daemon's threads and hooks
 PIDS_MAX = "/sys/fs/cgroup/pids{}/pids.max"  # cgroup v1; v2 is /sys/fs/cgroup{}/pids.max
 

@@ -113,6 +113,16 @@ def positive(conv: Callable[[Any], Number]) -> Callable[[Any], Number]:
     return check
 
 
+def at_most(top: Number, conv: Callable[[Any], Number]) -> Callable[[Any], Number]:
+    def check(value: Any) -> Number:
+        result = conv(value)
+        if result > top:
+            raise ValueError(f"{value!r} is more than the most allowed, {top:,}")
+        return result
+
+    return check
+
+
 def at_least_one_int(value: Any) -> int:
     result = to_int(value)
     if result < 1:

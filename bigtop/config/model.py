@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from .bounds import MAX_CONNECTIONS
 from .convert import (
     RLIMITS,
     at_least_one_int,
+    at_most,
     non_negative,
     positive,
     to_bool,
@@ -458,6 +460,13 @@ class Settings:
         shown="10000, or less under a lower `RLIMIT_NPROC` or pids cgroup limit",
         doc="(bigtop) The most processes all watchers together may run; files, `add`, `set` "
             "and `incr` asking for more are refused "
+            "(see [faults.md](faults.md#careless-and-hostile-input)).")
+    max_connections: int = option(
+        at_most(MAX_CONNECTIONS, positive(to_int)), default=10_000,
+        accepts=f"integer from 1 to {MAX_CONNECTIONS:,}",
+        doc="(bigtop) The most clients connected at once to each of `endpoint`, "
+            "`pubsub_endpoint` and `stats_endpoint`; past it (or when the daemon's file "
+            "descriptors run low) the endpoint takes no new client until some leave "
             "(see [faults.md](faults.md#careless-and-hostile-input)).")
     multicast_endpoint: str | None = option(
         to_str, default=None, inert=True, accepts="endpoint",

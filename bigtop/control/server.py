@@ -21,6 +21,7 @@ from ..tasks import TaskOwner
 from . import protocol
 from .commands import COMMANDS
 from .endpoints import ipc_path, let_through, listening
+from .gate import HANDSHAKE_S, Gate
 from .protocol import MessageError
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class ControlServer:
         self._recheck = False  # a drain is scheduled
         self.tasks = TaskOwner("control server")
         self._unsubscribe: Any = None
+        self.gates: list[Gate] = []
 
     async def start(self) -> None:
         try:
@@ -77,6 +79,9 @@ class ControlServer:
         except Exception:
             self._close_sockets()
             raise
+        most = self.arbiter.config.settings.max_connections
+        self.gates = [Gate(sock, _bound(sock), most, self._listen)
+                      for sock in (self.router, self.pub, self.stats_pub) if sock is not None]
         self._unsubscribe = self.arbiter.bus.subscribe(self.publish)
         self.loop.add_reader(_fd(self.router), self._drain)
         self.loop.add_reader(_fd(self.pub), self._subscriptions)
@@ -106,20 +111,28 @@ class ControlServer:
         if kind == zmq.ROUTER:
             sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
             sock.maxmsgsize = protocol.MAX_FRAME
+        if endpoint.startswith("tcp://"):
+            sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_S * 1000)
         try:
-            old_umask = os.umask(0o177) if path else None
-            try:
-                sock.bind(endpoint)
-            finally:
-                if old_umask is not None:
-                    os.umask(old_umask)
+            self._listen(sock, endpoint)
         except zmq.ZMQError as err:
             sock.close()
             raise EndpointInUse(f"cannot bind {endpoint}: {err}") from None
+        return sock
+
+    def _listen(self, sock: zmq.Socket[bytes], endpoint: str) -> None:
+        """Bind sock to endpoint: an ipc:// file only its owner (or
+        endpoint_owner) may use. Also how a gate listens again."""
+        path = ipc_path(endpoint)
+        old_umask = os.umask(0o177) if path else None
+        try:
+            sock.bind(endpoint)
+        finally:
+            if old_umask is not None:
+                os.umask(old_umask)
         if path and self.endpoint_owner is not None:
             os.chown(path, self.endpoint_owner, -1)
             let_through(os.path.dirname(path))
-        return sock
 
     async def close(self) -> None:
         """Stop answering, end the commands still running, unbind."""
@@ -132,6 +145,9 @@ class ControlServer:
         if self.stats is not None:
             self.stats.close()
             self.stats = None
+        for gate in self.gates:
+            gate.close()
+        self.gates = []
         for sock, endpoint in ((self.router, self.endpoint), (self.pub, self.pubsub_endpoint),
                                (self.stats_pub, self.stats_endpoint)):
             if sock is None:
@@ -369,3 +385,8 @@ def _receive(sock: zmq.Socket[bytes]) -> list[bytes]:
     while sock.getsockopt(_RCVMORE):
         frames.append(sock.recv(_NOBLOCK))
     return frames
+
+
+def _bound(sock: zmq.Socket[bytes]) -> str:
+    """The endpoint sock is bound to, resolved (a port given as * is known)."""
+    return bytes(sock.getsockopt(zmq.LAST_ENDPOINT)).decode()

@@ -6,10 +6,16 @@ for a moment the ends the child gets). When they run short, the daemon
 must still accept a control connection, open a log file, answer: so a
 spawn is refused, as a shortage the watcher retries with backoff, once
 it would leave fewer than ``reserve()`` descriptors free.
+
+The daemon raises its own soft ``RLIMIT_NOFILE`` to the hard limit (at
+most ``FD_LIMIT_CAP``) when it starts, so that a burst of connections
+finds room (bigtop.control.gate bounds them); its children get the limit
+back that the daemon was started with.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 from typing import TYPE_CHECKING
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..config import Config, WatcherSpec
 
+FD_LIMIT_CAP = 65_536
 DAEMON_FDS = 32  # what an idle daemon holds: loop, ZeroMQ, signals, log (measured: about 20)
 FD_DIR = "/proc/self/fd"
 
@@ -39,12 +46,44 @@ def spawn_fds(spec: WatcherSpec) -> int:
     return 2 * held_fds(spec) + 2
 
 
+def raised_limit(soft: int, hard: int) -> int:
+    """The soft limit the daemon runs with, started under soft and hard."""
+    if soft == resource.RLIM_INFINITY:
+        return soft
+    top = FD_LIMIT_CAP if hard == resource.RLIM_INFINITY else min(hard, FD_LIMIT_CAP)
+    return max(soft, top)
+
+
+children_nofile: tuple[int, int] | None = None  # the limit children get back, if raised
+
+
+def raise_fd_limit() -> None:
+    """Raise the daemon's soft RLIMIT_NOFILE (see the module's text)."""
+    global children_nofile
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    raised = raised_limit(soft, hard)
+    if raised != soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        children_nofile = (soft, hard)
+
+
 def open_fds() -> int | None:
     """How many descriptors the daemon has open (None: not known here)."""
     try:
         return len(os.listdir(FD_DIR)) - 1  # listdir's own
     except OSError:
         return None
+
+
+def fd_room() -> tuple[int, int] | None:
+    """Free descriptors and the soft limit (None: no limit, or not known)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        return soft - len(os.listdir(FD_DIR)) + 1, soft
+    except OSError as err:  # EMFILE: not even one for the listing
+        return (0, soft) if err.errno == errno.EMFILE else None
 
 
 class FdGuard:
@@ -80,7 +119,7 @@ fds = FdGuard()  # the daemon's
 def config_warnings(config: Config) -> list[str]:
     """What in config cannot fit the limits the daemon runs under."""
     warnings = []
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    soft = raised_limit(*resource.getrlimit(resource.RLIMIT_NOFILE))
     files = {stream.options.get("filename") for w in config.watchers
              for stream in (w.stdout_stream, w.stderr_stream)}
     needed = (DAEMON_FDS + len(config.sockets) + len(files - {None})
@@ -88,9 +127,9 @@ def config_warnings(config: Config) -> list[str]:
     if soft != resource.RLIM_INFINITY and needed + reserve(soft) > soft:
         warnings.append(
             f"the configuration needs about {needed} file descriptors, more than the "
-            f"limit of {soft} (RLIMIT_NOFILE) less {reserve(soft)} kept free: some "
-            f"processes will wait for descriptors; raise it (ulimit -n, systemd's "
-            f"LimitNOFILE=)")
+            f"limit of {soft} (RLIMIT_NOFILE, the hard one: bigtopd raises its soft limit "
+            f"to it) less {reserve(soft)} kept free: some processes will wait for "
+            f"descriptors; raise it (ulimit -Hn, systemd's LimitNOFILE=)")
     processes = sum(w.numprocesses for w in config.watchers)
     nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
     if os.geteuid() != 0 and nproc != resource.RLIM_INFINITY and processes >= nproc:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..config import WatcherSpec
 from ..config.substitute import env_variables, substitute
+from . import limits
 from .tree import (
     WATCHER_ENV,
     WID_ENV,
@@ -133,16 +134,19 @@ def _which(program: str, path: str) -> str | None:
     return _found[key]
 
 
-def _rlimit_setter(rlimits: Mapping[str, int]) -> Callable[[], None] | None:
-    """Resource limits need code in the child between fork and exec."""
-    if not rlimits:
+def _rlimit_setter(rlimits: Mapping[str, int],
+                   nofile: tuple[int, int] | None) -> Callable[[], None] | None:
+    """Resource limits need code in the child between fork and exec;
+    ``nofile``: the descriptor limit to give back first (limits.py)."""
+    wanted = [(resource.RLIMIT_NOFILE, nofile)] if nofile is not None else []
+    wanted += [(getattr(resource, f"RLIMIT_{name.upper()}"), (value, value))
+               for name, value in rlimits.items()]
+    if not wanted:
         return None
-    limits = [(getattr(resource, f"RLIMIT_{name.upper()}"), value)
-              for name, value in rlimits.items()]
 
     def apply() -> None:
-        for which, value in limits:
-            resource.setrlimit(which, (value, value))
+        for which, value in wanted:
+            resource.setrlimit(which, value)
 
     return apply
 
@@ -241,7 +245,10 @@ class Process:
             executable = _which(argv[0], path)
             if executable is None:
                 raise SpawnError(f"{argv[0]}: no such file or directory")
-        preexec = _rlimit_setter(spec.rlimits)
+        # The daemon's raised descriptor limit is given back to the child
+        # (which costs Popen's vfork: about 1 ms; setting it after the exec
+        # was tried, and a shell reads its limit before that lands).
+        preexec = _rlimit_setter(spec.rlimits, limits.children_nofile)
         popen_env: Mapping[str, str] | None = env
         if names:
             _hold_low_fds(len(names))

@@ -1,0 +1,130 @@
+"""How many clients an endpoint takes at once.
+
+Every connection to an endpoint holds a file descriptor in the daemon,
+taken by libzmq's I/O thread as it accepts, and libzmq aborts the whole
+process when an ipc:// accept finds none left. So each endpoint counts its
+connections (a ZeroMQ socket monitor: accepted, disconnected) and stops
+listening (unbind: the clients connected stay, new ones are refused by
+the kernel) once it holds ``max_connections``; a TCP endpoint also once
+the daemon's free descriptors run low (a quarter of the limit left). It
+listens again when enough have left. The ipc:// endpoints stay open while
+the processes take every descriptor they may (their reserve is kept for
+the daemon, see bigtop.core.limits): the local operator keeps control. A TCP
+connection that never finishes its handshake is dropped after
+``HANDSHAKE_S``, so a flood of them closes a TCP endpoint for about that
+long, while the clients already connected, the other endpoints and the
+processes (which have their own reserve, see bigtop.core.limits) go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from ..core import limits
+
+log = logging.getLogger("bigtop.control")
+
+HANDSHAKE_S = 10  # a TCP client has this long to finish its (CurveZMQ) handshake
+REOPEN = 0.9  # listen again under this share of max_connections
+RECHECK_S = 1.0  # while closed for want of descriptors: look again this often
+_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+
+
+def fd_margin(limit: int) -> int:
+    """Free descriptors an endpoint stops listening at: above the spawns'
+    reserve, by enough for what libzmq accepts before the loop hears of it
+    (a listen backlog's worth at once, and more)."""
+    return max(2 * limits.reserve(limit), limit // 4)
+
+
+class Gate:
+    """Counts one socket's connections and closes or opens its endpoint."""
+
+    def __init__(self, sock: zmq.Socket[bytes], endpoint: str, most: int,
+                 listen: Callable[[zmq.Socket[bytes], str], None]):
+        self.sock = sock
+        self.endpoint = endpoint
+        self.most = most
+        self.listen = listen
+        self.connected = 0
+        self.closed_for: str | None = None  # why it is not listening
+        self.loop = asyncio.get_running_loop()
+        self.monitor = sock.get_monitor_socket(_EVENTS)
+        self.monitor.linger = 0
+        self._fd = int(self.monitor.getsockopt(zmq.FD))
+        self._timer: asyncio.TimerHandle | None = None
+        self.loop.add_reader(self._fd, self._events)
+        self.loop.call_soon(self._events)  # the fd signals only once ZMQ_EVENTS was read
+
+    def close(self) -> None:
+        """Before the socket closes."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self.loop.remove_reader(self._fd)
+        # Not disable_monitor(): it blocks while events wait unread; the
+        # socket's close ends the monitor.
+        self.monitor.close(linger=0)
+
+    def _events(self) -> None:
+        monitor = self.monitor
+        while int(monitor.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            try:
+                event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                break
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self.connected += 1
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                self.connected = max(0, self.connected - 1)
+        self.judge()
+
+    def _shortage(self, opening: bool) -> tuple[str, str] | None:
+        """Why the endpoint must not take more clients, if it must not: a
+        kind ("count" or "fds") and the words for the log. Listening again
+        asks for some room more than staying open does."""
+        most = max(1, int(self.most * REOPEN)) if opening else self.most
+        if self.connected >= most:
+            return "count", (f"{self.connected} clients connected, the most it takes "
+                             f"([circus] max_connections = {self.most})")
+        room = limits.fd_room() if self.endpoint.startswith("tcp://") else None
+        if room is not None:
+            free, limit = room
+            if free < fd_margin(limit) * (2 if opening else 1):
+                return "fds", (f"only {free} file descriptors free under the limit of "
+                               f"{limit} (RLIMIT_NOFILE), kept for the processes")
+        return None
+
+    def judge(self) -> None:
+        self._timer = None
+        opening = self.closed_for is not None
+        shortage = self._shortage(opening)
+        if shortage is None and opening:
+            try:
+                self.listen(self.sock, self.endpoint)
+            except (OSError, zmq.ZMQError):  # the unbind is not done yet (EADDRINUSE)
+                self._later(0.05)
+                return
+            log.info("%s takes new clients again (%d connected)", self.endpoint, self.connected)
+            self.closed_for = None
+        elif shortage is not None and not opening:
+            try:
+                self.sock.unbind(self.endpoint)
+            except zmq.ZMQError as err:
+                log.error("%s: cannot stop listening: %s", self.endpoint, err)
+                return
+            log.warning("%s takes no new client for now: %s; the clients connected are "
+                        "served, new ones are refused until some leave",
+                        self.endpoint, shortage[1])
+        if shortage is not None:
+            self.closed_for = shortage[0]
+            if shortage[0] == "fds":  # no event may come to say they are back
+                self._later(RECHECK_S)
+
+    def _later(self, delay: float) -> None:
+        if self._timer is None:
+            self._timer = self.loop.call_later(delay, self.judge)
