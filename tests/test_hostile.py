@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -332,7 +333,7 @@ def test_a_flood_of_unfinished_handshakes_leaves_the_daemon_in_charge(daemon, tm
         except OSError:  # refused: the endpoint closed
             pass
     try:
-        d.wait_log("takes no new client for now")
+        d.wait_log("takes no client for now")
         assert len(os.listdir(f"/proc/{d.pid}/fd")) < 1024
         os.kill(min(d.pids("one")), 9)
         d.wait_pids("one", 2)
@@ -368,7 +369,7 @@ def test_a_flood_of_subscribers_does_not_abort_the_daemon(daemon):
             sub.connect(f"tcp://127.0.0.1:{pub}")
             sub.subscribe(b"")
             subscribers.append(sub)
-        d.wait_log("takes no new client for now")
+        d.wait_log("takes no client for now")
         assert d.call("list")["watchers"] == ["one"]  # the ipc:// control endpoint
         os.kill(min(d.pids("one")), 9)
         d.wait_pids("one", 2)
@@ -396,3 +397,28 @@ def test_children_get_the_descriptor_limit_back(daemon, tmp_path):
         assert (tmp_path / f"{name}.out").read_text().split() == ["512"]
         child = d.children(name)[0]
         assert resource.prlimit(child.pid, resource.RLIMIT_NOFILE) == (512, 4096)
+
+
+def test_an_endpoint_past_max_connections_drops_them_and_listens_again(daemon):
+    d = daemon("""
+        [circus]
+        max_connections = 3
+
+        [watcher:one]
+        cmd = sleep 1000
+        """)
+    path = d.endpoint[len("ipc://"):]
+    clients = []
+    for _ in range(3):
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(path)
+        clients.append(client)
+    d.wait_log("takes no client for now: 3 clients connected")
+    for client in clients:  # dropped with the listener
+        client.settimeout(10)
+        while client.recv(1024):  # ZMTP's greeting, then the end
+            pass
+        client.close()
+    d.wait_log("takes clients again")
+    assert d.call("list")["watchers"] == ["one"]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

@@ -465,9 +465,10 @@ class Settings:
         at_most(MAX_CONNECTIONS, positive(to_int)), default=10_000,
         accepts=f"integer from 1 to {MAX_CONNECTIONS:,}",
         doc="(bigtop) The most clients connected at once to each of `endpoint`, "
-            "`pubsub_endpoint` and `stats_endpoint`; past it (or when the daemon's file "
-            "descriptors run low) the endpoint takes no new client until some leave "
-            "(see [faults.md](faults.md#careless-and-hostile-input)).")
+            "`pubsub_endpoint` and `stats_endpoint`; past it (a `tcp://` one: also when the "
+            "daemon's file descriptors run low) the endpoint drops its clients and listens "
+            "again a second later; ZeroMQ clients connect again by themselves "
+            "(see [faults.md](faults.md#running-out-of-descriptors-memory-or-processes)).")
     multicast_endpoint: str | None = option(
         to_str, default=None, inert=True, accepts="endpoint",
         doc="**Not used yet**: Circus's node discovery.")

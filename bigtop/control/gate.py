@@ -4,10 +4,13 @@ Every connection to an endpoint holds a file descriptor in the daemon,
 taken by libzmq's I/O thread as it accepts, and libzmq aborts the whole
 process when an ipc:// accept finds none left. So each endpoint counts its
 connections (a ZeroMQ socket monitor: accepted, disconnected) and stops
-listening (unbind: the clients connected stay, new ones are refused by
-the kernel) once it holds ``max_connections``; a TCP endpoint also once
-the daemon's free descriptors run low (a quarter of the limit left). It
-listens again when enough have left. The ipc:// endpoints stay open while
+listening once it holds ``max_connections``: libzmq's unbind ends the
+connections the endpoint had accepted too, so the flood goes with it and
+the ZeroMQ clients connect again by themselves when it listens again,
+``PAUSE_S`` later (a request in flight is lost; its client times out or
+sends again). A TCP endpoint also stops once
+the daemon's free descriptors run low (a quarter of the limit left), and
+listens again once half are free. The ipc:// endpoints stay open while
 the processes take every descriptor they may (their reserve is kept for
 the daemon, see bigtop.core.limits): the local operator keeps control. A TCP
 connection that never finishes its handshake is dropped after
@@ -30,8 +33,7 @@ from ..core import limits
 log = logging.getLogger("bigtop.control")
 
 HANDSHAKE_S = 10  # a TCP client has this long to finish its (CurveZMQ) handshake
-REOPEN = 0.9  # listen again under this share of max_connections
-RECHECK_S = 1.0  # while closed for want of descriptors: look again this often
+PAUSE_S = 1.0  # closed: listen again after this (or look again, while descriptors are short)
 _EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
 
 
@@ -53,6 +55,7 @@ class Gate:
         self.listen = listen
         self.connected = 0
         self.closed_for: str | None = None  # why it is not listening
+        self._closed_at = 0.0
         self.loop = asyncio.get_running_loop()
         self.monitor = sock.get_monitor_socket(_EVENTS)
         self.monitor.linger = 0
@@ -86,9 +89,8 @@ class Gate:
     def _shortage(self, opening: bool) -> tuple[str, str] | None:
         """Why the endpoint must not take more clients, if it must not: a
         kind ("count" or "fds") and the words for the log. Listening again
-        asks for some room more than staying open does."""
-        most = max(1, int(self.most * REOPEN)) if opening else self.most
-        if self.connected >= most:
+        asks for more room than staying open does."""
+        if self.connected >= self.most:
             return "count", (f"{self.connected} clients connected, the most it takes "
                              f"([circus] max_connections = {self.most})")
         room = limits.fd_room() if self.endpoint.startswith("tcp://") else None
@@ -101,29 +103,39 @@ class Gate:
 
     def judge(self) -> None:
         self._timer = None
-        opening = self.closed_for is not None
-        shortage = self._shortage(opening)
-        if shortage is None and opening:
-            try:
-                self.listen(self.sock, self.endpoint)
-            except (OSError, zmq.ZMQError):  # the unbind is not done yet (EADDRINUSE)
-                self._later(0.05)
-                return
-            log.info("%s takes new clients again (%d connected)", self.endpoint, self.connected)
-            self.closed_for = None
-        elif shortage is not None and not opening:
-            try:
-                self.sock.unbind(self.endpoint)
-            except zmq.ZMQError as err:
-                log.error("%s: cannot stop listening: %s", self.endpoint, err)
-                return
-            log.warning("%s takes no new client for now: %s; the clients connected are "
-                        "served, new ones are refused until some leave",
-                        self.endpoint, shortage[1])
-        if shortage is not None:
-            self.closed_for = shortage[0]
-            if shortage[0] == "fds":  # no event may come to say they are back
-                self._later(RECHECK_S)
+        if self.closed_for is None:
+            shortage = self._shortage(opening=False)
+            if shortage is not None:
+                self._close(*shortage)
+            return
+        if self.loop.time() - self._closed_at < PAUSE_S:
+            self._later(self._closed_at + PAUSE_S - self.loop.time())
+            return
+        shortage = self._shortage(opening=True)
+        if shortage is not None:  # still short of descriptors
+            self._later(PAUSE_S)
+            return
+        try:
+            self.listen(self.sock, self.endpoint)
+        except (OSError, zmq.ZMQError):  # the unbind is not done yet (EADDRINUSE)
+            self._later(0.05)
+            return
+        log.info("%s takes clients again", self.endpoint)
+        self.closed_for = None
+
+    def _close(self, kind: str, why: str) -> None:
+        try:
+            self.sock.unbind(self.endpoint)
+        except zmq.ZMQError as err:
+            log.error("%s: cannot stop listening: %s", self.endpoint, err)
+            return
+        log.warning("%s takes no client for now: %s; its clients are dropped (ZeroMQ "
+                    "clients connect again by themselves), it listens again in %gs, or "
+                    "once descriptors are free", self.endpoint, why, PAUSE_S)
+        self.connected = 0  # the unbind ended them, and says nothing of each
+        self.closed_for = kind
+        self._closed_at = self.loop.time()
+        self._later(PAUSE_S)
 
     def _later(self, delay: float) -> None:
         if self._timer is None:
