@@ -4,7 +4,8 @@ CSRF token plus an Origin check on every request that changes something.
 The session cookie is ``ID.EXPIRY.MAC``, signed with a key derived from the
 login token: it survives a restart of bigtop-web (an open page reconnects
 without logging in again), and changing the token logs everybody out.
-Logging out revokes the session's ID for as long as it would have lasted.
+Logging out revokes the session's ID for as long as it would have lasted,
+kept in a file next to the token file, so a restart forgets none.
 The CSRF token is another MAC of the session ID, so it needs no storage.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import time
@@ -20,11 +22,14 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+log = logging.getLogger("bigtop.web")
+
 COOKIE = "bigtop_session"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_AGE = 7 * 24 * 3600  # seconds a login lasts
 LOGIN_FAILURES = 10  # failed logins allowed per client address per minute
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_REVOKED = 10_000  # revoked sessions kept; past it, those expiring soonest are forgotten
 
 
 def default_token_file() -> str:
@@ -50,12 +55,34 @@ def load_token(path: str) -> tuple[str, bool]:
     return token, True
 
 
+def revoked_file(token_file: str) -> str:
+    return token_file + ".revoked"
+
+
+def load_revoked(path: str) -> dict[str, float]:
+    """The revoked sessions kept in path (lines of ``ID EXPIRY``), unexpired."""
+    now = time.time()
+    revoked: dict[str, float] = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                sid, _, expiry = line.strip().partition(" ")
+                if sid and expiry.isdigit() and int(expiry) > now:
+                    revoked[sid] = float(expiry)
+                if len(revoked) >= MAX_REVOKED:
+                    break
+    except FileNotFoundError:
+        pass
+    return revoked
+
+
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class Auth:
     def __init__(self, token: str, allowed_origins: tuple[str, ...] = (),
-                 session_age: int = SESSION_AGE):
+                 session_age: int = SESSION_AGE, revoked_path: str | None = None):
+        """``revoked_path``: where logouts are kept across restarts."""
         if not token:
             raise ValueError("the login token is empty")
         self.token = token
@@ -65,7 +92,9 @@ class Auth:
         # The Host names requests may carry; None: any (a console on a public
         # address is reached by names it cannot know, through proxies).
         self.hosts: frozenset[str] | None = None
-        self.revoked: dict[str, float] = {}  # session id -> when it would expire
+        self.revoked_path = revoked_path
+        # session id -> when it would expire
+        self.revoked = load_revoked(revoked_path) if revoked_path else {}
         self.failures: dict[str, deque[float]] = {}
 
     # -- the token -------------------------------------------------------------------
@@ -112,6 +141,24 @@ class Auth:
         now = time.time()
         self.revoked = {s: t for s, t in self.revoked.items() if t > now}
         self.revoked[sid] = float(cookie.split(".")[1])
+        if len(self.revoked) > MAX_REVOKED:
+            kept = sorted(self.revoked.items(), key=lambda item: item[1])[-MAX_REVOKED:]
+            self.revoked = dict(kept)
+        if self.revoked_path:
+            try:
+                self._save_revoked(self.revoked_path)
+            except OSError as err:
+                log.error("cannot keep the logout in %s (it holds until bigtop-web "
+                          "restarts): %s", self.revoked_path, err)
+
+    def _save_revoked(self, path: str) -> None:
+        """Written whole to a new file (0600) put in place at once."""
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+        new = f"{path}.{os.getpid()}.new"
+        fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.writelines(f"{sid} {int(expiry)}\n" for sid, expiry in self.revoked.items())
+        os.replace(new, path)
 
     def csrf(self, sid: str) -> str:
         return self._mac(f"csrf:{sid}")

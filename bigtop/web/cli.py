@@ -161,11 +161,12 @@ async def serve(ns: argparse.Namespace, token: str, specs: list[dict[str, Any]])
     from aiohttp import web
 
     from .app import make_app
-    from .auth import LOOPBACK, Auth
+    from .auth import LOOPBACK, Auth, default_token_file, revoked_file
     from .nodes import Cluster, Node
 
     cluster = Cluster([Node(**spec) for spec in specs])
-    auth = Auth(token, tuple(ns.allow_origin))
+    auth = Auth(token, tuple(ns.allow_origin),
+                revoked_path=revoked_file(ns.token_file or default_token_file()))
     app = make_app(cluster, auth)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
