@@ -422,3 +422,96 @@ def test_an_endpoint_past_max_connections_drops_them_and_listens_again(daemon):
     d.wait_log("takes clients again")
     assert d.call("list")["watchers"] == ["one"]
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+# -- a corpus of hostile values, over the commands that change state ----------------------
+
+HOSTILE_NAMES = ["", " ", "../x", "a/b", "web\n", "a\x00b", "<img src=x onerror=alert(1)>",
+                 "x" * 65, "x" * 10_000, ".hidden", "-dash", "@at", "ok", "w", "W", "w*"]
+HOSTILE_VALUES = [None, True, False, 0, -1, 1, 2, 10**9, 2**64, -2**64, 1.5, 1e20, "1e20",
+                  "2.5", "3", "", "nan", "inf", [], [None], {}, {"a": 1}, "\x00", "x" * 5000]
+HOSTILE_KEYS = ["name", "nb", "cmd", "args", "key", "value", "options", "start", "signum",
+                "pid", "childpid", "children", "recursive", "nmae", "waiting", "__class__"]
+STATE_COMMANDS = ["add", "incr", "decr", "set", "signal", "rm", "start", "stop", "restart"]
+MOST = 12  # max_processes of the fuzzed daemon
+
+
+def _hostile_messages():
+    """A command that changes state, mostly with the properties it takes
+    (each a hostile value, or a sound one), sometimes with one it does not."""
+    from hypothesis import strategies as st
+
+    from bigtop.control.commands import COMMANDS
+
+    sound = {"name": st.sampled_from(["w", "w2", "w*"]), "nb": st.sampled_from([1, 2, 3]),
+             "cmd": st.just("sleep 1000"), "start": st.booleans(),
+             "signum": st.sampled_from(["HUP", 1]), "key": st.just("numprocesses"),
+             "value": st.sampled_from([0, 1, 3])}
+    hostile = st.sampled_from(HOSTILE_VALUES) | st.sampled_from(HOSTILE_NAMES)
+
+    @st.composite
+    def message(draw):
+        command = draw(st.sampled_from(STATE_COMMANDS))
+        properties = {}
+        for key in sorted(COMMANDS[command].accepts - {"waiting"}):
+            if draw(st.booleans()):
+                properties[key] = draw(sound.get(key, hostile) | hostile
+                                       if draw(st.booleans()) else sound.get(key, hostile))
+        if draw(st.integers(0, 9)) == 0:
+            properties[draw(st.sampled_from(HOSTILE_KEYS))] = draw(hostile)
+        return command, properties
+
+    return message()
+
+
+def _fuzz_state_commands(daemon, examples: int) -> None:
+    from hypothesis import HealthCheck, given, settings
+
+    from bigtop.client import CallError
+    from bigtop.config.names import name_problem
+
+    d = daemon(f"""
+        [circus]
+        max_processes = {MOST}
+
+        [watcher:w]
+        cmd = sleep 1000
+        numprocesses = 2
+        """)
+    d.wait_pids("w", 2)
+    client = d.client(timeout=30)
+
+    @settings(derandomize=True, database=None, deadline=None, max_examples=examples,
+              suppress_health_check=list(HealthCheck), print_blob=False)
+    @given(_hostile_messages())
+    def one(message):
+        command, properties = message
+        try:
+            reply = client.call(command, raise_on_error=False, **properties)
+        except CallError as err:  # a reply that never came
+            raise AssertionError(f"no reply to {command} {properties!r}: {err}") from None
+        assert reply["status"] in ("ok", "error"), reply
+        if reply["status"] == "error":
+            assert isinstance(reply.get("errno"), int) and reply.get("reason"), reply
+
+    with client:
+        one()
+        watchers = client.call("list")["watchers"]
+    assert all(name_problem(name, "watcher") is None for name in watchers), watchers
+    assert len(d.children()) <= MOST
+    assert d.proc.poll() is None
+    log = d.log_text()
+    assert "Traceback" not in log and "Exception in callback" not in log, log[-3000:]
+
+
+def test_hostile_values_on_the_commands_that_change_state(daemon):
+    """Every reply ok or error, with a number and a reason; afterwards no
+    watcher with a name a file would refuse, no more processes than the
+    bound, the daemon up, no traceback."""
+    _fuzz_state_commands(daemon, examples=150)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_hostile_values_on_the_commands_that_change_state_soak(daemon):
+    _fuzz_state_commands(daemon, examples=3000)
