@@ -426,8 +426,7 @@ def test_an_endpoint_past_max_connections_drops_them_and_listens_again(daemon):
 
 # -- a corpus of hostile values, over the commands that change state ----------------------
 
-HOSTILE_NAMES = ["", " ", "../x", "a/b", "web\n", "a\x00b", "<img src=x onerror=alert(1)>",
-                 "x" * 65, "x" * 10_000, ".hidden", "-dash", "@at", "ok", "w", "W", "w*"]
+FUZZ_NAMES = [*HOSTILE_NAMES, "x" * 65, "@at", "ok", "w", "W", "w*"]  # and some sound ones
 HOSTILE_VALUES = [None, True, False, 0, -1, 1, 2, 10**9, 2**64, -2**64, 1.5, 1e20, "1e20",
                   "2.5", "3", "", "nan", "inf", [], [None], {}, {"a": 1}, "\x00", "x" * 5000]
 HOSTILE_KEYS = ["name", "nb", "cmd", "args", "key", "value", "options", "start", "signum",
@@ -447,7 +446,7 @@ def _hostile_messages():
              "cmd": st.just("sleep 1000"), "start": st.booleans(),
              "signum": st.sampled_from(["HUP", 1]), "key": st.just("numprocesses"),
              "value": st.sampled_from([0, 1, 3])}
-    hostile = st.sampled_from(HOSTILE_VALUES) | st.sampled_from(HOSTILE_NAMES)
+    hostile = st.sampled_from(HOSTILE_VALUES) | st.sampled_from(FUZZ_NAMES)
 
     @st.composite
     def message(draw):

@@ -54,7 +54,7 @@ class Gate:
         self.most = most
         self.listen = listen
         self.connected = 0
-        self.closed_for: str | None = None  # why it is not listening
+        self.closed = False  # not listening, for now
         self._closed_at = 0.0
         self.loop = asyncio.get_running_loop()
         self.monitor = sock.get_monitor_socket(_EVENTS)
@@ -86,27 +86,30 @@ class Gate:
                 self.connected = max(0, self.connected - 1)
         self.judge()
 
-    def _shortage(self, opening: bool) -> tuple[str, str] | None:
-        """Why the endpoint must not take more clients, if it must not: a
-        kind ("count" or "fds") and the words for the log. Listening again
-        asks for more room than staying open does."""
+    def _shortage(self, opening: bool) -> str | None:
+        """Why the endpoint must not take more clients, if it must not, in
+        the log's words. Listening again asks for more room than staying
+        open does."""
         if self.connected >= self.most:
-            return "count", (f"{self.connected} clients connected, the most it takes "
-                             f"([circus] max_connections = {self.most})")
+            return (f"{self.connected} clients connected, the most it takes "
+                    f"([circus] max_connections = {self.most})")
         room = limits.fd_room() if self.endpoint.startswith("tcp://") else None
         if room is not None:
             free, limit = room
             if free < fd_margin(limit) * (2 if opening else 1):
-                return "fds", (f"only {free} file descriptors free under the limit of "
-                               f"{limit} (RLIMIT_NOFILE), kept for the processes")
+                return (f"only {free} file descriptors free under the limit of "
+                        f"{limit} (RLIMIT_NOFILE), kept for the processes")
         return None
 
-    def judge(self) -> None:
+    def _tick(self) -> None:
         self._timer = None
-        if self.closed_for is None:
+        self.judge()
+
+    def judge(self) -> None:
+        if not self.closed:
             shortage = self._shortage(opening=False)
             if shortage is not None:
-                self._close(*shortage)
+                self._close(shortage)
             return
         if self.loop.time() - self._closed_at < PAUSE_S:
             self._later(self._closed_at + PAUSE_S - self.loop.time())
@@ -121,9 +124,9 @@ class Gate:
             self._later(0.05)
             return
         log.info("%s takes clients again", self.endpoint)
-        self.closed_for = None
+        self.closed = False
 
-    def _close(self, kind: str, why: str) -> None:
+    def _close(self, why: str) -> None:
         try:
             self.sock.unbind(self.endpoint)
         except zmq.ZMQError as err:
@@ -133,10 +136,10 @@ class Gate:
                     "clients connect again by themselves), it listens again in %gs, or "
                     "once descriptors are free", self.endpoint, why, PAUSE_S)
         self.connected = 0  # the unbind ended them, and says nothing of each
-        self.closed_for = kind
+        self.closed = True
         self._closed_at = self.loop.time()
         self._later(PAUSE_S)
 
     def _later(self, delay: float) -> None:
         if self._timer is None:
-            self._timer = self.loop.call_later(delay, self.judge)
+            self._timer = self.loop.call_later(delay, self._tick)
