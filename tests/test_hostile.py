@@ -17,9 +17,10 @@ import psutil
 import pytest
 import zmq
 
-from bigtop.client import Client, CommandFailed, generate
+from bigtop.client import CommandFailed
 
 from .conftest import free_port, wait_for
+from .test_security import CurveDaemon
 
 HOSTILE_NAMES = ["<img src=x onerror=alert(1)>", "../x", "../../escaped", "a\nforged line",
                  "a\x00b", "", "w" * 10_000, "web\n", " web", "a/b", ".hidden", "-x"]
@@ -309,23 +310,9 @@ def test_a_flood_of_unfinished_handshakes_leaves_the_daemon_in_charge(daemon, tm
     taking new clients before the descriptors run out, the processes are
     still respawned, and an authorized client is answered once the
     handshake timeout has dropped the flood."""
-    keys, authorized = tmp_path / "keys", tmp_path / "authorized"
-    authorized.mkdir()
-    server_public, server_secret = generate(str(keys), "server")
-    client_public, client_secret = generate(str(keys), "ops")
-    os.link(client_public, authorized / "ops.key")
-    port = free_port()
-    d = daemon(f"""
-        [circus]
-        endpoint = tcp://127.0.0.1:{port}
-        server_key = {server_secret}
-        authorized_keys = {authorized}
-
-        [watcher:one]
-        cmd = sleep 1000
-        numprocesses = 2
-        """, rlimits={resource.RLIMIT_NOFILE: (1024, 1024)})
-    d.wait_pids("one", 2)
+    curve = CurveDaemon(daemon, tmp_path, processes=2,
+                        rlimits={resource.RLIMIT_NOFILE: (1024, 1024)})
+    d, port = curve.daemon, int(curve.endpoint.rsplit(":", 1)[1])
     flood = []
     for _ in range(FLOOD):
         try:
@@ -337,8 +324,7 @@ def test_a_flood_of_unfinished_handshakes_leaves_the_daemon_in_charge(daemon, tm
         assert len(os.listdir(f"/proc/{d.pid}/fd")) < 1024
         os.kill(min(d.pids("one")), 9)
         d.wait_pids("one", 2)
-        with Client(f"tcp://127.0.0.1:{port}", timeout=30, key=client_secret,
-                    server_key=server_public) as client:
+        with curve.client(curve.client_secret, timeout=30) as client:
             assert client.call("list")["watchers"] == ["one"]
     finally:
         for sock in flood:

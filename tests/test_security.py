@@ -87,7 +87,7 @@ def test_insecure_tcp_works_and_warns(daemon):
 class CurveDaemon:
     """A daemon on TCP endpoints with CurveZMQ, and the keys around it."""
 
-    def __init__(self, daemon, tmp_path):
+    def __init__(self, daemon, tmp_path, processes=1, **kw):
         keys = tmp_path / "keys"
         authorized = tmp_path / "authorized"
         authorized.mkdir()
@@ -107,8 +107,9 @@ class CurveDaemon:
 
             [watcher:one]
             cmd = sleep 1000
-        """)
-        self.daemon.wait_pids("one", 1)
+            numprocesses = {processes}
+        """, **kw)
+        self.daemon.wait_pids("one", processes)
 
     def client(self, secret: str | None, timeout: float = 5) -> Client:
         return Client(self.endpoint, timeout=timeout, key=secret,

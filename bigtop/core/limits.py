@@ -71,19 +71,17 @@ def open_fds() -> int | None:
     """How many descriptors the daemon has open (None: not known here)."""
     try:
         return len(os.listdir(FD_DIR)) - 1  # listdir's own
-    except OSError:
-        return None
+    except OSError as err:  # EMFILE: not even one left for the listing
+        return resource.getrlimit(resource.RLIMIT_NOFILE)[0] if err.errno == errno.EMFILE else None
 
 
 def fd_room() -> tuple[int, int] | None:
     """Free descriptors and the soft limit (None: no limit, or not known)."""
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY:
+    used = open_fds()
+    if soft == resource.RLIM_INFINITY or used is None:
         return None
-    try:
-        return soft - len(os.listdir(FD_DIR)) + 1, soft
-    except OSError as err:  # EMFILE: not even one for the listing
-        return (0, soft) if err.errno == errno.EMFILE else None
+    return soft - used, soft
 
 
 class FdGuard:
@@ -100,16 +98,17 @@ class FdGuard:
         if self.uncounted > 0:
             self.uncounted -= 1
             return None
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        used = open_fds()
-        if soft == resource.RLIM_INFINITY or used is None:
+        known = fd_room()
+        if known is None:
             return None
+        free, soft = known
         kept = reserve(soft)
-        room = soft - kept - used - needed
+        room = free - kept - needed
         self.uncounted = max(0, room // (2 * needed))
         if room >= 0:
             return None
-        return (f"out of file descriptors: {used} open, the limit is {soft} (RLIMIT_NOFILE), "
+        return (f"out of file descriptors: {soft - free} open, the limit is {soft} "
+                f"(RLIMIT_NOFILE), "
                 f"{kept} kept free for the control endpoints")
 
 
