@@ -15,7 +15,7 @@ end
 function __bigtopctl_positionals
     # How many arguments follow the command word.
     set -l words (commandline -opc)
-    set -l valued --childpid --count --dir --endpoint --graceful-timeout --graceful_timeout --key --lines --match --option --pubsub-endpoint --server-key --signum --since --timeout -n -o
+    set -l valued --childpid --count --dir --endpoint --graceful-timeout --graceful_timeout --key --lines --match --node-timeout --nodes --option --pubsub-endpoint --server-key --signum --since --timeout -n -o
     set -l n -1
     set -l skip 0
     for w in $words[2..-1]
@@ -41,6 +41,8 @@ complete -c bigtopctl -l json -d 'print the daemon\'s reply as JSON, as it came'
 complete -c bigtopctl -l key -r -d 'this client\'s CurveZMQ secret key'
 complete -c bigtopctl -l server-key -r -d 'the daemon\'s public key'
 complete -c bigtopctl -l pubsub-endpoint -x -d 'the events endpoint, for listen and reload progress'
+complete -c bigtopctl -l nodes -x -d 'run the command on these cluster nodes, which the daemon at --endpoint lists: all, names or globs, LABEL=VALUE, several by commas'
+complete -c bigtopctl -l node-timeout -x -d 'with --nodes: how long each node may take to answer'
 complete -c bigtopctl -l version -d 'print bigtopctl\'s version'
 complete -c bigtopctl -s h -l help -d 'show the help'
 complete -c bigtopctl -n '__fish_use_subcommand' -a add -d 'add a watcher (CMD with its arguments; use -- before a CMD with options)'
@@ -69,13 +71,14 @@ complete -c bigtopctl -n '__fish_use_subcommand' -a globaloptions -d 'the daemon
 complete -c bigtopctl -n '__fish_use_subcommand' -a reloadconfig -d 'read the configuration file again and apply the difference'
 complete -c bigtopctl -n '__fish_use_subcommand' -a quit -d 'stop every watcher, then the daemon'
 complete -c bigtopctl -n '__fish_use_subcommand' -a version -d 'the versions of the daemon and of bigtopctl'
+complete -c bigtopctl -n '__fish_use_subcommand' -a cluster -d 'the cluster: nodes | apply FILE | rm NAME... | placement | forget NODE'
 complete -c bigtopctl -n '__fish_use_subcommand' -a listen -d 'print the daemon\'s events as they come (Ctrl-C to stop)'
 complete -c bigtopctl -n '__fish_use_subcommand' -a keygen -d 'write a CurveZMQ key pair for tcp:// endpoints'
 complete -c bigtopctl -n '__fish_use_subcommand' -a completion -d 'print a completion script: completion bash|zsh|fish'
 complete -c bigtopctl -n '__fish_use_subcommand' -a shell -d 'the interactive shell (also: bigtopctl with no command)'
 complete -c bigtopctl -n '__fish_use_subcommand' -a help -d 'list the commands, or show one\'s usage'
 complete -c bigtopctl -n '__fish_seen_subcommand_from rm start stop restart reload depends incr decr signal kill status list stats numprocesses logs options get set; and __bigtopctl_watcher_arg' -a '(__bigtopctl_call list)'
-complete -c bigtopctl -n '__fish_seen_subcommand_from help; and __bigtopctl_watcher_arg' -a 'add rm start stop restart reload depends incr decr signal kill status list stats dstats numprocesses numwatchers listsockets logs options get set globaloptions reloadconfig quit version listen keygen completion shell help'
+complete -c bigtopctl -n '__fish_seen_subcommand_from help; and __bigtopctl_watcher_arg' -a 'add rm start stop restart reload depends incr decr signal kill status list stats dstats numprocesses numwatchers listsockets logs options get set globaloptions reloadconfig quit version cluster listen keygen completion shell help'
 complete -c bigtopctl -n '__fish_seen_subcommand_from signal; and not __bigtopctl_watcher_arg' -a 'HUP INT QUIT KILL USR1 USR2 TERM CONT STOP WINCH'
 complete -c bigtopctl -n '__fish_seen_subcommand_from add' -s h -l help -d 'show this help message and exit'
 complete -c bigtopctl -n '__fish_seen_subcommand_from add' -l start -d 'start it at once'
@@ -139,6 +142,8 @@ complete -c bigtopctl -n '__fish_seen_subcommand_from quit' -s h -l help -d 'sho
 complete -c bigtopctl -n '__fish_seen_subcommand_from quit' -s y -l yes -d 'do not ask for confirmation in the shell'
 complete -c bigtopctl -n '__fish_seen_subcommand_from quit' -l waiting -d 'reply once it is done, with the result'
 complete -c bigtopctl -n '__fish_seen_subcommand_from version' -s h -l help -d 'show this help message and exit'
+complete -c bigtopctl -n '__fish_seen_subcommand_from cluster' -a 'nodes apply rm placement forget'
+complete -c bigtopctl -n '__fish_seen_subcommand_from cluster' -s h -l help -d 'show this help message and exit'
 complete -c bigtopctl -n '__fish_seen_subcommand_from listen' -s h -l help -d 'show this help message and exit'
 complete -c bigtopctl -n '__fish_seen_subcommand_from listen' -s n -l count -x -d 'stop after N events'
 complete -c bigtopctl -n '__fish_seen_subcommand_from keygen' -s h -l help -d 'show this help message and exit'

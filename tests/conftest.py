@@ -11,12 +11,15 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
 
 from bigtop.client import Client, Event, Subscriber
+
+if TYPE_CHECKING:
+    from .etcd import EtcdCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTLED = "every watcher started or waiting"  # bigtopd's log, once its start has settled
@@ -295,8 +298,12 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     daemon ended with a task still pending."""
     started: list[Daemon] = []
 
-    def make(config: str, start: bool = True, **kw: object) -> Daemon:
-        d = Daemon(tmp_path, config, **kw)  # type: ignore[arg-type]
+    def make(config: str, start: bool = True, where: str | None = None,
+             **kw: object) -> Daemon:
+        """``where``: a directory of its own under the test's (several daemons)."""
+        path = tmp_path / where if where else tmp_path
+        path.mkdir(exist_ok=True)
+        d = Daemon(path, config, **kw)  # type: ignore[arg-type]
         started.append(d)
         return d.start() if start else d
 
@@ -319,3 +326,17 @@ def private_runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     """Every daemon a test starts, and every client, uses endpoints in the
     test's own directory, never the machine's /run/bigtop."""
     monkeypatch.setenv("BIGTOP_RUNTIME_DIR", str(tmp_path / "run"))
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """A fresh 3-member etcd cluster for one test (tests/etcd.py), stopped after it."""
+    from .etcd import ETCD, EtcdCluster
+
+    if ETCD is None:
+        pytest.skip("no etcd (apt-get install etcd-server)")
+    cluster = EtcdCluster(tmp_path / "etcd")
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()

@@ -21,7 +21,8 @@ FORBIDDEN = {
     "wsgi": {"config", "core", "stats", "control", "client", "plugins", "cli", "web"},
 }
 # What of control the client and the front ends may use: the wire's description.
-WIRE = {"bigtop.control.protocol", "bigtop.control.endpoints", "bigtop.control"}
+WIRE = {"bigtop.control.protocol", "bigtop.control.endpoints", "bigtop.control.multicast",
+        "bigtop.control"}
 # The daemon's own entry point builds the arbiter and the control server.
 DAEMON = "bigtop.cli.bigtopd"
 

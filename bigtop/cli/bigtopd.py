@@ -181,11 +181,25 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
             log.error("cannot serve the control endpoints: %s; nothing started", err)
             await tasks.cancel_all()
             return 1
+        agent = None
+        if config.cluster is not None:
+            try:
+                from ..cluster.agent import make_agent
+
+                agent = arbiter.cluster = make_agent(arbiter, config.cluster)
+            except ImportError as err:
+                log.error("[cluster] needs the cluster extra (pip install 'bigtop[cluster]'): "
+                          "%s; nothing started", err)
+                await server.close()
+                await tasks.cancel_all()
+                return 1
         starting = tasks.spawn(arbiter.start(), name="start")
         await arbiter.settled.wait()
         failed = starting.done() and (starting.cancelled() or starting.exception() is not None)
         if not failed:
             log.info(SETTLED_LOG)
+            if agent is not None:  # the node's own watchers first, then the cluster's
+                agent.start()
         try:
             await starting
         except SocketError as err:
@@ -201,6 +215,8 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
     except BaseException:
         await _stop_on_error(arbiter)
         raise
+    if agent is not None:
+        await agent.close()
     await server.close()
     await tasks.cancel_all()
     left = asyncio.all_tasks() - {asyncio.current_task()}

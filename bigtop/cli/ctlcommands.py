@@ -76,6 +76,12 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
     GlobalOption("--pubsub-endpoint", "ENDPOINT",
                  "the events endpoint, for listen and reload progress (default: "
                  "$BIGTOPCTL_PUBSUB_ENDPOINT, else asked from the daemon)"),
+    GlobalOption("--nodes", "NODES",
+                 "run the command on these cluster nodes, which the daemon at --endpoint "
+                 "lists: all, names or globs, LABEL=VALUE, several by commas"),
+    GlobalOption("--node-timeout", "SECONDS",
+                 "with --nodes: how long each node may take to answer (default: 2)",
+                 non_negative),
 )
 
 GLOBAL_DESTS = tuple(o.flag[2:].replace("-", "_") for o in GLOBAL_OPTIONS)
@@ -105,6 +111,7 @@ GROUPS = (
     ("state", "State and resources"),
     ("options", "Options"),
     ("daemon", "The daemon"),
+    ("cluster", "The cluster"),
     ("client", "Client side"),
 )
 
@@ -658,6 +665,58 @@ def _quit(p: Parser) -> PropsBuilder:
 @command("version", "the versions of the daemon and of bigtopctl", "daemon")
 def _version(p: Parser) -> None:
     return None
+
+
+# -- the cluster ----------------------------------------------------------------
+
+CLUSTER_ACTIONS = ("nodes", "apply", "rm", "placement", "forget")
+
+
+@command("cluster", "the cluster: nodes | apply FILE | rm NAME... | placement | forget NODE",
+         "cluster")
+def _cluster(p: Parser) -> PropsBuilder:
+    p.add_argument("action", choices=CLUSTER_ACTIONS,
+                   help="nodes: the nodes and the leader; apply FILE: store the cluster "
+                        "watchers FILE declares (- reads stdin); rm NAME...: remove cluster "
+                        "watchers; placement: where each runs; forget NODE: drop a node that "
+                        "is down from the list")
+    p.add_argument("args", nargs="*", metavar="ARG")
+
+    def props(ns: argparse.Namespace) -> Props:
+        if ns.action == "apply":
+            if len(ns.args) != 1:
+                p.error("cluster apply takes one FILE")
+            return {"text": read_file(p, ns.args[0]), "file": ns.args[0]}
+        if ns.action == "rm":
+            if not ns.args:
+                p.error("cluster rm takes the NAMEs of cluster watchers")
+            return {"names": ns.args}
+        if ns.action == "forget":
+            if len(ns.args) != 1:
+                p.error("cluster forget takes one NODE")
+            return {"name": ns.args[0]}
+        if ns.args:
+            p.error(f"cluster {ns.action} takes no argument")
+        return {}
+
+    return props
+
+
+def read_file(p: Parser, path: str) -> str:
+    import sys
+
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as f:
+            return f.read(4 * 1024 * 1024 + 1)
+    except (OSError, UnicodeDecodeError) as err:
+        p.error(f"cannot read {path}: {getattr(err, 'strerror', None) or err}")
+
+
+def wire_command(spec: Spec, ns: argparse.Namespace) -> str:
+    """The daemon's command a parsed line sends (``cluster nodes``: cluster_nodes)."""
+    return f"cluster_{ns.action}" if spec.name == "cluster" else spec.name
 
 
 # -- client side ----------------------------------------------------------------

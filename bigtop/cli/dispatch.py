@@ -15,7 +15,14 @@ import sys
 from typing import Any
 
 from ..client import Session, Unreachable
-from .ctlcommands import COMMANDS, GLOBAL_OPTIONS, Spec, add_global_options, summary_lines
+from .ctlcommands import (
+    COMMANDS,
+    GLOBAL_OPTIONS,
+    Spec,
+    add_global_options,
+    summary_lines,
+    wire_command,
+)
 
 OK, TRANSPORT, USAGE, FAILED = 0, 1, 2, 3
 
@@ -83,6 +90,10 @@ def execute(session: Session, spec: Spec, ns: argparse.Namespace, props: dict[st
     try:
         if spec.local:
             return LOCAL[spec.name](session, ns)
+        if session.nodes:
+            from .ctlnodes import on_nodes
+
+            return on_nodes(session, spec, ns, props)
         if spec.name == "reload" and (ns.rolling or ns.sequential) and not ns.terminate:
             from .ctlevents import reload_with_progress
 
@@ -93,11 +104,11 @@ def execute(session: Session, spec: Spec, ns: argparse.Namespace, props: dict[st
             return follow_logs(session, ns, props, lambda reply: report(
                 session, spec.name, reply, ns))
         else:
-            reply = session.call(spec.name, **props)
+            reply = session.call(wire_command(spec, ns), **props)
     except Unreachable as err:
         sys.stderr.write(f"{err}\n")
         return TRANSPORT
-    return report(session, spec.name, reply, ns)
+    return report(session, wire_command(spec, ns), reply, ns)
 
 
 def report(session: Session, command: str, reply: dict[str, Any],

@@ -435,6 +435,53 @@ def show_quit(reply: dict[str, Any], ns: argparse.Namespace, out: Console) -> No
               else "the daemon stopped its watchers and is exiting")
 
 
+def show_cluster_nodes(reply: dict[str, Any], ns: argparse.Namespace, out: Console) -> None:
+    grid = table("node", "state", "labels", "endpoint", "version", "load", "watchers",
+                 "processes", right=("load", "watchers", "processes"))
+    for node in sorted(reply.get("nodes", []), key=lambda n: str(n.get("name"))):
+        name = str(node.get("name"))
+        labels = node.get("labels") or {}
+        load = node.get("load") or []
+        up = node.get("up", True)
+        grid.add_row(
+            name, Text("up", "bold green") if up else Text("down", "bold red"),
+            " ".join(f"{k}={v}" for k, v in sorted(labels.items())),
+            str(node.get("endpoint") or ""), str(node.get("version") or ""),
+            f"{load[0]:.2f}" if load else "", str(node.get("watchers", "")),
+            str(node.get("processes", "")))
+    emit(out, grid)
+    if not reply.get("nodes"):
+        out.print(f"no node registered in cluster {reply.get('cluster')}")
+    out.print(f"leader: {reply.get('leader') or 'none'}")
+
+
+def show_cluster_placement(reply: dict[str, Any], ns: argparse.Namespace,
+                           out: Console) -> None:
+    grid = table("watcher", "placement", "node", "state")
+    for watcher in reply.get("watchers", []):
+        placement = " ".join(f"{k}={value_text(v)}"
+                             for k, v in sorted((watcher.get("placement") or {}).items()))
+        nodes = watcher.get("nodes") or {}
+        if not nodes:
+            grid.add_row(str(watcher.get("name")), placement, "", Text("unplaced", "yellow"))
+        for i, (node, state) in enumerate(sorted(nodes.items())):
+            what = str(state.get("state", "?"))
+            if not state.get("up", True):
+                what = f"{what}, node down"
+            if state.get("error"):
+                what = f"{what}: {state['error']}"
+            grid.add_row(str(watcher.get("name")) if i == 0 else "",
+                         placement if i == 0 else "", node,
+                         Text(what, STATE_STYLES.get(str(state.get("state")), "")))
+    emit(out, grid)
+
+
+def show_cluster_change(reply: dict[str, Any], ns: argparse.Namespace, out: Console) -> None:
+    for key in ("applied", "unchanged", "removed", "forgotten"):
+        if key in reply:
+            out.print(f"{key}: {', '.join(reply[key]) or 'none'}")
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any], argparse.Namespace, Console], None]] = {
     "status": show_status,
     "stats": show_stats,
@@ -458,6 +505,11 @@ RENDERERS: dict[str, Callable[[dict[str, Any], argparse.Namespace, Console], Non
     "reloadconfig": show_reloadconfig,
     "version": show_version,
     "quit": show_quit,
+    "cluster_nodes": show_cluster_nodes,
+    "cluster_placement": show_cluster_placement,
+    "cluster_apply": show_cluster_change,
+    "cluster_rm": show_cluster_change,
+    "cluster_forget": show_cluster_change,
 }
 
 

@@ -75,7 +75,7 @@ class Client:
 
 class AsyncClient:
     def __init__(self, endpoint: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 key: str | None = None, server_key: str | None = None):
+                 key: str | None = None, server_key: str | bytes | None = None):
         self.endpoint = resolve_endpoint(endpoint)
         self.timeout = timeout
         import zmq.asyncio  # here: importing asyncio would slow every CLI start

@@ -19,8 +19,11 @@ if TYPE_CHECKING:
 class Session:
     def __init__(self, endpoint: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                  as_json: bool = False, key: str | None = None, server_key: str | None = None,
-                 pubsub_endpoint: str | None = None):
+                 pubsub_endpoint: str | None = None, nodes: str | None = None,
+                 node_timeout: float | None = None):
         self.endpoint_option = endpoint
+        self.nodes = nodes  # a cluster node selector: the command goes to those nodes
+        self.node_timeout = node_timeout
         self.timeout = timeout
         self.json = as_json
         self.key = key or os.environ.get("BIGTOPCTL_KEY") or None
@@ -36,19 +39,24 @@ class Session:
                    timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
                    as_json=bool(getattr(ns, "json", False)), key=getattr(ns, "key", None),
                    server_key=getattr(ns, "server_key", None),
-                   pubsub_endpoint=getattr(ns, "pubsub_endpoint", None))
+                   pubsub_endpoint=getattr(ns, "pubsub_endpoint", None),
+                   nodes=getattr(ns, "nodes", None),
+                   node_timeout=getattr(ns, "node_timeout", None))
 
     def with_overrides(self, ns: argparse.Namespace) -> Session:
         """This session, or a copy with the global options given on a shell
         line (a different endpoint or keys get their own connection)."""
         given = {k: getattr(ns, k) for k in ("endpoint", "timeout", "json", "key",
-                                              "server_key", "pubsub_endpoint") if hasattr(ns, k)}
+                                              "server_key", "pubsub_endpoint", "nodes",
+                                              "node_timeout") if hasattr(ns, k)}
         if not given:
             return self
         copy = Session(given.get("endpoint", self.endpoint_option),
                        given.get("timeout", self.timeout), given.get("json", self.json),
                        given.get("key", self.key), given.get("server_key", self.server_key),
-                       given.get("pubsub_endpoint", self.pubsub_option))
+                       given.get("pubsub_endpoint", self.pubsub_option),
+                       given.get("nodes", self.nodes),
+                       given.get("node_timeout", self.node_timeout))
         same_wire = all(getattr(copy, a) == getattr(self, a)
                         for a in ("endpoint_option", "key", "server_key"))
         if same_wire:

@@ -16,14 +16,24 @@ from .bounds import count_problem
 from .convert import Converter, non_negative, to_bool, to_compress, to_int
 from .declare import Option, declared
 from .errors import ConfigError, Problem
-from .model import Config, Includes, Origin, PluginSpec, Settings, SocketSpec, WatcherSpec
+from .model import (
+    ClusterSettings,
+    Config,
+    Includes,
+    Origin,
+    PluginSpec,
+    Settings,
+    SocketSpec,
+    WatcherSpec,
+)
 from .names import name_problem
 from .options import locate, sub_tables, suggestions, table
 from .raw import RawSection, RawValue
 from .substitute import circus_vars, env_variables, expand_env, substitute
 from .values import StreamSpec
 
-CIRCUS, WATCHER, SOCKET, PLUGIN = (table(s) for s in ("circus", "watcher", "socket", "plugin"))
+CIRCUS, WATCHER, SOCKET, PLUGIN, CLUSTER = (
+    table(s) for s in ("circus", "watcher", "socket", "plugin", "cluster"))
 ENV_VALUE = WATCHER["env"].converter()
 STREAMS = ("stdout_stream", "stderr_stream")
 # What the stream classes read (core/streams.py).
@@ -199,6 +209,17 @@ class Builder:
             if path and not os.path.exists(path):
                 self.problem(f"{path!r} does not exist", section, key, section.values[key])
         return Settings(**values)
+
+    def cluster(self, section: RawSection, variables: Mapping[str, str]) -> ClusterSettings:
+        values, _ = self.read(section, CLUSTER, variables)
+        for key, what in (("name", "cluster"), ("node", "node")):
+            if key in values and (problem := name_problem(values[key], what)) is not None:
+                self.problem(problem, section, key, section.values[key])
+        if bool(values.get("etcd_cert")) != bool(values.get("etcd_key")):
+            self.problem("etcd_cert and etcd_key go together", section)
+        if bool(values.get("etcd_user")) != bool(values.get("etcd_password")):
+            self.problem("etcd_user and etcd_password go together", section)
+        return ClusterSettings(**values)
 
     def socket(self, section: RawSection, variables: Mapping[str, str]) -> SocketSpec | None:
         if (problem := name_problem(section.name, "socket")) is not None:
@@ -405,6 +426,7 @@ def build(sections: list[RawSection], environ: Mapping[str, str] | None = None,
     variables = env_variables({**b.environ, **local_env})
     settings = b.settings(by_kind.get("circus", [None])[0], variables)
 
+    cluster = b.cluster(by_kind["cluster"][0], variables) if "cluster" in by_kind else None
     sockets = [b.socket(s, variables) for s in by_kind.get("socket", [])]
     plugins = [b.plugin(s, variables) for s in by_kind.get("plugin", [])]
     watchers = [b.watcher(s, local_env, env_sections) for s in by_kind.get("watcher", [])]
@@ -433,6 +455,7 @@ def build(sections: list[RawSection], environ: Mapping[str, str] | None = None,
         sockets=tuple(socket_specs),
         plugins=tuple(sorted((p for p in plugins if p), key=lambda p: p.name)),
         env=local_env,
+        cluster=cluster,
         files=files,
         warnings=tuple(b.warnings),
         strict=strict,

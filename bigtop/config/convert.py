@@ -303,3 +303,78 @@ def to_loglevel(value: Any) -> str:
     if text not in LOG_LEVELS:
         raise ValueError(f"{value!r} is not a log level (debug, info, warning, error, critical)")
     return "warning" if text == "warn" else text
+
+
+# -- the cluster ---------------------------------------------------------
+
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}")  # a label's name or value
+MAX_LABELS = 64
+PARTITION_MODES = ("at-least-once", "at-most-once")
+
+
+def _label(text: str, what: str) -> str:
+    if not LABEL.fullmatch(text):
+        raise ValueError(f"{text[:70]!r} is not a label {what}: letters, digits and _ . -, "
+                         "at most 63, starting with a letter or digit")
+    return text
+
+
+def to_labels(value: Any) -> tuple[tuple[str, str], ...]:
+    """``role=web zone=a`` (or with commas); in TOML also a table. Pairs
+    in name order (a frozen model holds no dict)."""
+    pairs = (list(value.items()) if isinstance(value, dict)
+             else [item.partition("=")[::2] for item in to_list(value)])
+    if len(pairs) > MAX_LABELS:
+        raise ValueError(f"{len(pairs)} labels, {MAX_LABELS} at most")
+    labels: dict[str, str] = {}
+    for name, label in pairs:
+        if not str(label):
+            raise ValueError(f"{name!r} is not NAME=VALUE")
+        labels[_label(str(name), "name")] = _label(str(label), "value")
+    return tuple(sorted(labels.items()))
+
+
+def to_constraints(value: Any) -> tuple[tuple[str, str, str], ...]:
+    """``role=web zone!=b``: labels a node must have (or not have)."""
+    found = []
+    for item in to_list(value):
+        name, op, label = re.split(r"(!=|=)", item, maxsplit=1) if "=" in item else (item, "", "")
+        if not op or not label:
+            raise ValueError(f"{item!r} is not LABEL=VALUE or LABEL!=VALUE")
+        found.append((_label(name, "name"), op, _label(label, "value")))
+    if len(found) > MAX_LABELS:
+        raise ValueError(f"{len(found)} constraints, {MAX_LABELS} at most")
+    return tuple(found)
+
+
+def to_node_count(value: Any) -> int:
+    """How many nodes run a cluster watcher: a number, or ``all`` (0)."""
+    if str(value).strip().lower() == "all":
+        return 0
+    return at_most(MAX_NODES, positive(to_int))(value)
+
+
+MAX_NODES = 1000  # nodes in one cluster, and so nodes one watcher runs on
+
+
+def to_partition(value: Any) -> str:
+    text = str(value).strip().lower().replace("_", "-")
+    if text not in PARTITION_MODES:
+        raise ValueError(f"{value!r} is not one of {', '.join(PARTITION_MODES)}")
+    return text
+
+
+def to_etcd_endpoints(value: Any) -> tuple[str, ...]:
+    """``HOST:PORT`` of each etcd member (an ``http://`` prefix is dropped)."""
+    endpoints = []
+    for item in to_list(value):
+        bare = re.sub(r"^https?://", "", item).rstrip("/")
+        host, sep, port = bare.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{item!r} is not HOST:PORT")
+        endpoints.append(bare)
+    if not endpoints:
+        raise ValueError("no etcd endpoint")
+    if len(endpoints) > 16:
+        raise ValueError(f"{len(endpoints)} etcd endpoints, 16 at most")
+    return tuple(endpoints)

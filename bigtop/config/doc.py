@@ -75,6 +75,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "flapping": lambda: options_table(table("flapping"), table("watcher")["flapping"].prefix),
     "socket": lambda: options_table(table("socket")),
     "plugin": lambda: options_table(table("plugin")),
+    "cluster": lambda: options_table(table("cluster")),
+    "placement": lambda: options_table(table("placement")),
     "restarts": restart_list,
 }
 

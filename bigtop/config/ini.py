@@ -19,17 +19,18 @@ _OPTION = re.compile(r"(?P<key>[^:=\s][^:=]*?)\s*[:=]\s*(?P<value>.*)$")
 
 
 SECTIONS_HELP = ("sections are [circus], [watcher:NAME], [socket:NAME], [plugin:NAME], "
-                 "[env] and [env:NAMES]")
+                 "[env], [env:NAMES] and [cluster]")
+_UNNAMED = ("circus", "cluster")
 
 
 def parse_header(header: str, file: str, line: int) -> tuple[str, str]:
     kind, sep, name = (part.strip() for part in header.partition(":"))
-    if kind in ("circus", "env") and not sep:
+    if kind in ("circus", "env", "cluster") and not sep:
         return kind, ""
-    if kind in SECTION_KINDS and kind != "circus" and name:
+    if kind in SECTION_KINDS and kind not in _UNNAMED and name:
         return kind, name
-    if kind == "circus":
-        raise _problem(f"section [{header}]: [circus] takes no name", file, line)
+    if kind in _UNNAMED:
+        raise _problem(f"section [{header}]: [{kind}] takes no name", file, line)
     if kind in SECTION_KINDS:
         raise _problem(f"section [{header}] needs a name, as in [{kind}:NAME]", file, line)
     raise _Unknown(header)

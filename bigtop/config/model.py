@@ -24,17 +24,22 @@ from .convert import (
     non_negative,
     positive,
     to_bool,
+    to_constraints,
     to_env_value,
+    to_etcd_endpoints,
     to_exit_codes,
     to_family,
     to_float,
     to_hook,
     to_int,
+    to_labels,
     to_list,
     to_loglevel,
     to_lower,
     to_lower_list,
+    to_node_count,
     to_octal,
+    to_partition,
     to_port,
     to_ready,
     to_restart,
@@ -470,8 +475,11 @@ class Settings:
             "again a second later; ZeroMQ clients connect again by themselves "
             "(see [faults.md](faults.md#running-out-of-descriptors-memory-or-processes)).")
     multicast_endpoint: str | None = option(
-        to_str, default=None, inert=True, accepts="endpoint",
-        doc="**Not used yet**: Circus's node discovery.")
+        to_str, default=None, accepts="`udp://GROUP:PORT`, or empty: off",
+        shown="`udp://237.219.251.97:12027`",
+        doc="Where a daemon with a `tcp://` endpoint answers Circus's LAN discovery probe "
+            "with that endpoint (see [discovery.md](discovery.md)); a bad value is a "
+            "warning at start, discovery off.")
     papa_endpoint: str | None = option(
         to_str, default=None, inert=True, accepts="endpoint",
         doc="**Not used**: Circus's papa process kernel is not supported.")
@@ -535,6 +543,83 @@ class Settings:
         to_str, default=None, inert=True, accepts="string", doc="**Not used yet.**")
 
 
+LABELS = "`NAME=VALUE` pairs, by white space or commas (TOML: also a table)"
+
+
+@section("cluster")
+class ClusterSettings:
+    """The ``[cluster]`` section: this daemon is a node of a cluster whose
+    shared state lives in etcd (see [cluster.md](cluster.md)). Read at start."""
+
+    name: str = option(
+        to_str, default="bigtop", accepts="name",
+        doc="The cluster: its keys live under `/bigtop/NAME/` in etcd, so several clusters "
+            "can share one etcd.")
+    node: str | None = option(
+        to_str, default=None, accepts="name", shown="the host name",
+        doc="This node's name, unique in the cluster.")
+    etcd: tuple[str, ...] = option(
+        to_etcd_endpoints, default=("127.0.0.1:2379",),
+        accepts="`HOST:PORT` of each etcd member, by white space or commas",
+        doc="The etcd members to talk to; the client moves to another one when one fails.")
+    labels: tuple[tuple[str, str], ...] = option(
+        to_labels, default=(), accepts=LABELS,
+        doc="What this node is, for placement: `role=web zone=a`.")
+    advertise: str | None = option(
+        to_str, default=None, accepts=ENDPOINT, shown="the daemon's `endpoint`",
+        doc="The control endpoint other nodes and consoles reach this node on (set it when "
+            "`endpoint` binds `tcp://0.0.0.0`).")
+    ttl: int = option(
+        at_most(60, positive(to_int)), default=5, accepts="seconds, 1 to 60",
+        doc="The node's lease: etcd forgets a node this long after its last keepalive "
+            "(sent every third of it).")
+    grace: float = option(
+        non_negative(to_float), default=2.0, accepts=SECONDS,
+        doc="How long after a node's lease ended its cluster watchers wait before being "
+            "placed on other nodes (a node back in time keeps them).")
+    etcd_ca: str | None = option(
+        to_str, default=None, accepts="path",
+        doc="The CA certificate that signed etcd's: talk to etcd over TLS.")
+    etcd_cert: str | None = option(
+        to_str, default=None, accepts="path",
+        doc="This node's client certificate for etcd (with `etcd_key`).")
+    etcd_key: str | None = option(
+        to_str, default=None, accepts="path", doc="The key of `etcd_cert`.")
+    etcd_user: str | None = option(
+        to_str, default=None, accepts="etcd user name",
+        doc="Authenticate to etcd as this user (with `etcd_password`).")
+    etcd_password: str | None = option(
+        to_str, default=None, accepts="string; `$(circus.env.X)` is substituted",
+        doc="The password of `etcd_user`; better from the environment than in the file.")
+
+
+@section("placement")
+class Placement:
+    """Where a cluster watcher runs: the keys a `[watcher:NAME]` section of
+    a file given to ``bigtopctl cluster apply`` has beside the watcher's
+    own options."""
+
+    nodes: int = option(
+        to_node_count, default=1, accepts="integer from 1 to 1,000, or `all`", shown="`1`",
+        doc="How many nodes run the watcher (each its `numprocesses`); `all`: every "
+            "eligible node.")
+    constraints: tuple[tuple[str, str, str], ...] = option(
+        to_constraints, default=(), accepts="`LABEL=VALUE` or `LABEL!=VALUE`, by white space",
+        doc="Labels a node must have (or not have) to run the watcher.")
+    spread: str | None = option(
+        to_str, default=None, accepts="a label name",
+        doc="Prefer nodes with different values of this label (`zone`): one per zone "
+            "before two in one.")
+    conflicts: tuple[str, ...] = option(
+        to_list, default=(), accepts="watcher names",
+        doc="Never on a node that runs one of these cluster watchers.")
+    partition: str = option(
+        to_partition, default="at-least-once", accepts="`at-least-once`, `at-most-once`",
+        doc="A node cut off from etcd keeps running the watcher (at least once: it may run "
+            "twice while the partition lasts), or stops it once its lease must have ended "
+            "(at most once: it may run nowhere for a while).")
+
+
 @dataclass(frozen=True)
 class Config:
     settings: Settings
@@ -542,6 +627,7 @@ class Config:
     sockets: tuple[SocketSpec, ...] = ()
     plugins: tuple[PluginSpec, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    cluster: ClusterSettings | None = None  # a [cluster] section: this daemon is a node
     files: tuple[str, ...] = field(default=(), compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
     strict: bool = field(default=False, compare=False)  # read with --strict: reloads too

@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from .declare import Option, declared
-from .model import FlappingSpec, Includes, PluginSpec, Settings, SocketSpec, WatcherSpec
+from .model import (
+    ClusterSettings,
+    FlappingSpec,
+    Includes,
+    Placement,
+    PluginSpec,
+    Settings,
+    SocketSpec,
+    WatcherSpec,
+)
 from .values import HOOK_NAMES
 
 __all__ = [
@@ -37,6 +46,8 @@ SCOPES: Mapping[str, tuple[type, ...]] = MappingProxyType({
     "flapping": (FlappingSpec,),
     "socket": (SocketSpec,),
     "plugin": (PluginSpec,),
+    "cluster": (ClusterSettings,),
+    "placement": (Placement,),
 })
 
 OPTIONS: tuple[Option, ...] = tuple(

@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import Problem
 
-SECTION_KINDS = ("circus", "watcher", "socket", "plugin", "env")
+SECTION_KINDS = ("circus", "watcher", "socket", "plugin", "env", "cluster")
 MAX_FILE_BYTES = 4 * 1024 * 1024  # one configuration file (an include too)
 
 

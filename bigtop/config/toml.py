@@ -24,7 +24,7 @@ from .options import sub_tables, table
 from .raw import RawSection, RawValue
 
 _TABLES = {"watchers": "watcher", "sockets": "socket", "plugins": "plugin"}
-_TOP = ("circus", "env", *_TABLES)
+_TOP = ("circus", "env", "cluster", *_TABLES)
 _NESTED = sub_tables(table("watcher"))  # hooks = {...} is read as hooks.X
 _HEADER = re.compile(r"^\s*\[\[?\s*(?P<path>[^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _PART = r"""(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')"""
@@ -92,7 +92,7 @@ def read_toml(text: str, file: str) -> tuple[list[RawSection], list[Problem], li
         sections.append(raw)
 
     for top, value in data.items():
-        if top in ("circus", "env"):
+        if top in ("circus", "env", "cluster"):
             section(top, "", value, (top,))
         elif top in _TABLES:
             if not isinstance(value, dict):

@@ -726,3 +726,83 @@ def listen(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """Events are read from the pub/sub endpoint, not here."""
     raise MessageError("invalid message. use a pub/sub socket")
 
+
+
+# -- the cluster -------------------------------------------------------------
+
+async def _cluster(arbiter: Arbiter, call: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run ``call(agent)``: an error if this daemon is no node, or if etcd
+    cannot be reached (within the store's timeout, never longer)."""
+    from ..cluster.store import StoreError
+
+    if arbiter.cluster is None:
+        raise CommandError("this daemon is not a cluster node (no [cluster] section)")
+    try:
+        return await call(arbiter.cluster)
+    except StoreError as err:
+        raise CommandError(f"etcd: {err}") from None
+
+
+@command("cluster_nodes")
+async def cluster_nodes(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+    """bigtop: the nodes registered in the cluster (their records), and its leader."""
+    return await _cluster(arbiter, lambda agent: agent.nodes())
+
+
+@command("cluster_apply", "text", accepts=("file",))
+async def cluster_apply(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+    """bigtop: store the cluster watchers a file declares (``text``; ``file``
+    names it in errors, and ``.toml`` reads it as TOML). All are checked
+    first; any problem stores none."""
+    source, file = text(props, "text"), props.get("file", "cluster.ini")
+    if not isinstance(file, str) or len(file) > 4096:
+        raise MessageError("'file' must be a file name")
+
+    async def apply(agent: Any) -> Any:
+        try:
+            return await agent.apply(source, file)
+        except ConfigError as err:
+            raise CommandError(f"nothing applied:\n{err}") from None
+
+    return await _cluster(arbiter, apply)
+
+
+@command("cluster_rm", "names")
+async def cluster_rm(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+    """bigtop: remove cluster watchers (``names``): the nodes running them stop them."""
+    names = props["names"]
+    if isinstance(names, str):
+        names = [names]
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise MessageError("'names' must be a name or a list of names")
+
+    async def remove(agent: Any) -> Any:
+        try:
+            return await agent.remove(names)
+        except KeyError as err:
+            raise CommandError(f"no cluster watcher {err.args[0]}") from None
+
+    return await _cluster(arbiter, remove)
+
+
+@command("cluster_forget", "name")
+async def cluster_forget(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+    """bigtop: drop a node that is down from the node list."""
+    name = text(props, "name")
+
+    async def forget(agent: Any) -> Any:
+        try:
+            return await agent.forget(name)
+        except KeyError:
+            raise CommandError(f"no node {name} in the cluster") from None
+        except ValueError as err:
+            raise CommandError(f"{err}: only a node that is down can be forgotten") from None
+
+    return await _cluster(arbiter, forget)
+
+
+@command("cluster_placement")
+async def cluster_placement(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+    """bigtop: each cluster watcher, its placement, the nodes it is assigned to
+    and what each made of it."""
+    return await _cluster(arbiter, lambda agent: agent.placement())

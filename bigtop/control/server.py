@@ -26,6 +26,7 @@ from .protocol import MessageError
 
 if TYPE_CHECKING:
     from ..core import Arbiter
+    from .multicast import Responder
 
 log = logging.getLogger("bigtop.control")
 
@@ -64,6 +65,7 @@ class ControlServer:
         self.tasks = TaskOwner("control server")
         self._unsubscribe: Any = None
         self.gates: list[Gate] = []
+        self.discovery: Responder | None = None  # answers LAN discovery probes
 
     async def start(self) -> None:
         try:
@@ -94,6 +96,32 @@ class ControlServer:
             self.stats.start()
         log.info("control on %s, events on %s, stats on %s", self.endpoint,
                  self.pubsub_endpoint, self.stats_endpoint)
+        await self._start_discovery()
+
+    async def _start_discovery(self) -> None:
+        """Answer Circus's LAN discovery probes (docs/discovery.md) with the
+        control endpoint: a tcp:// one only, an ipc:// path being of no use
+        on another machine. An empty multicast_endpoint turns it off, as in
+        Circus. A convenience: when it cannot start, one warning, and the
+        daemon starts all the same."""
+        if not self.endpoint.startswith("tcp://") or self.router is None:
+            return
+        group = self.arbiter.config.settings.multicast_endpoint
+        from .multicast import DEFAULT_ENDPOINT, start_responder
+
+        if group is None:
+            group = DEFAULT_ENDPOINT
+        if not group:
+            return
+        # As bound: a port given as * is known, a name is an address. The
+        # responder itself says what it announces for tcp://0.0.0.0 and *.
+        answer = _bound(self.router)
+        try:
+            self.discovery = await start_responder(group, answer)
+        except Exception as err:  # EndpointError, OSError (ENODEV, EADDRINUSE...)
+            log.warning("discovery off: cannot answer probes on %s: %s", group, err)
+            return
+        log.info("discovery: answering probes on %s with %s", group, answer)
 
     def _bind(self, kind: int, endpoint: str, sndhwm: int | None = None) -> zmq.Socket[bytes]:
         path = ipc_path(endpoint)
@@ -140,6 +168,9 @@ class ControlServer:
         await self.tasks.cancel_all()
 
     def _close_sockets(self) -> None:
+        if self.discovery is not None:
+            self.discovery.close()
+            self.discovery = None
         if self._unsubscribe:
             self._unsubscribe()
         if self.stats is not None:

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config, PluginSpec, WatcherSpec
 from ..config.build import find_cycle, with_httpd
@@ -81,6 +81,9 @@ class Arbiter:
         self._endpoints: dict[str, str | None] = {}
         self._control_up = asyncio.Event()
         self.plugins: dict[str, PluginSpec] = {}  # watcher name (plugin:NAME) -> its plugin
+        # The cluster agent when this daemon is a node ([cluster]); set by
+        # bigtopd for the control commands. The core never calls it.
+        self.cluster: Any = None
         files = self.config.files
         self.runtime = Runtime(
             loop=self.loop, bus=self.bus, reaper=self.reaper, registry=self.registry,

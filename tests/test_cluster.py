@@ -1,0 +1,281 @@
+"""Nodes on a real 3-member etcd cluster: several real bigtopd, each in a
+directory of its own, placing and moving cluster watchers.
+
+Short leases (``ttl = 2``, ``grace = 0.5``) keep the scenarios quick; the
+defaults are measured in bench/cluster.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+import pytest
+
+from .conftest import Daemon, wait_for
+from .etcd import EtcdCluster
+
+TTL = 2
+WIDE = {**os.environ, "COLUMNS": "300"}  # bigtopctl's tables, unwrapped
+WATCHERS = """\
+[watcher:web]
+cmd = sleep 1000
+nodes = 1
+constraints = role=web
+
+[watcher:db]
+cmd = sleep 1000
+constraints = role=db
+partition = at-most-once
+"""
+
+
+def node_config(etcd: EtcdCluster, name: str, labels: str, extra: str = "") -> str:
+    return f"""\
+[circus]
+[cluster]
+name = test
+node = {name}
+etcd = {etcd.endpoints}
+labels = {labels}
+ttl = {TTL}
+grace = 0.5
+{extra}"""
+
+
+def start_nodes(daemon: Callable[..., Daemon], etcd: EtcdCluster,
+                labels: dict[str, str]) -> dict[str, Daemon]:
+    nodes = {name: daemon(node_config(etcd, name, lab), where=name)
+             for name, lab in labels.items()}
+    first = next(iter(nodes.values()))
+    wait_for(lambda: len(_call(first, "cluster_nodes")["nodes"]) == len(nodes),
+             message="every node registered")
+    return nodes
+
+
+def _call(d: Daemon, command: str, **props: Any) -> dict[str, Any]:
+    return d.call(command, **props)
+
+
+def apply(d: Daemon, text: str) -> dict[str, Any]:
+    return _call(d, "cluster_apply", text=text, file="cluster.ini")
+
+
+def running(nodes: dict[str, Daemon], watcher: str) -> dict[str, set[int]]:
+    """The nodes where ``watcher`` has processes, with their pids."""
+    out = {}
+    for name, d in nodes.items():
+        if d.proc is None or d.proc.poll() is not None:
+            continue
+        pids = d.pids(watcher)
+        if pids:
+            out[name] = pids
+    return out
+
+
+def wait_running(nodes: dict[str, Daemon], watcher: str, count: int,
+                 timeout: float = 20.0) -> dict[str, set[int]]:
+    found: dict[str, set[int]] = {}
+
+    def enough() -> bool:
+        nonlocal found
+        found = running(nodes, watcher)
+        return len(found) == count
+
+    wait_for(enough, timeout=timeout, message=f"{watcher} on {count} node(s)")
+    return found
+
+
+def kill_node(d: Daemon) -> list[psutil.Process]:
+    """SIGKILL a node's bigtopd; its children are left, as after a crash
+    (returned, for the test to end them)."""
+    assert d.proc is not None
+    children = psutil.Process(d.proc.pid).children(recursive=True)
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait(10)
+    return children
+
+
+def test_placement_honours_labels_and_a_killed_node_moves_its_watchers(
+        daemon: Callable[..., Daemon], etcd: EtcdCluster) -> None:
+    nodes = start_nodes(daemon, etcd, {"n1": "role=web zone=a", "n2": "role=web zone=b",
+                                       "n3": "role=db"})
+    reply = apply(nodes["n1"], WATCHERS)
+    assert reply["applied"] == ["db", "web"]
+    web = wait_running(nodes, "web", 1)
+    assert set(web) <= {"n1", "n2"}
+    assert set(wait_running(nodes, "db", 1)) == {"n3"}
+    listed = _call(nodes["n2"], "cluster_nodes")
+    assert sorted(n["name"] for n in listed["nodes"]) == ["n1", "n2", "n3"]
+    assert listed["leader"] in nodes
+    by_name = {n["name"]: n for n in listed["nodes"]}
+    assert by_name["n1"]["labels"] == {"role": "web", "zone": "a"}
+    assert by_name["n1"]["endpoint"] == nodes["n1"].endpoint
+    # The same file again changes nothing.
+    again = apply(nodes["n3"], WATCHERS)
+    assert (again["applied"], again["unchanged"]) == ([], ["db", "web"])
+
+    (where,) = web
+    other = ({"n1", "n2"} - {where}).pop()
+    orphans = kill_node(nodes[where])
+    try:
+        moved = wait_running(nodes, "web", 1, timeout=TTL + 10)
+        assert set(moved) == {other}
+    finally:
+        for child in orphans:
+            child.kill()
+    placement = _call(nodes[other], "cluster_placement")["watchers"]
+    assert {w["name"]: sorted(w["nodes"]) for w in placement} == {"db": ["n3"], "web": [other]}
+
+    # The killed node comes back: its work stays where it went.
+    nodes[where].start()
+    wait_for(lambda: len(_call(nodes[other], "cluster_nodes")["nodes"]) == 3,
+             message="the node back")
+    time.sleep(1)  # it read its (empty) assignments by now; nothing may start there
+    assert set(running(nodes, "web")) == {other}
+
+
+def test_a_frozen_node_stops_its_duplicates_when_it_thaws(
+        daemon: Callable[..., Daemon], etcd: EtcdCluster) -> None:
+    nodes = start_nodes(daemon, etcd, {"n1": "role=web", "n2": "role=web", "n3": "role=db"})
+    apply(nodes["n1"], WATCHERS)
+    (where,) = wait_running(nodes, "web", 1)
+    db_pids = wait_running(nodes, "db", 1)["n3"]
+    frozen = nodes[where]
+    assert frozen.proc is not None
+    # Shorter than the lease: nothing moves.
+    frozen.signal(signal.SIGSTOP)
+    time.sleep(TTL / 3)
+    frozen.signal(signal.SIGCONT)
+    time.sleep(TTL)
+    assert set(running(nodes, "web")) == {where}
+    # Longer: the watcher starts elsewhere; the frozen node, thawed, finds
+    # it moved and stops its own.
+    frozen.signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: len(running(nodes, "web")) == 2, timeout=TTL + 10,
+                 message="web started elsewhere")
+    finally:
+        frozen.signal(signal.SIGCONT)
+    wait_for(lambda: where not in running(nodes, "web"), timeout=TTL + 10,
+             message="the duplicate stopped")
+    assert len(running(nodes, "web")) == 1
+    assert running(nodes, "db")["n3"] == db_pids  # untouched throughout
+
+
+def test_at_most_once_stops_when_etcd_is_gone_and_no_leader_loss_restarts_anything(
+        daemon: Callable[..., Daemon], etcd: EtcdCluster) -> None:
+    nodes = start_nodes(daemon, etcd, {"n1": "role=web", "n2": "role=db"})
+    apply(nodes["n1"], WATCHERS)
+    web = wait_running(nodes, "web", 1)
+    db = wait_running(nodes, "db", 1)
+    before = _call(nodes["n1"], "cluster_placement")
+    # The etcd leader dies: a new one is elected; no process restarts,
+    # no watcher moves.
+    etcd.kill(etcd.leader())
+    time.sleep(TTL * 2)
+    assert running(nodes, "web") == web and running(nodes, "db") == db
+    assert _call(nodes["n1"], "cluster_placement")["watchers"] == before["watchers"]
+    # All of etcd gone: the at-least-once watcher keeps running; the
+    # at-most-once one stops within about a ttl.
+    etcd.stop()
+    wait_for(lambda: not running(nodes, "db"), timeout=TTL * 4, message="db stopped")
+    assert running(nodes, "web") == web
+    log = nodes["n2"].log_text()
+    assert "no word from etcd" in log and "partition = at-most-once" in log
+
+
+def test_bigtopctl_cluster(daemon: Callable[..., Daemon], etcd: EtcdCluster,
+                           tmp_path: Any) -> None:
+    nodes = start_nodes(daemon, etcd, {"n1": "role=web"})
+    n1 = nodes["n1"]
+
+    def ctl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bigtop.cli.bigtopctl",
+                               "--endpoint", n1.endpoint, *args],
+                              capture_output=True, text=True, input=stdin, timeout=30, env=WIDE)
+
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[watcher:web]\ncmd = sleep 1000\nnodes = zero\nnmae = x\n")
+    result = ctl("cluster", "apply", str(bad))
+    assert result.returncode != 0
+    assert "nothing applied" in result.stderr and "bad.ini:3" in result.stderr
+    assert "nmae" in result.stderr
+    assert _call(n1, "cluster_placement")["watchers"] == []
+    result = ctl("cluster", "apply", "-", stdin="[watcher:web]\ncmd = sleep 1000\n")
+    assert result.returncode == 0 and "applied: web" in result.stdout
+    wait_running(nodes, "web", 1)
+    result = ctl("cluster", "nodes")
+    assert result.returncode == 0 and "leader: n1" in result.stdout
+    result = ctl("cluster", "placement")
+    assert "web" in result.stdout and "n1" in result.stdout
+    result = ctl("--json", "cluster", "rm", "web")
+    assert json.loads(result.stdout)["removed"] == ["web"]
+    wait_for(lambda: not running(nodes, "web"), message="web stopped")
+    result = ctl("cluster", "rm", "web")
+    assert result.returncode != 0 and "no cluster watcher web" in result.stderr
+
+
+def test_a_daemon_without_cluster_says_so(daemon: Callable[..., Daemon]) -> None:
+    d = daemon("[watcher:a]\ncmd = sleep 1000\n")
+    from bigtop.client import CommandFailed
+
+    with pytest.raises(CommandFailed, match="not a cluster node"):
+        d.call("cluster_nodes")
+
+
+def test_bigtopctl_on_every_node_with_one_dead(daemon: Callable[..., Daemon],
+                                               etcd: EtcdCluster) -> None:
+    nodes = start_nodes(daemon, etcd, {"n1": "role=web", "n2": "role=web", "n3": "role=db"})
+    apply(nodes["n1"], WATCHERS.replace("nodes = 1", "nodes = all"))
+    wait_running(nodes, "web", 2)
+    orphans = kill_node(nodes["n2"])
+    try:
+        for child in orphans:
+            child.kill()
+
+        def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "bigtop.cli.bigtopctl",
+                                   "--endpoint", nodes["n1"].endpoint, *args],
+                                  capture_output=True, text=True, timeout=30, env=WIDE)
+
+        began = time.monotonic()
+        result = ctl("--json", "--nodes", "all", "--node-timeout", "1", "status")
+        took = time.monotonic() - began
+        rows = {r["node"]: r for r in json.loads(result.stdout)["nodes"]}
+        assert result.returncode != 0  # one node failed
+        assert rows["n1"]["reply"]["statuses"]["web"] == "active"
+        assert rows["n3"]["reply"]["statuses"]["db"] == "active"
+        assert "error" in rows["n2"]  # no reply, or down once its lease ended
+        assert took < 10  # the dead node costs its timeout, not the default 5 s each
+        # By label, and a name that matches nothing is a row too.
+        result = ctl("--json", "--nodes", "role=db,nosuch", "numprocesses")
+        rows = {r["node"]: r for r in json.loads(result.stdout)["nodes"]}
+        assert rows["n3"]["reply"]["numprocesses"] == 1
+        assert rows["nosuch"]["error"] == "no such node"
+        # People read a section per node, and logs merged.
+        result = ctl("--nodes", "n1,n3", "status")
+        assert "n1" in result.stdout and "n3" in result.stdout and "web" in result.stdout
+        result = ctl("--nodes", "all", "logs")
+        assert "n2" in result.stderr
+        # After the lease: n2 is listed as down.
+        wait_for(lambda: any(not n["up"] for n in _call(nodes["n1"], "cluster_nodes")["nodes"]),
+                 timeout=TTL + 10, message="n2 down")
+        result = ctl("cluster", "nodes")
+        assert "down" in result.stdout
+        result = ctl("cluster", "forget", "n1")
+        assert result.returncode != 0 and "only a node that is down" in result.stderr
+        result = ctl("cluster", "forget", "n2")
+        assert result.returncode == 0 and "forgotten: n2" in result.stdout
+        assert "n2" not in ctl("cluster", "nodes").stdout
+    finally:
+        for child in orphans:
+            if child.is_running():
+                child.kill()

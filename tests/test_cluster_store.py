@@ -1,0 +1,101 @@
+"""The store the cluster runs on: bigtop's small interface over etcd v3,
+against a real 3-member etcd cluster (Debian's etcd-server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bigtop.cluster.store import Change, EtcdStore, StoreError, grpc_target
+
+from .etcd import EtcdCluster
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+async def _next(changes: AsyncIterator[Change]) -> Change:
+    return await asyncio.wait_for(anext(changes), 10)
+
+
+def test_keys_leases_and_guarded_writes(etcd: EtcdCluster) -> None:
+    async def main() -> None:
+        store = EtcdStore(etcd.endpoints.split())
+        try:
+            await store.put("/t/a", b"1")
+            assert (await store.get("/t/a")).value == b"1"  # type: ignore[union-attr]
+            assert await store.get("/t/none") is None
+            assert await store.create("/t/b", b"first")
+            assert not await store.create("/t/b", b"second")
+            entries, revision = await store.range("/t/")
+            assert [(e.key, e.value) for e in entries] == [("/t/a", b"1"), ("/t/b", b"first")]
+            assert revision >= entries[-1].revision
+            # A guarded write lands only while the guard holds.
+            assert await store.commit(("/t/b", b"first"), {"/t/c": b"3"}, ["/t/a"])
+            assert not await store.commit(("/t/b", b"other"), {"/t/d": b"4"}, [])
+            keys = [e.key for e in (await store.range("/t/"))[0]]
+            assert keys == ["/t/b", "/t/c"]
+            lease = await store.grant(2)
+            assert await store.keepalive(lease) == 2
+            await store.put("/t/leased", b"x", lease)
+            await store.revoke(lease)
+            assert await store.get("/t/leased") is None
+            assert await store.keepalive(lease) == 0
+        finally:
+            await store.close()
+
+    run(main())
+
+
+def test_a_watch_sees_changes_from_a_revision_and_survives_the_leader(
+        etcd: EtcdCluster) -> None:
+    async def main() -> None:
+        store = EtcdStore(etcd.endpoints.split())
+        try:
+            await store.put("/w/x", b"before")
+            _, revision = await store.range("/w/")
+            changes = store.watch("/w/", revision + 1)
+            await store.put("/w/y", b"1")
+            first = await _next(changes)
+            assert (first.key, first.value) == ("/w/y", b"1")
+            lease = await store.grant(5)
+            etcd.kill(etcd.leader())
+            # The channel moves to another member; a request may fail while
+            # the others elect a leader, never for longer.
+            for _ in range(50):
+                try:
+                    await store.put("/w/z", b"2")
+                    break
+                except StoreError:
+                    await asyncio.sleep(0.1)
+            assert await store.keepalive(lease) == 5
+            try:
+                change = await _next(changes)
+                assert (change.key, change.value) == ("/w/z", b"2")
+            except StoreError:  # the stream was on the dead member: read again
+                pass
+            await store.delete("/w/y")
+            entries, _ = await store.range("/w/")
+            assert sorted(e.key for e in entries) == ["/w/x", "/w/z"]
+        finally:
+            await store.close()
+
+    run(main())
+
+
+def test_an_unreachable_store_is_a_store_error() -> None:
+    async def main() -> None:
+        store = EtcdStore(["127.0.0.1:1"], timeout=0.5)
+        try:
+            with pytest.raises(StoreError):
+                await store.put("/x", b"1")
+        finally:
+            await store.close()
+        with pytest.raises(StoreError, match="no-such-host.invalid"):
+            await grpc_target(["no-such-host.invalid:2379"])
+        assert await grpc_target(["127.0.0.1:1", "::1:2", "127.0.0.1:1"]) == "ipv4:127.0.0.1:1"
+
+    run(main())
