@@ -1,14 +1,9 @@
 """Nodes on a real 3-member etcd cluster: several real bigtopd, each in a
-directory of its own, placing and moving cluster watchers.
-
-Short leases (``ttl = 2``, ``grace = 0.5``) keep the scenarios quick; the
-defaults are measured in bench/cluster.py.
-"""
+directory of its own, placing and moving cluster watchers."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,91 +11,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psutil
 import pytest
 
+from .clusters import (
+    TTL,
+    WATCHERS,
+    WIDE,
+    apply,
+    kill_node,
+    running,
+    start_nodes,
+    wait_running,
+)
 from .conftest import Daemon, wait_for
 from .etcd import EtcdCluster
-
-TTL = 2
-WIDE = {**os.environ, "COLUMNS": "300"}  # bigtopctl's tables, unwrapped
-WATCHERS = """\
-[watcher:web]
-cmd = sleep 1000
-nodes = 1
-constraints = role=web
-
-[watcher:db]
-cmd = sleep 1000
-constraints = role=db
-partition = at-most-once
-"""
-
-
-def node_config(etcd: EtcdCluster, name: str, labels: str, extra: str = "") -> str:
-    return f"""\
-[circus]
-[cluster]
-name = test
-node = {name}
-etcd = {etcd.endpoints}
-labels = {labels}
-ttl = {TTL}
-grace = 0.5
-{extra}"""
-
-
-def start_nodes(daemon: Callable[..., Daemon], etcd: EtcdCluster,
-                labels: dict[str, str]) -> dict[str, Daemon]:
-    nodes = {name: daemon(node_config(etcd, name, lab), where=name)
-             for name, lab in labels.items()}
-    first = next(iter(nodes.values()))
-    wait_for(lambda: len(_call(first, "cluster_nodes")["nodes"]) == len(nodes),
-             message="every node registered")
-    return nodes
-
-
-def _call(d: Daemon, command: str, **props: Any) -> dict[str, Any]:
-    return d.call(command, **props)
-
-
-def apply(d: Daemon, text: str) -> dict[str, Any]:
-    return _call(d, "cluster_apply", text=text, file="cluster.ini")
-
-
-def running(nodes: dict[str, Daemon], watcher: str) -> dict[str, set[int]]:
-    """The nodes where ``watcher`` has processes, with their pids."""
-    out = {}
-    for name, d in nodes.items():
-        if d.proc is None or d.proc.poll() is not None:
-            continue
-        pids = d.pids(watcher)
-        if pids:
-            out[name] = pids
-    return out
-
-
-def wait_running(nodes: dict[str, Daemon], watcher: str, count: int,
-                 timeout: float = 20.0) -> dict[str, set[int]]:
-    found: dict[str, set[int]] = {}
-
-    def enough() -> bool:
-        nonlocal found
-        found = running(nodes, watcher)
-        return len(found) == count
-
-    wait_for(enough, timeout=timeout, message=f"{watcher} on {count} node(s)")
-    return found
-
-
-def kill_node(d: Daemon) -> list[psutil.Process]:
-    """SIGKILL a node's bigtopd; its children are left, as after a crash
-    (returned, for the test to end them)."""
-    assert d.proc is not None
-    children = psutil.Process(d.proc.pid).children(recursive=True)
-    d.proc.send_signal(signal.SIGKILL)
-    d.proc.wait(10)
-    return children
 
 
 def test_placement_honours_labels_and_a_killed_node_moves_its_watchers(
@@ -112,7 +36,7 @@ def test_placement_honours_labels_and_a_killed_node_moves_its_watchers(
     web = wait_running(nodes, "web", 1)
     assert set(web) <= {"n1", "n2"}
     assert set(wait_running(nodes, "db", 1)) == {"n3"}
-    listed = _call(nodes["n2"], "cluster_nodes")
+    listed = nodes["n2"].call("cluster_nodes")
     assert sorted(n["name"] for n in listed["nodes"]) == ["n1", "n2", "n3"]
     assert listed["leader"] in nodes
     by_name = {n["name"]: n for n in listed["nodes"]}
@@ -131,12 +55,12 @@ def test_placement_honours_labels_and_a_killed_node_moves_its_watchers(
     finally:
         for child in orphans:
             child.kill()
-    placement = _call(nodes[other], "cluster_placement")["watchers"]
+    placement = nodes[other].call("cluster_placement")["watchers"]
     assert {w["name"]: sorted(w["nodes"]) for w in placement} == {"db": ["n3"], "web": [other]}
 
     # The killed node comes back: its work stays where it went.
     nodes[where].start()
-    wait_for(lambda: len(_call(nodes[other], "cluster_nodes")["nodes"]) == 3,
+    wait_for(lambda: len(nodes[other].call("cluster_nodes")["nodes"]) == 3,
              message="the node back")
     time.sleep(1)  # it read its (empty) assignments by now; nothing may start there
     assert set(running(nodes, "web")) == {other}
@@ -176,13 +100,13 @@ def test_at_most_once_stops_when_etcd_is_gone_and_no_leader_loss_restarts_anythi
     apply(nodes["n1"], WATCHERS)
     web = wait_running(nodes, "web", 1)
     db = wait_running(nodes, "db", 1)
-    before = _call(nodes["n1"], "cluster_placement")
+    before = nodes["n1"].call("cluster_placement")
     # The etcd leader dies: a new one is elected; no process restarts,
     # no watcher moves.
     etcd.kill(etcd.leader())
     time.sleep(TTL * 2)
     assert running(nodes, "web") == web and running(nodes, "db") == db
-    assert _call(nodes["n1"], "cluster_placement")["watchers"] == before["watchers"]
+    assert nodes["n1"].call("cluster_placement")["watchers"] == before["watchers"]
     # All of etcd gone: the at-least-once watcher keeps running; the
     # at-most-once one stops within about a ttl.
     etcd.stop()
@@ -208,7 +132,7 @@ def test_bigtopctl_cluster(daemon: Callable[..., Daemon], etcd: EtcdCluster,
     assert result.returncode != 0
     assert "nothing applied" in result.stderr and "bad.ini:3" in result.stderr
     assert "nmae" in result.stderr
-    assert _call(n1, "cluster_placement")["watchers"] == []
+    assert n1.call("cluster_placement")["watchers"] == []
     result = ctl("cluster", "apply", "-", stdin="[watcher:web]\ncmd = sleep 1000\n")
     assert result.returncode == 0 and "applied: web" in result.stdout
     wait_running(nodes, "web", 1)
@@ -266,7 +190,7 @@ def test_bigtopctl_on_every_node_with_one_dead(daemon: Callable[..., Daemon],
         result = ctl("--nodes", "all", "logs")
         assert "n2" in result.stderr
         # After the lease: n2 is listed as down.
-        wait_for(lambda: any(not n["up"] for n in _call(nodes["n1"], "cluster_nodes")["nodes"]),
+        wait_for(lambda: any(not n["up"] for n in nodes["n1"].call("cluster_nodes")["nodes"]),
                  timeout=TTL + 10, message="n2 down")
         result = ctl("cluster", "nodes")
         assert "down" in result.stdout

@@ -27,11 +27,9 @@ from ..config.cluster import ClusterWatcher
 from ..config.model import Placement
 from .keys import Keys
 from .placement import place
-from .store import Change, Store, StoreError
+from .store import MAX_TXN_OPS, Change, Store, StoreError
 
 log = logging.getLogger("bigtop.cluster")
-
-MAX_TXN_OPS = 100  # etcd refuses more than 128 operations in one transaction
 
 
 class LostLead(Exception):

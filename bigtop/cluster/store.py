@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 CALL_TIMEOUT_S = 2.0  # one request; a member without quorum fails at once
+MAX_TXN_OPS = 100  # etcd refuses more than 128 operations in one transaction
 # gRPC pings an idle connection this often, so that a dead member is
 # noticed (etcd refuses pings more often than every 5 s).
 KEEPALIVE_MS = 10_000
@@ -55,10 +56,11 @@ class Store(Protocol):
     async def create(self, key: str, value: bytes, lease: int = 0) -> bool:
         """Put the key unless it exists; whether it was put."""
 
-    async def commit(self, guard: tuple[str, bytes], puts: Mapping[str, bytes],
+    async def commit(self, guard: tuple[str, bytes] | None, puts: Mapping[str, bytes],
                      deletes: Sequence[str]) -> bool:
-        """Apply the puts and deletes at once, only while ``guard``'s key
-        holds its value (the leader's writes, while it still leads)."""
+        """Apply the puts and deletes at once (at most MAX_TXN_OPS), only
+        while ``guard``'s key holds its value (the leader's writes, while
+        it still leads); whether they were applied."""
 
     async def grant(self, ttl: int) -> int:
         """A new lease of ``ttl`` seconds; its id."""
@@ -218,15 +220,14 @@ class EtcdStore:
                                    failure=[])
         return bool(done)
 
-    async def commit(self, guard: tuple[str, bytes], puts: Mapping[str, bytes],
+    async def commit(self, guard: tuple[str, bytes] | None, puts: Mapping[str, bytes],
                      deletes: Sequence[str]) -> bool:
         client = await self._connected()
         t = client.transactions
         ops = [t.put(k.encode(), v) for k, v in puts.items()]
         ops += [t.delete(k.encode()) for k in deletes]
-        done, _ = await self._call(
-            "transaction", compare=[t.value(guard[0].encode()) == guard[1]], success=ops,
-            failure=[])
+        compare = [t.value(guard[0].encode()) == guard[1]] if guard else []
+        done, _ = await self._call("transaction", compare=compare, success=ops, failure=[])
         return bool(done)
 
     async def grant(self, ttl: int) -> int:

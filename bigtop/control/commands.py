@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..config import ConfigError, WatcherSpec, to_bool
-from ..config.bounds import count_problem
+from ..config.bounds import MAX_WATCHERS, count_problem
 from ..config.build import update_watcher
 from ..config.convert import to_signal
 from ..config.names import name_problem
@@ -730,17 +730,22 @@ def listen(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
 
 # -- the cluster -------------------------------------------------------------
 
-async def _cluster(arbiter: Arbiter, call: Callable[[Any], Awaitable[Any]]) -> Any:
+APPLY_TIMEOUT_S = 30.0  # a file of many watchers: one transaction per hundred
+
+async def _cluster(arbiter: Arbiter, call: Callable[[Any], Awaitable[Any]],
+                   timeout: float | None = None) -> Any:
     """Run ``call(agent)``: an error if this daemon is no node, or if etcd
-    cannot be reached (within the store's timeout, never longer)."""
-    from ..cluster.store import StoreError
+    cannot be reached (within the store's timeout, or ``timeout``)."""
+    from ..cluster.store import CALL_TIMEOUT_S, StoreError
 
     if arbiter.cluster is None:
         raise CommandError("this daemon is not a cluster node (no [cluster] section)")
     try:
-        return await call(arbiter.cluster)
+        return await asyncio.wait_for(call(arbiter.cluster), timeout or CALL_TIMEOUT_S)
     except StoreError as err:
         raise CommandError(f"etcd: {err}") from None
+    except TimeoutError:
+        raise CommandError(f"etcd: no answer within {timeout or CALL_TIMEOUT_S:g} s") from None
 
 
 @command("cluster_nodes")
@@ -764,7 +769,7 @@ async def cluster_apply(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
         except ConfigError as err:
             raise CommandError(f"nothing applied:\n{err}") from None
 
-    return await _cluster(arbiter, apply)
+    return await _cluster(arbiter, apply, APPLY_TIMEOUT_S)
 
 
 @command("cluster_rm", "names")
@@ -773,8 +778,9 @@ async def cluster_rm(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     names = props["names"]
     if isinstance(names, str):
         names = [names]
-    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
-        raise MessageError("'names' must be a name or a list of names")
+    if not (isinstance(names, list) and 0 < len(names) <= MAX_WATCHERS
+            and all(isinstance(n, str) for n in names)):
+        raise MessageError(f"'names' must be a name or a list of at most {MAX_WATCHERS} names")
 
     async def remove(agent: Any) -> Any:
         try:
