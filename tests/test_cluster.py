@@ -4,6 +4,7 @@ directory of its own, placing and moving cluster watchers."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -19,11 +20,12 @@ from .clusters import (
     WIDE,
     apply,
     kill_node,
+    node_config,
     running,
     start_nodes,
     wait_running,
 )
-from .conftest import Daemon, wait_for
+from .conftest import Daemon, free_port, wait_for
 from .etcd import EtcdCluster
 
 
@@ -101,6 +103,13 @@ def test_at_most_once_stops_when_etcd_is_gone_and_no_leader_loss_restarts_anythi
     web = wait_running(nodes, "web", 1)
     db = wait_running(nodes, "db", 1)
     before = nodes["n1"].call("cluster_placement")
+    # One etcd member restarts: nothing moves or restarts.
+    follower = next(m for m in etcd.members if m is not etcd.leader())
+    etcd.kill(follower)
+    etcd.start_member(follower, state="existing")
+    etcd.wait_healthy()
+    time.sleep(TTL)
+    assert running(nodes, "web") == web and running(nodes, "db") == db
     # The etcd leader dies: a new one is elected; no process restarts,
     # no watcher moves.
     etcd.kill(etcd.leader())
@@ -203,3 +212,66 @@ def test_bigtopctl_on_every_node_with_one_dead(daemon: Callable[..., Daemon],
         for child in orphans:
             if child.is_running():
                 child.kill()
+
+
+def test_cluster_watchers_beside_the_nodes_own(daemon: Callable[..., Daemon],
+                                               etcd: EtcdCluster) -> None:
+    """A reload of the node's file leaves cluster watchers alone; a cluster
+    watcher named like a local one is refused there, and says so."""
+    own = "\n[watcher:local]\ncmd = sleep 1000\n"
+    n1 = daemon(node_config(etcd, "n1", "role=web", own), where="n1")
+    apply(n1, WATCHERS + "\n[watcher:local]\ncmd = sleep 2000\nnodes = all\n")
+    web = wait_running({"n1": n1}, "web", 1)["n1"]
+    local = n1.pids("local")
+
+    def local_state() -> dict[str, Any]:
+        (entry,) = [w for w in n1.call("cluster_placement")["watchers"] if w["name"] == "local"]
+        return entry["nodes"].get("n1", {})
+
+    wait_for(lambda: local_state().get("state") == "failed", message="the refusal reported")
+    assert "a watcher of its own" in local_state()["error"]
+    assert n1.pids("local") == local  # the node's own, untouched
+    n1.reload(node_config(etcd, "n1", "role=web", own + "numprocesses = 2\n"))
+    n1.wait_pids("local", 2)
+    assert n1.pids("web") == web
+
+
+def test_nodes_on_tcp_with_curve_keys(daemon: Callable[..., Daemon], etcd: EtcdCluster,
+                                      tmp_path: Any) -> None:
+    """bigtopctl --nodes reaches each node with the client's key and the
+    node's own public key, from its record."""
+    from bigtop.client import generate
+
+    keys, authorized = tmp_path / "keys", tmp_path / "authorized"
+    authorized.mkdir()
+    client_public, client_secret = generate(str(keys), "ops")
+    os.link(client_public, authorized / "ops.key")
+    nodes, endpoints = {}, {}
+    for name in ("n1", "n2"):
+        _, secret = generate(str(keys), name)
+        port, pub, stats = free_port(), free_port(), free_port()
+        endpoints[name] = f"tcp://127.0.0.1:{port}"
+        nodes[name] = daemon(node_config(etcd, name, "role=web").replace("[circus]\n", f"""\
+[circus]
+endpoint = tcp://127.0.0.1:{port}
+pubsub_endpoint = tcp://127.0.0.1:{pub}
+stats_endpoint = tcp://127.0.0.1:{stats}
+server_key = {secret}
+authorized_keys = {authorized}
+"""), where=name)
+    endpoint = endpoints["n1"]
+
+    def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bigtop.cli.bigtopctl", "--endpoint", endpoint, "--key",
+             client_secret, "--server-key", str(keys / "n1.key"), *args],
+            capture_output=True, text=True, timeout=30, env=WIDE)
+
+    wait_for(lambda: '"n2"' in ctl("--json", "cluster", "nodes").stdout, message="n2 listed")
+    listed = json.loads(ctl("--json", "cluster", "nodes").stdout)["nodes"]
+    assert all(n["server_key"] and len(n["server_key"]) == 40 for n in listed)
+    result = ctl("--json", "--nodes", "all", "numwatchers")
+    rows = {r["node"]: r for r in json.loads(result.stdout)["nodes"]}
+    assert result.returncode == 0, result.stdout
+    assert rows["n2"]["reply"]["numwatchers"] == 0
+    assert rows["n2"]["endpoint"].startswith("tcp://")

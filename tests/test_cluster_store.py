@@ -4,13 +4,17 @@ against a real 3-member etcd cluster (Debian's etcd-server)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from bigtop.cluster.store import Change, EtcdStore, StoreError, grpc_target
+from bigtop.cluster.store import Change, Credentials, EtcdStore, StoreError, grpc_target
 
-from .etcd import EtcdCluster
+from .conftest import free_port
+from .etcd import ETCD, EtcdCluster
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -99,3 +103,68 @@ def test_an_unreachable_store_is_a_store_error() -> None:
         assert await grpc_target(["127.0.0.1:1", "::1:2", "127.0.0.1:1"]) == "ipv4:127.0.0.1:1"
 
     run(main())
+
+
+def _certificates(where: Path) -> None:
+    """A CA, and a server and a client certificate it signed, for 127.0.0.1."""
+    (where / "san.cnf").write_text(
+        "[req]\ndistinguished_name = dn\n[dn]\n[ext]\n"
+        "subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth,clientAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=where, check=True, capture_output=True)
+
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=test-ca")
+    for name in ("server", "client"):
+        openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN={name}")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2",
+                "-extfile", "san.cnf", "-extensions", "ext")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None or ETCD is None,
+                    reason="needs openssl and etcd")
+def test_tls_with_a_client_certificate(tmp_path: Path) -> None:
+    _certificates(tmp_path)
+    port, peer = free_port(), free_port()
+    etcd = subprocess.Popen(
+        [str(ETCD), "--name", "tls", "--data-dir", str(tmp_path / "data"),
+         "--listen-client-urls", f"https://127.0.0.1:{port}",
+         "--advertise-client-urls", f"https://127.0.0.1:{port}",
+         "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+         "--initial-cluster", f"tls=http://127.0.0.1:{peer}",
+         "--cert-file", str(tmp_path / "server.pem"), "--key-file", str(tmp_path / "server.key"),
+         "--trusted-ca-file", str(tmp_path / "ca.pem"), "--client-cert-auth",
+         "--log-level", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def main() -> None:
+        good = Credentials(ca=str(tmp_path / "ca.pem"), cert=str(tmp_path / "client.pem"),
+                           key=str(tmp_path / "client.key"))
+        store = EtcdStore([f"127.0.0.1:{port}"], good)
+        try:
+            for _ in range(100):  # until etcd listens
+                try:
+                    await store.put("/tls", b"yes")
+                    break
+                except StoreError:
+                    await asyncio.sleep(0.1)
+            assert (await store.get("/tls")).value == b"yes"  # type: ignore[union-attr]
+        finally:
+            await store.close()
+        for credentials in (None, Credentials(ca=str(tmp_path / "ca.pem"))):
+            refused = EtcdStore([f"127.0.0.1:{port}"], credentials, timeout=1)
+            try:
+                with pytest.raises(StoreError):
+                    await refused.get("/tls")
+            finally:
+                await refused.close()
+
+    try:
+        run(main())
+    finally:
+        etcd.kill()
+        etcd.wait(10)

@@ -11,14 +11,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "bigtop"
 
 # package -> the packages of bigtop it must never import
 FORBIDDEN = {
-    "config": {"core", "stats", "control", "client", "plugins", "cli", "web", "wsgi"},
-    "core": {"stats", "control", "client", "plugins", "cli", "web", "wsgi"},
-    "stats": {"client", "plugins", "cli", "web", "wsgi"},
+    "config": {"core", "stats", "control", "client", "plugins", "cli", "web", "wsgi", "cluster"},
+    "core": {"stats", "control", "client", "plugins", "cli", "web", "wsgi", "cluster"},
+    "stats": {"client", "plugins", "cli", "web", "wsgi", "cluster"},
     "control": {"client", "plugins", "cli", "web", "wsgi"},
-    "client": {"core", "stats", "plugins", "cli", "web", "wsgi"},
-    "plugins": {"core", "stats", "cli", "web"},
-    "web": {"core", "stats", "cli", "plugins"},
-    "wsgi": {"config", "core", "stats", "control", "client", "plugins", "cli", "web"},
+    "cluster": {"stats", "control", "client", "plugins", "cli", "web", "wsgi"},
+    "client": {"core", "stats", "plugins", "cli", "web", "wsgi", "cluster"},
+    "plugins": {"core", "stats", "cli", "web", "cluster"},
+    "web": {"core", "stats", "cli", "plugins", "cluster"},
+    "wsgi": {"config", "core", "stats", "control", "client", "plugins", "cli", "web",
+             "cluster"},
 }
 # What of control the client and the front ends may use: the wire's description.
 WIRE = {"bigtop.control.protocol", "bigtop.control.endpoints", "bigtop.control.multicast",
