@@ -1,7 +1,8 @@
 """A real 3-member etcd cluster on loopback ports, for the cluster tests.
 
 Debian's ``etcd-server`` (installed by ``make test``); fast election
-settings so that a killed leader is replaced within a second. Each member
+settings so that a killed leader is replaced within a second (etcd's own
+defaults for bench/cluster.py). Each member
 has its own data directory under the test's temporary directory; stop()
 kills them all.
 """
@@ -42,8 +43,10 @@ class Member:
 
 
 class EtcdCluster:
-    def __init__(self, base: Path, size: int = 3):
+    def __init__(self, base: Path, size: int = 3, fast: bool = True):
+        """``fast``: elections within a second (tests); else etcd's defaults."""
         base.mkdir(parents=True, exist_ok=True)
+        self.timing = ["--heartbeat-interval", "50", "--election-timeout", "500"] if fast else []
         self.members = [Member(f"e{i}", base) for i in range(size)]
         self.initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
 
@@ -64,8 +67,7 @@ class EtcdCluster:
                  "--initial-cluster", self.initial,
                  "--initial-cluster-state", state,
                  "--initial-cluster-token", "bigtop-tests",
-                 "--heartbeat-interval", "50", "--election-timeout", "500",
-                 "--log-level", "warn"],
+                 *self.timing, "--log-level", "warn"],
                 stdout=log, stderr=subprocess.STDOUT)
 
     def start(self) -> EtcdCluster:

@@ -80,7 +80,7 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
                  "run the command on these cluster nodes, which the daemon at --endpoint "
                  "lists: all, names or globs, LABEL=VALUE, several by commas"),
     GlobalOption("--node-timeout", "SECONDS",
-                 "with --nodes: how long each node may take to answer (default: 2)",
+                 "with --nodes: how long each node may take to answer (default: 0.5)",
                  non_negative),
 )
 
