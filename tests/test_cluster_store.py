@@ -105,6 +105,20 @@ def test_an_unreachable_store_is_a_store_error() -> None:
     run(main())
 
 
+def _single_member(tmp_path: Path, *flags: str, scheme: str = "http") -> tuple[
+        subprocess.Popen[bytes], int]:
+    port, peer = free_port(), free_port()
+    member = subprocess.Popen(
+        [str(ETCD), "--name", "one", "--data-dir", str(tmp_path / "data"),
+         "--listen-client-urls", f"{scheme}://127.0.0.1:{port}",
+         "--advertise-client-urls", f"{scheme}://127.0.0.1:{port}",
+         "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+         "--initial-cluster", f"one=http://127.0.0.1:{peer}", *flags,
+         "--log-level", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return member, port
+
+
 def _certificates(where: Path) -> None:
     """A CA, and a server and a client certificate it signed, for 127.0.0.1."""
     (where / "san.cnf").write_text(
@@ -129,17 +143,10 @@ def _certificates(where: Path) -> None:
                     reason="needs openssl and etcd")
 def test_tls_with_a_client_certificate(tmp_path: Path) -> None:
     _certificates(tmp_path)
-    port, peer = free_port(), free_port()
-    etcd = subprocess.Popen(
-        [str(ETCD), "--name", "tls", "--data-dir", str(tmp_path / "data"),
-         "--listen-client-urls", f"https://127.0.0.1:{port}",
-         "--advertise-client-urls", f"https://127.0.0.1:{port}",
-         "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-         "--initial-cluster", f"tls=http://127.0.0.1:{peer}",
-         "--cert-file", str(tmp_path / "server.pem"), "--key-file", str(tmp_path / "server.key"),
-         "--trusted-ca-file", str(tmp_path / "ca.pem"), "--client-cert-auth",
-         "--log-level", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    etcd, port = _single_member(
+        tmp_path, "--cert-file", str(tmp_path / "server.pem"),
+        "--key-file", str(tmp_path / "server.key"), "--trusted-ca-file",
+        str(tmp_path / "ca.pem"), "--client-cert-auth", scheme="https")
 
     async def main() -> None:
         good = Credentials(ca=str(tmp_path / "ca.pem"), cert=str(tmp_path / "client.pem"),
@@ -168,3 +175,43 @@ def test_tls_with_a_client_certificate(tmp_path: Path) -> None:
     finally:
         etcd.kill()
         etcd.wait(10)
+
+
+@pytest.mark.skipif(ETCD is None, reason="needs etcd")
+def test_a_user_and_password(tmp_path: Path) -> None:
+    member, port = _single_member(tmp_path)
+
+    async def main() -> None:
+        import grpc
+        from aetcd import rpc
+
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            auth = rpc.AuthStub(channel)
+            for _ in range(100):  # until etcd listens
+                try:
+                    await auth.RoleAdd(rpc.AuthRoleAddRequest(name="root"), timeout=1)
+                    break
+                except grpc.aio.AioRpcError:
+                    await asyncio.sleep(0.1)
+            await auth.UserAdd(rpc.AuthUserAddRequest(name="root", password="secret"))
+            await auth.UserGrantRole(rpc.AuthUserGrantRoleRequest(user="root", role="root"))
+            await auth.AuthEnable(rpc.AuthEnableRequest())
+        store = EtcdStore([f"127.0.0.1:{port}"], Credentials(user="root", password="secret"))
+        try:
+            await store.put("/auth", b"yes")
+            assert (await store.get("/auth")).value == b"yes"  # type: ignore[union-attr]
+        finally:
+            await store.close()
+        for credentials in (None, Credentials(user="root", password="wrong")):
+            refused = EtcdStore([f"127.0.0.1:{port}"], credentials, timeout=1)
+            try:
+                with pytest.raises(StoreError):
+                    await refused.get("/auth")
+            finally:
+                await refused.close()
+
+    try:
+        run(main())
+    finally:
+        member.kill()
+        member.wait(10)

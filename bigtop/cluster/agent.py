@@ -92,6 +92,9 @@ class ClusterAgent:
             except* Exception:  # a bug: said, and the agent goes on
                 log.exception("cluster: unexpected error; trying again")
             self.connected = False
+            # A new channel for the next session: a member that restarted
+            # has forgotten the channel's authentication token.
+            await self.store.close()
             if time.monotonic() - began > self.settings.ttl:
                 wait = RETRY_S[0]
             await asyncio.sleep(wait)
@@ -231,6 +234,10 @@ class ClusterAgent:
                     log.info("cluster: %s: no longer assigned here, stopping it", name)
                     async with self.arbiter.queued([found]):
                         await self.arbiter.rm_watcher(name)
+                try:
+                    await self.store.delete(self.keys.state(self.node, name))
+                except StoreError:  # it goes with the lease anyway
+                    pass
                 return
             if self.owned.get(name) == value and self.arbiter.get_watcher(name):
                 if report:
