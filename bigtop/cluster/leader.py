@@ -88,53 +88,61 @@ class Leader:
             await self.changes.put((prefix, change))
 
     async def _next_change(self, followers: list[asyncio.Task[None]]) -> None:
-        """Wait for a change (or the end of a grace period), then take every
-        change that came meanwhile."""
-        expiries = [t + self.grace - time.monotonic() for t in self.down_since.values()]
-        timeout = max(0.0, min(expiries)) if expiries else None
-        get = asyncio.ensure_future(self.changes.get())
-        try:
-            done, _ = await asyncio.wait([get, *followers], timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not get.done():
-                get.cancel()
-        for task in followers:
-            if task in done:
-                task.result()  # its StoreError
-                raise StoreError("a watch ended")
-        if get not in done:
-            return
-        items = [get.result()]
-        while not self.changes.empty():
-            items.append(self.changes.get_nowait())
-        for prefix, change in items:
-            (self._node if prefix == self.keys.nodes else self._watcher)(change)
+        """Wait for a change that may move a watcher (or for the end of a
+        grace period), taking every change that came meanwhile."""
+        while True:
+            expiries = [t + self.grace - time.monotonic() for t in self.down_since.values()]
+            timeout = max(0.0, min(expiries)) if expiries else None
+            get = asyncio.ensure_future(self.changes.get())
+            try:
+                done, _ = await asyncio.wait([get, *followers], timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not get.done():
+                    get.cancel()
+            for task in followers:
+                if task in done:
+                    task.result()  # its StoreError
+                    raise StoreError("a watch ended")
+            if get not in done:
+                return  # a grace period ended
+            items = [get.result()]
+            while not self.changes.empty():
+                items.append(self.changes.get_nowait())
+            changed = [(self._node if prefix == self.keys.nodes else self._watcher)(change)
+                       for prefix, change in items]
+            if any(changed):  # else only loads moved (each record is rewritten every 30 s)
+                return
 
-    def _node(self, change: Change) -> None:
+    def _node(self, change: Change) -> bool:
+        """Take a change of a node's record; whether placement may change."""
         name = Keys.last(change.key)
         labels = node_labels(change.value) if change.value is not None else None
         if labels is None:
-            if self.nodes.pop(name, None) is not None:
-                log.info("cluster: node %s is gone", name)
-                self.down_since[name] = time.monotonic()
-            return
+            if self.nodes.pop(name, None) is None:
+                return False
+            log.info("cluster: node %s is gone", name)
+            self.down_since[name] = time.monotonic()
+            return True
+        if self.nodes.get(name) == labels:
+            return False
         if name not in self.nodes:
             log.info("cluster: node %s is up", name)
         self.nodes[name] = labels
         self.down_since.pop(name, None)
+        return True
 
-    def _watcher(self, change: Change) -> None:
+    def _watcher(self, change: Change) -> bool:
         name = Keys.last(change.key)
         self.bad.discard(name)
         if change.value is None:
-            self.watchers.pop(name, None)
-            return
+            return self.watchers.pop(name, None) is not None
         try:
             self.watchers[name] = ClusterWatcher.load(name, change.value)
         except ValueError:
             log.error("cluster: watchers/%s holds no cluster watcher; ignored", name)
             self.watchers.pop(name, None)
+        return True
 
     def _desired(self) -> dict[str, Placement]:
         desired = {}
