@@ -193,6 +193,10 @@ def test_bigtopctl_on_every_node_with_one_dead(daemon: Callable[..., Daemon],
         rows = {r["node"]: r for r in json.loads(result.stdout)["nodes"]}
         assert rows["n3"]["reply"]["numprocesses"] == 1
         assert rows["nosuch"]["error"] == "no such node"
+        # Where a cluster watcher runs: the live nodes it is assigned to.
+        result = ctl("--json", "--nodes", "@db", "numprocesses")
+        rows = {r["node"]: r for r in json.loads(result.stdout)["nodes"]}
+        assert list(rows) == ["n3"] and result.returncode == 0
         # People read a section per node, and logs merged.
         result = ctl("--nodes", "n1,n3", "status")
         assert "n1" in result.stdout and "n3" in result.stdout and "web" in result.stdout

@@ -78,7 +78,8 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
                  "$BIGTOPCTL_PUBSUB_ENDPOINT, else asked from the daemon)"),
     GlobalOption("--nodes", "NODES",
                  "run the command on these cluster nodes, which the daemon at --endpoint "
-                 "lists: all, names or globs, LABEL=VALUE, several by commas"),
+                 "lists: all, names or globs, LABEL=VALUE, @WATCHER (where a cluster "
+                 "watcher runs), several by commas"),
     GlobalOption("--node-timeout", "SECONDS",
                  "with --nodes: how long each node may take to answer (default: 0.5)",
                  non_negative),

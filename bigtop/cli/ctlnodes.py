@@ -36,7 +36,12 @@ def on_nodes(session: Session, spec: Spec, ns: argparse.Namespace, props: dict[s
         display.error(str(listing.get("reason")))
         return FAILED
     assert session.nodes is not None
-    chosen, unmatched = select(listing.get("nodes") or [], session.nodes)
+    placement = None
+    if "@" in session.nodes:  # @WATCHER: where a cluster watcher runs
+        found = session.call("cluster_placement")
+        placement = {str(w.get("name")): sorted(w.get("nodes") or {})
+                     for w in found.get("watchers") or []}
+    chosen, unmatched = select(listing.get("nodes") or [], session.nodes, placement)
     command = wire_command(spec, ns)
     rows = asyncio.run(fan_out(chosen, command, props, session.node_timeout or NODE_TIMEOUT,
                                session.key))

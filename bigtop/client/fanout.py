@@ -20,9 +20,12 @@ from .errors import CallError
 NODE_TIMEOUT = 0.5  # seconds one node may take to answer (a LAN round trip is ~1 ms)
 
 
-def select(nodes: list[dict[str, Any]], selector: str) -> tuple[list[dict[str, Any]], list[str]]:
+def select(nodes: list[dict[str, Any]], selector: str,
+           placement: dict[str, list[str]] | None = None
+           ) -> tuple[list[dict[str, Any]], list[str]]:
     """The nodes a selector names (``all``; names or globs; ``LABEL=VALUE``;
-    several by commas), and the parts that named no node."""
+    ``@WATCHER``, the nodes a cluster watcher is assigned to, from
+    ``placement``; several by commas), and the parts that named no node."""
     chosen: dict[str, dict[str, Any]] = {}
     unmatched = []
     for part in (p.strip() for p in selector.split(",")):
@@ -30,6 +33,9 @@ def select(nodes: list[dict[str, Any]], selector: str) -> tuple[list[dict[str, A
             continue
         if part in ("all", "*"):
             found = nodes
+        elif part.startswith("@"):
+            assigned = set((placement or {}).get(part[1:], ()))
+            found = [n for n in nodes if n.get("name") in assigned]
         elif "=" in part:
             label, _, value = part.partition("=")
             found = [n for n in nodes if (n.get("labels") or {}).get(label) == value]
