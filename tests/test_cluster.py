@@ -279,3 +279,24 @@ authorized_keys = {authorized}
     assert result.returncode == 0, result.stdout
     assert rows["n2"]["reply"]["numwatchers"] == 0
     assert rows["n2"]["endpoint"].startswith("tcp://")
+
+
+def test_a_console_reads_the_cluster_through_another_node_when_its_own_dies(
+        daemon: Callable[..., Daemon], etcd: EtcdCluster) -> None:
+    import asyncio
+
+    from bigtop.client.directory import ClusterFollower
+
+    nodes = start_nodes(daemon, etcd, {"n1": "role=web", "n2": "role=web"})
+    seen: list[tuple[object, object]] = []
+    follower = ClusterFollower(nodes["n1"].endpoint, lambda view, error: seen.append(
+        (view, error)), timeout=1)
+    view = asyncio.run(follower.read_once())
+    assert view is not None and set(view.nodes) == {"n1", "n2"}
+    for child in kill_node(nodes["n1"]):
+        child.kill()
+    view = asyncio.run(follower.read_once())  # through n2
+    assert view is not None and view.leader in ("n1", "n2")
+    nodes["n2"].stop()
+    assert asyncio.run(follower.read_once()) is None
+    assert seen[-1][0] is None and seen[-1][1]

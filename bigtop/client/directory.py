@@ -70,34 +70,56 @@ async def read_cluster(client: AsyncClient) -> ClusterView:
 
 
 class ClusterFollower:
-    """Reads the cluster every ``every`` seconds through one node and hands
-    each reading (or the error) to ``on_view``; the console owns the task."""
+    """Reads the cluster every ``every`` seconds and hands each reading (or
+    the error) to ``on_view``; the console owns the task. It reads through
+    the node it was given, and when that one does not answer, through the
+    other nodes of the last reading that were up, in name order."""
 
     def __init__(self, endpoint: str, on_view: Any, key: str | None = None,
-                 server_key: str | None = None, timeout: float = 2.0,
+                 server_key: str | bytes | None = None, timeout: float = 4.0,
                  every: float = REFRESH_S):
         self.endpoint = endpoint
         self.on_view = on_view  # called with (ClusterView | None, error text | None)
         self.key = key
         self.server_key = server_key
+        # Longer than a node's own limit on etcd (2 s): an etcd outage is
+        # the node's "etcd: ..." error, not a timeout here.
         self.timeout = timeout
         self.every = every
+        self.last: ClusterView | None = None
 
     async def run(self) -> None:
         while True:
             await self.read_once()
             await asyncio.sleep(self.every)
 
+    def _through(self) -> list[tuple[str, str | bytes | None]]:
+        """The endpoints to read through, with their server keys."""
+        found: list[tuple[str, str | bytes | None]] = [(self.endpoint, self.server_key)]
+        for node in sorted((self.last.nodes.values() if self.last else ()),
+                           key=lambda n: n.name):
+            if node.up and node.endpoint and node.endpoint != self.endpoint:
+                key = node.server_key.encode() if node.server_key else self.server_key
+                found.append((node.endpoint, key))
+        return found
+
     async def read_once(self) -> ClusterView | None:
-        try:
-            async with AsyncClient(self.endpoint, timeout=self.timeout, key=self.key,
-                                   server_key=self.server_key) as client:
-                view = await read_cluster(client)
-        except CommandFailed as err:
-            self.on_view(None, str(err.reply.get("reason") or err))
-            return None
-        except (CallError, OSError) as err:
-            self.on_view(None, str(err))
-            return None
-        self.on_view(view, None)
-        return view
+        import zmq
+
+        error = ""
+        for endpoint, server_key in self._through():
+            try:
+                async with AsyncClient(endpoint, timeout=self.timeout, key=self.key,
+                                       server_key=server_key) as client:
+                    view = await read_cluster(client)
+            except CommandFailed as err:  # it answered: etcd is down, or it is no node
+                self.on_view(None, str(err.reply.get("reason") or err))
+                return None
+            except (CallError, OSError, zmq.ZMQError) as err:
+                error = error or str(err)
+                continue
+            self.last = view
+            self.on_view(view, None)
+            return view
+        self.on_view(None, error)
+        return None

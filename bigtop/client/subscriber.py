@@ -45,7 +45,7 @@ class _Feed:
     the handshakes and the decoding of ``[topic, json]`` frames."""
 
     def __init__(self, sock: zmq.Socket[Any], endpoint: str, key: str | None,
-                 server_key: str | None, timeout: float):
+                 server_key: str | bytes | None, timeout: float):
         self.socket = sock
         self.endpoint = endpoint
         self.timeout = timeout
@@ -107,7 +107,7 @@ class Subscriber(_Feed):
     socket: zmq.Socket[bytes]
 
     def __init__(self, endpoint: str | None = None, *, key: str | None = None,
-                 server_key: str | None = None, timeout: float = DEFAULT_TIMEOUT):
+                 server_key: str | bytes | None = None, timeout: float = DEFAULT_TIMEOUT):
         """``endpoint``: the events or the stats endpoint (default: the
         events one, as bigtopctl finds it); ``key``/``server_key``: the
         CurveZMQ key files for tcp://; ``timeout``: what a handshake waits.
@@ -169,7 +169,7 @@ class AsyncSubscriber(_Feed):
     socket: zmq.asyncio.Socket
 
     def __init__(self, endpoint: str | None = None, *, key: str | None = None,
-                 server_key: str | None = None, timeout: float = DEFAULT_TIMEOUT):
+                 server_key: str | bytes | None = None, timeout: float = DEFAULT_TIMEOUT):
         """As Subscriber's."""
         import zmq.asyncio  # here: importing asyncio would slow every CLI start
 

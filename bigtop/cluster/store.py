@@ -235,8 +235,23 @@ class EtcdStore:
         return int(lease.id)
 
     async def keepalive(self, lease: int) -> int:
-        reply = await self._call("refresh_lease", lease)
-        return int(reply.TTL) if reply is not None else 0
+        # One request on a stream of its own, read to its end: aetcd's
+        # refresh_lease returns at the first reply and leaves the stream
+        # (and gRPC's task for it) open until the server ends it.
+        import grpc
+        from aetcd import rpc
+
+        client = await self._connected()
+        replies = []
+        try:
+            call = client.leasestub.LeaseKeepAlive(
+                iter([rpc.LeaseKeepAliveRequest(ID=lease)]), timeout=self.timeout,
+                metadata=client.metadata)
+            async for reply in call:
+                replies.append(reply)
+        except grpc.aio.AioRpcError as err:
+            raise _errors(err) from None
+        return int(replies[0].TTL) if replies else 0
 
     async def revoke(self, lease: int) -> None:
         await self._call("revoke_lease", lease)
@@ -263,11 +278,23 @@ class EtcdStore:
 
     async def close(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            try:
-                await client.close()
-            except Exception:  # closing a broken channel
-                pass
+        if client is None:
+            return
+        try:
+            await client.close()
+        except Exception:  # closing a broken channel
+            pass
+        # Closing cancels the channel's calls; gRPC then ends a task of its
+        # own per call as the cancellation comes back from its core. Wait
+        # for those, so that no task outlives the store.
+        mine = [t for t in asyncio.all_tasks() if _grpc_task(t)]
+        if mine:
+            await asyncio.wait(mine, timeout=self.timeout)
+
+
+def _grpc_task(task: asyncio.Task[Any]) -> bool:
+    frames = task.get_stack(limit=1)
+    return bool(frames) and "grpc" in frames[0].f_code.co_filename
 
 
 def _read(path: str) -> bytes:

@@ -8,11 +8,14 @@ POST also needs the CSRF token in ``X-CSRF-Token`` and a same-origin
 - ``GET /``, ``GET /login``, ``POST /login`` (form field ``token``), ``POST /logout``
 - ``GET /api/session``: the CSRF token and the nodes
 - ``GET /api/nodes``, ``GET /api/nodes/{node}`` (with history and recent events)
+- ``GET /api/cluster``: the followed cluster (``--cluster``): nodes, leader, and
+  where each cluster watcher runs, with its state there
 - ``GET /api/nodes/{node}/watchers/{name}``: the watcher's latest state and its history
 - ``GET /api/nodes/{node}/watchers/{name}/options``
 - ``GET /api/nodes/{node}/watchers/{name}/logs?lines=N&stream=S&format=text|json``
 - ``POST /api/nodes/{node}/watchers/{name}/{action}``: start, stop, restart,
-  reload, incr, decr, signal, set, rm
+  reload, incr, decr, signal, set, rm (``timeout``: how long to wait for the
+  node, as the page's actions on every node of a cluster watcher send it)
 - ``POST /api/nodes/{node}/watchers``: add a watcher
 - ``POST /api/nodes/{node}/reloadconfig``
 - ``GET /ws``: snapshots, events and live output (see :class:`Viewer`)
@@ -182,8 +185,10 @@ def _node(request: web.Request) -> Node:
 async def session_info(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     sid = auth.request_session(request) or ""  # the guard let only a session through
+    cluster = request.app[CLUSTER]
     return web.json_response({"csrf": auth.csrf(sid), "version": __version__,
-                              "nodes": list(request.app[CLUSTER].nodes)})
+                              "nodes": list(cluster.nodes),
+                              "cluster": cluster.following is not None})
 
 
 async def fresh(node: Node) -> Node:
@@ -200,6 +205,15 @@ async def nodes(request: web.Request) -> web.Response:
 
 async def node(request: web.Request) -> web.Response:
     return web.json_response((await fresh(_node(request))).info(with_history=True))
+
+
+async def cluster_overview(request: web.Request) -> web.Response:
+    """The followed cluster, as of its last reading (``following: false``
+    without ``--cluster``)."""
+    overview = request.app[CLUSTER].overview()
+    if overview is None:
+        return web.json_response({"following": False})
+    return web.json_response({"following": True, **overview})
 
 
 async def watcher(request: web.Request) -> web.Response:
@@ -295,6 +309,19 @@ def _count(body: dict[str, Any], key: str, default: int) -> int:
     return value
 
 
+def _timeout(body: dict[str, Any]) -> float:
+    """How long an action waits for its node: ``timeout`` seconds, at most
+    ACTION_TIMEOUT (the default). The page's action on every node of a
+    cluster watcher sends one, so that a node that does not answer is an
+    error row after it rather than a wait of minutes."""
+    value = body.get("timeout", ACTION_TIMEOUT)
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not 0 < value <= ACTION_TIMEOUT:
+        raise BadRequest(f"timeout must be a number of seconds, above 0 and at most "
+                         f"{ACTION_TIMEOUT:g}")
+    return float(value)
+
+
 def action_props(action: str, body: dict[str, Any]) -> dict[str, Any]:
     """The command's properties for an action, from the request's JSON."""
     if action in ("start", "stop", "restart"):
@@ -348,7 +375,9 @@ async def watcher_action(request: web.Request) -> web.Response:
     target = _node(request)
     action = request.match_info["action"]
     try:
-        props = action_props(action, await _body(request))
+        body = await _body(request)
+        props = action_props(action, body)
+        timeout = _timeout(body)
     except KeyError:
         return web.json_response({"ok": False, "error": f"no action {action!r}"}, status=404)
     except BadRequest as err:
@@ -356,7 +385,7 @@ async def watcher_action(request: web.Request) -> web.Response:
     command = action
     log.info("%s: %s %s %s", target.name, command, request.match_info["name"], props)
     try:
-        return await call(target, command, timeout=ACTION_TIMEOUT,
+        return await call(target, command, timeout=timeout,
                           name=request.match_info["name"], **props)
     finally:
         target.refresh_soon()
@@ -404,14 +433,18 @@ async def reloadconfig(request: web.Request) -> web.Response:
 class Viewer:
     """One open page's WebSocket. It gets every node's snapshots and events,
     and the output of the one watcher it tails (``{"op": "tail", "node",
-    "watcher", "lines"}``; ``{"op": "untail"}``). Messages are gathered and
-    sent together, so a slow browser makes fewer, larger sends and gets the
-    latest snapshot, not every one it missed."""
+    "watcher", "lines"}``; ``{"op": "untail"}``); with a followed cluster,
+    each reading of it (``cluster``) and the nodes it adds and drops
+    (``added``, ``removed``). Messages are gathered and sent together, so a
+    slow browser makes fewer, larger sends and gets the latest snapshot, not
+    every one it missed."""
 
     def __init__(self, ws: web.WebSocketResponse, cluster: Cluster):
         self.ws = ws
         self.cluster = cluster
         self.pending: dict[str, dict[str, Any]] = {}  # latest node message per node
+        self.changes: list[dict[str, Any]] = []  # nodes added and removed, in order
+        self.overview: dict[str, Any] | None = None  # the cluster's latest reading, unsent
         self.events: list[dict[str, Any]] = []
         self.output: list[dict[str, Any]] = []
         self.dropped = 0
@@ -421,16 +454,36 @@ class Viewer:
         self.wake = asyncio.Event()
 
     def attach(self) -> None:
+        self.cluster.listeners.append(self.on_cluster)
         for node in self.cluster.nodes.values():
             node.listeners.append(self.on_node)
             node.watched(+1)
 
     def detach(self) -> None:
         self.untail()
+        with contextlib.suppress(ValueError):
+            self.cluster.listeners.remove(self.on_cluster)
         for node in self.cluster.nodes.values():
             with contextlib.suppress(ValueError):
                 node.listeners.remove(self.on_node)
             node.watched(-1)
+
+    def on_cluster(self, kind: str, node: Node | None) -> None:
+        if kind == "added" and node is not None:
+            node.listeners.append(self.on_node)
+            node.watched(+1)
+            self.changes.append({"type": "added", "node": node.info(with_history=True)})
+        elif kind == "removed" and node is not None:
+            with contextlib.suppress(ValueError):
+                node.listeners.remove(self.on_node)
+            node.watched(-1)
+            self.pending.pop(node.name, None)
+            if self.tailing is not None and self.tailing[0] == node.name:
+                self.untail()
+            self.changes.append({"type": "removed", "node": node.name})
+        elif kind == "view":
+            self.overview = self.cluster.overview()
+        self.wake.set()
 
     def on_node(self, kind: str, message: dict[str, Any]) -> None:
         if kind == "snapshot":
@@ -509,8 +562,12 @@ class Viewer:
         while not self.ws.closed:
             await self.wake.wait()
             self.wake.clear()
-            messages = list(self.pending.values())
+            messages = self.changes + list(self.pending.values())
+            self.changes = []
             self.pending.clear()
+            if self.overview is not None:
+                messages.append({"type": "cluster", "cluster": self.overview})
+                self.overview = None
             if self.events:
                 messages.append({"type": "events", "items": self.events})
                 self.events = []
@@ -532,12 +589,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     cluster = request.app[CLUSTER]
     viewer = Viewer(ws, cluster)
-    await viewer.send({"type": "hello", "version": __version__,
-                       "nodes": [n.info(with_history=True) for n in cluster.nodes.values()]})
+    # Attached first: a node added while the hello is sent is in it, or
+    # comes in the first messages after it.
     viewer.attach()
     request.app[VIEWERS].add(viewer)
-    pump = asyncio.get_running_loop().create_task(viewer.pump())
+    pump: asyncio.Task[None] | None = None
     try:
+        await viewer.send({"type": "hello", "version": __version__,
+                           "nodes": [n.info(with_history=True) for n in cluster.nodes.values()],
+                           "cluster": cluster.overview()})
+        pump = asyncio.get_running_loop().create_task(viewer.pump())
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
@@ -555,7 +616,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             elif data.get("op") == "untail":
                 viewer.untail()
     finally:
-        pump.cancel()
+        if pump is not None:
+            pump.cancel()
         viewer.detach()
         request.app[VIEWERS].discard(viewer)
     return ws
@@ -575,6 +637,7 @@ def make_app(cluster: Cluster, auth: Auth, start_nodes: bool = True) -> web.Appl
     app.router.add_get("/ws", websocket)
     app.router.add_get("/api/session", session_info)
     app.router.add_get("/api/nodes", nodes)
+    app.router.add_get("/api/cluster", cluster_overview)
     app.router.add_get("/api/nodes/{node}", node)
     app.router.add_post("/api/nodes/{node}/reloadconfig", reloadconfig)
     app.router.add_post("/api/nodes/{node}/watchers", add_watcher)

@@ -1,9 +1,11 @@
 """bigtop-web: the web console's command line.
 
-``bigtop-web [--endpoint [NAME=]URL ...] [--config FILE] [--host 127.0.0.1]
-[--port 8080] [--fd N]``. With no endpoint it shows the daemon bigtopctl
-would talk to. ``--fd`` serves on an inherited listening socket, which is
-how bigtopd runs it for ``httpd = true``.
+``bigtop-web [--endpoint [NAME=]URL ...] [--cluster [NAME=]URL] [--config FILE]
+[--host 127.0.0.1] [--port 8080] [--fd N]``. With no endpoint it shows the
+daemon bigtopctl would talk to. ``--cluster`` follows a cluster through one
+of its nodes: the nodes it lists are shown too, beside those given by hand.
+``--fd`` serves on an inherited listening socket, which is how bigtopd runs
+it for ``httpd = true``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", action="append", default=[], metavar="[NAME=]URL",
                    help="a daemon's control endpoint; repeat for several nodes "
                         "(default: $BIGTOPCTL_ENDPOINT or the local daemon)")
+    p.add_argument("--cluster", metavar="[NAME=]URL",
+                   help="follow a cluster through this node's control endpoint: every node "
+                        "it lists is shown, read again every 5 s (NAME: what the page calls "
+                        "the cluster; default its own name)")
     p.add_argument("--config", metavar="FILE",
                    help="an INI file with [web] options and a [cluster] list of NAME = URL")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -84,7 +90,7 @@ def node_specs(ns: argparse.Namespace, file: configparser.ConfigParser | None
     listed = [split_endpoint(item) for item in ns.endpoint]
     if file is not None and file.has_section("cluster"):
         listed += [(name, url.strip()) for name, url in file.items("cluster")]
-    if not listed:
+    if not listed and not getattr(ns, "cluster", None):
         listed = [(None, "")]  # bigtopctl's default daemon
     taken: set[str] = set()
     for name, url in listed:
@@ -103,6 +109,17 @@ def node_specs(ns: argparse.Namespace, file: configparser.ConfigParser | None
                     spec[key] = section[key]
         specs.append(spec)
     return specs
+
+
+def following_spec(ns: argparse.Namespace) -> dict[str, Any] | None:
+    """The cluster to follow (``--cluster [NAME=]URL``): endpoint, name and
+    the keys to reach that node with."""
+    if not getattr(ns, "cluster", None):
+        return None
+    name, url = split_endpoint(ns.cluster)
+    if not url:
+        raise UsageError("--cluster needs a node's control endpoint")
+    return {"endpoint": url, "name": name or None, "key": ns.key, "server_key": ns.server_key}
 
 
 def read_config(path: str | None) -> configparser.ConfigParser | None:
@@ -126,7 +143,8 @@ def merged(ns: argparse.Namespace, file: configparser.ConfigParser | None) -> No
     """[web] options fill in what the command line did not say."""
     web = file["web"] if file is not None and file.has_section("web") else {}
     for key, cast in (("host", str), ("port", int), ("token_file", str), ("key", str),
-                      ("server_key", str), ("certfile", str), ("keyfile", str)):
+                      ("server_key", str), ("certfile", str), ("keyfile", str),
+                      ("cluster", str)):
         if getattr(ns, key) is None and web.get(key):
             try:
                 setattr(ns, key, cast(web[key]))
@@ -157,14 +175,16 @@ def login_token(ns: argparse.Namespace) -> str:
     return token
 
 
-async def serve(ns: argparse.Namespace, token: str, specs: list[dict[str, Any]]) -> None:
+async def serve(ns: argparse.Namespace, token: str, specs: list[dict[str, Any]],
+                follow: dict[str, Any] | None = None) -> None:
     from aiohttp import web
 
     from .app import make_app
     from .auth import LOOPBACK, Auth, default_token_file, revoked_file
-    from .nodes import Cluster, Node
+    from .nodes import Cluster, Following, Node
 
-    cluster = Cluster([Node(**spec) for spec in specs])
+    cluster = Cluster([Node(**spec) for spec in specs],
+                      Following(**follow) if follow is not None else None)
     auth = Auth(token, tuple(ns.allow_origin),
                 revoked_path=revoked_file(ns.token_file or default_token_file()))
     app = make_app(cluster, auth)
@@ -189,8 +209,10 @@ async def serve(ns: argparse.Namespace, token: str, specs: list[dict[str, Any]])
     auth.serving(str(host))
     await site.start()
     shown = f"[{host}]" if ":" in str(host) else host
-    print(f"bigtop-web: serving on {scheme}://{shown}:{port}/ "
-          f"({', '.join(s['name'] for s in specs)})", flush=True)
+    what = [s["name"] for s in specs]
+    if cluster.following is not None:
+        what.append(f"the nodes of the cluster at {cluster.following.endpoint}")
+    print(f"bigtop-web: serving on {scheme}://{shown}:{port}/ ({', '.join(what)})", flush=True)
     if ssl_context is None and host not in LOOPBACK:
         log.warning("serving plain HTTP on %s: the token and the session cookie cross the "
                     "network in clear; use --certfile/--keyfile or a TLS proxy", host)
@@ -215,12 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         file = read_config(ns.config)
         merged(ns, file)
         specs = node_specs(ns, file)
+        follow = following_spec(ns)
         token = login_token(ns)
     except UsageError as err:
         print(f"bigtop-web: {err}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(ns, token, specs))
+        asyncio.run(serve(ns, token, specs, follow))
     except OSError as err:
         print(f"bigtop-web: cannot serve: {err}", file=sys.stderr)
         return 1

@@ -13,6 +13,11 @@ Events (``watcher.*``, ``arbiter.*``) and live output (``stream.*``, only
 for the watchers some browser tails) come from the daemon's events
 endpoint. A node that stops answering is marked unreachable and tried
 again until it answers; nothing else needs to happen for it to come back.
+
+With ``--cluster`` the node list also comes from a cluster
+(:class:`Following`): read through one node every few seconds, each
+reading adds the nodes it lists, marks as down (and stops polling) those
+whose lease ended, and drops those the cluster forgot.
 Everything goes through :mod:`bigtop.client`.
 """
 
@@ -24,7 +29,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import zmq
 
@@ -39,6 +44,7 @@ from ..client import (
     guess_pubsub,
     reachable_host,
 )
+from ..client.directory import REFRESH_S, ClusterFollower, ClusterNode, ClusterView
 
 log = logging.getLogger("bigtop.web")
 
@@ -50,8 +56,14 @@ BUSY_INTERVAL = 1.0  # seconds between polls while a browser is connected
 IDLE_INTERVAL = 5.0  # ... and while none is
 RETRY_INTERVAL = 2.0  # seconds between tries to reach a node that did not answer
 STATS_FRESH = 3.0  # stat.* messages older than this no longer replace polling
+# A cluster reading waits this long: longer than a node's own 2 s for etcd,
+# so that an etcd outage comes as the node's error, not as no answer.
+CLUSTER_TIMEOUT = 4.0
+LEASE_ENDED = "the cluster lists it as down (its lease ended)"
+NO_ENDPOINT = "the cluster lists no endpoint for it"
 
 Listener = Callable[[str, dict[str, Any]], None]
+ClusterListener = Callable[[str, "Node | None"], None]  # "added", "removed" (a node), "view"
 
 
 class NodeDown(Exception):
@@ -147,16 +159,24 @@ class Node:
     events and its live output."""
 
     def __init__(self, name: str, endpoint: str | None = None, key: str | None = None,
-                 server_key: str | None = None, pubsub_endpoint: str | None = None):
+                 server_key: str | bytes | None = None, pubsub_endpoint: str | None = None,
+                 source: str = "hand"):
         # The endpoint and keys resolve as bigtopctl's do (options, then
-        # BIGTOPCTL_* variables, then the default endpoint).
-        session = Session(endpoint, key=key, server_key=server_key,
-                          pubsub_endpoint=pubsub_endpoint)
+        # BIGTOPCTL_* variables, then the default endpoint). server_key is
+        # the daemon's public key file, or (bytes) the Z85 key itself, as a
+        # cluster node publishes it in its record.
+        session = Session(endpoint, key=key, pubsub_endpoint=pubsub_endpoint,
+                          server_key=server_key if isinstance(server_key, str) else None)
         self.name = name
         self.endpoint = session.endpoint
         self.key = session.key
-        self.server_key = session.server_key
+        self.server_key: str | bytes | None = (server_key if isinstance(server_key, bytes)
+                                               else session.server_key)
         self.pubsub_option = pubsub_endpoint
+        self.source = source  # "hand": given to bigtop-web; "cluster": listed by the cluster
+        self.record: dict[str, Any] | None = None  # the cluster's record of it, as last read
+        self.down: str | None = None  # why it is not polled: the cluster says it is down
+        self._wire: tuple[str, str | bytes | None] | None = None  # from the record: endpoint, key
         self.reachable: bool | None = None  # None: not asked yet
         self.error: str | None = None
         self.since = time.time()  # of the current reachability
@@ -177,6 +197,23 @@ class Node:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
         self._closing = False
+        self._halting = False  # the poller is being stopped (a node gone down)
+
+    @classmethod
+    def from_cluster(cls, entry: ClusterNode, key: str | None,
+                     server_key: str | None) -> Node:
+        """A node the cluster lists: its endpoint and public key from its
+        record (``server_key``, the console's own option, when the record
+        has none), down if the record says so."""
+        wire = (entry.endpoint or "", record_key(entry, server_key))
+        node = cls(entry.name, wire[0], key, wire[1], source="cluster")
+        node.endpoint = wire[0]  # none: never the default daemon
+        node._wire = wire
+        node.record = entry.record
+        node.down = down_reason(entry)
+        if node.down is not None:
+            node.reachable, node.error = False, node.down
+        return node
 
     # -- what others see ---------------------------------------------------------
 
@@ -184,11 +221,17 @@ class Node:
         out: dict[str, Any] = {"name": self.name, "endpoint": self.endpoint,
                                "reachable": self.reachable, "error": self.error,
                                "since": self.since, "version": self.version,
-                               "snapshot": self.snapshot}
+                               "snapshot": self.snapshot, "source": self.source,
+                               "down": self.down, "record": self.record}
         if with_history:
             out["history"] = list(self.history)
             out["events"] = list(self.events)
         return out
+
+    @property
+    def polling(self) -> bool:
+        """Its poller runs (not once closed, nor while the cluster says it is down)."""
+        return self._task is not None and not self._task.done()
 
     def emit(self, kind: str, message: dict[str, Any]) -> None:
         for listener in list(self.listeners):
@@ -211,7 +254,12 @@ class Node:
                    **props: Any) -> dict[str, Any]:
         """The daemon's reply; CommandFailed on an error reply, NodeDown when
         there is none. A call with its own timeout gets its own connection
-        (a rolling reload must not hold up the polls)."""
+        (a rolling reload must not hold up the polls). A node the cluster
+        lists as down is not asked: NodeDown at once."""
+        if self.down is not None:
+            raise NodeDown(self.down)
+        if self._closing:
+            raise NodeDown("no longer shown (the cluster forgot it)")
         try:
             if timeout is None:
                 return await self.client().call(command, **props)
@@ -237,21 +285,62 @@ class Node:
     # -- the poller -----------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        """Start polling (not a node the cluster lists as down, nor twice)."""
+        if (self._task is None or self._task.done()) and not self._closing \
+                and self.down is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        # The flag too: Python 3.11's wait_for can swallow a cancellation.
         self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._halt()
+
+    async def _halt(self) -> None:
+        """Stop the poller and the feeds (closing, or the node went down).
+        Cancelled meanwhile, the poller stays ours (and the flag set) until
+        it has ended: the next halt or close waits for it."""
+        task = self._task
+        if task is not None:
+            # The flags too: Python 3.11's wait_for can swallow a cancellation.
+            self._halting = True
+            self._wake.set()
+            task.cancel()
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved: _run logs its own failures
+            self._task = None
+            self._halting = False
         self._close_feeds()
         self._drop_client()
 
+    async def follow_record(self, entry: ClusterNode, key: str | None,
+                            server_key: str | None) -> None:
+        """The cluster's record of this node, read again: down (not polled)
+        or up again, or another endpoint or key (connect again)."""
+        self.record = entry.record
+        down = down_reason(entry)
+        wire = (entry.endpoint or "", record_key(entry, server_key))
+        if wire != self._wire:
+            log.info("%s: now at %s", self.name, wire[0] or "no endpoint")
+            await self._halt()
+            self._wire = wire
+            self.endpoint, self.server_key = wire
+            self.reachable = None
+        if down == self.down:
+            self.start()  # again after a new endpoint
+            return
+        self.down = down
+        if down is not None:
+            log.warning("%s: %s", self.name, down)
+            await self._halt()
+            self._set_reachable(False, down)
+        else:
+            log.info("%s: up again in the cluster", self.name)
+            self.error = "up again in the cluster: connecting"
+            self.emit("node", self.info())
+            self.start()
+
     async def _run(self) -> None:
-        while not self._closing:
+        while not (self._closing or self._halting):
             self._wake.clear()
             try:
                 await self.poll()
@@ -270,6 +359,8 @@ class Node:
     async def poll(self, full: bool = False) -> None:
         """Ask the daemon for the state; the resource use too while someone
         looks (a page open, or ``full``: an API request)."""
+        if self.down is not None:
+            return
         try:
             if self.reachable is not True:
                 await self._connect()
@@ -331,8 +422,8 @@ class Node:
     def _feed(self, endpoint: str, topics: list[str], on_message: Listener) -> AsyncSubscriber:
         """A subscriber to endpoint, read by a task that hands each event to
         on_message."""
-        feed = AsyncSubscriber(endpoint, key=self.key, server_key=self.server_key,
-                               timeout=POLL_TIMEOUT)
+        feed = AsyncSubscriber(endpoint, key=self.key, timeout=POLL_TIMEOUT,
+                               server_key=self.server_key)
         feed.subscribe(*topics)
         self._readers.append(asyncio.get_running_loop().create_task(
             self._read(feed, on_message)))
@@ -368,6 +459,8 @@ class Node:
         self._stat_infos, self._stat_daemon, self._stat_seen = {}, None, 0.0
 
     def _set_reachable(self, reachable: bool, error: str | None) -> None:
+        if self.down is not None:  # a poll that ended after the node went down
+            reachable, error = False, self.down
         changed = reachable != self.reachable
         self.error = error
         if changed:
@@ -457,19 +550,213 @@ class Node:
                 self._events.unsubscribe(f"stream.{watcher}.")
 
 
-class Cluster:
-    """Every node the console shows, by name, in the order given."""
+def down_reason(entry: ClusterNode) -> str | None:
+    """Why a node the cluster lists is not polled (None: it is up)."""
+    if not entry.up:
+        return LEASE_ENDED
+    if not entry.endpoint:
+        return NO_ENDPOINT
+    return None
 
-    def __init__(self, nodes: list[Node]):
+
+def record_key(entry: ClusterNode, server_key: str | None) -> str | bytes | None:
+    """The public key to reach a cluster node with: on tcp://, the Z85 key
+    of its record (as bytes, the form connect_socket takes a key in), else
+    the console's own ``--server-key``."""
+    if entry.server_key and (entry.endpoint or "").startswith("tcp://"):
+        return entry.server_key.encode()
+    return server_key
+
+
+class Following:
+    """The cluster bigtop-web follows (``--cluster``): read through one
+    node every ``every`` seconds (a ClusterFollower's reading); each good
+    reading updates the cluster's nodes (:meth:`Cluster.follow_view`), a
+    failed one keeps them and shows its error."""
+
+    def __init__(self, endpoint: str, name: str | None = None, key: str | None = None,
+                 server_key: str | None = None, every: float = REFRESH_S,
+                 timeout: float = CLUSTER_TIMEOUT):
+        session = Session(endpoint, key=key, server_key=server_key)  # BIGTOPCTL_* too
+        self.endpoint = session.endpoint
+        self.name = name  # what the page calls the cluster (default: its own name)
+        self.key = session.key
+        self.server_key = session.server_key
+        self.every = every
+        self.reader = ClusterFollower(self.endpoint, self._on_view, key=self.key,
+                                      server_key=self.server_key, timeout=timeout,
+                                      every=every)
+        self.view: ClusterView | None = None  # the last good reading
+        self.error: str | None = None  # why the last reading failed
+        self.read_at: float | None = None  # time of the last good reading
+        self.tried_at: float | None = None  # ... and of the last try
+        self.told: set[str] = set()  # names whose clash with a hand-given node was logged
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._wake = asyncio.Event()
+
+    def _on_view(self, view: ClusterView | None, error: str | None) -> None:
+        self.tried_at = time.time()
+        if view is not None:
+            if self.error is not None:
+                log.info("the cluster at %s answers again", self.endpoint)
+            self.view, self.error, self.read_at = view, None, self.tried_at
+        else:
+            if error != self.error:
+                log.warning("cannot read the cluster at %s: %s", self.endpoint, error)
+            self.error = error or "no answer"
+
+    def start(self, cluster: Cluster) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(cluster))
+
+    async def close(self) -> None:
+        self._closing = True  # as Node's: wait_for may swallow a cancellation
+        self._wake.set()
+        task = self._task
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()
+            self._task = None
+
+    async def _run(self, cluster: Cluster) -> None:
+        while not self._closing:
+            self._wake.clear()
+            try:
+                view = await self.reader.read_once()
+                if view is not None:
+                    await cluster.follow_view(view)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # a bad endpoint (ZMQError), a surprising reply
+                error = f"reading the cluster failed: {err or type(err).__name__}"
+                if error != self.error:
+                    log.warning("%s at %s", error, self.endpoint)
+                self.tried_at, self.error = time.time(), error
+            cluster.emit("view", None)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.every)
+
+
+class Cluster:
+    """Every node the console shows, by name: those given by hand in the
+    order given, then those a followed cluster lists, as they come."""
+
+    def __init__(self, nodes: list[Node], following: Following | None = None):
         self.nodes = {node.name: node for node in nodes}
+        self.following = following
+        self.listeners: list[ClusterListener] = []  # told of nodes added and removed
+        self._retired: list[Node] = []  # removed, still closing
 
     def get(self, name: str) -> Node | None:
         return self.nodes.get(name)
 
+    def emit(self, kind: str, node: Node | None) -> None:
+        for listener in list(self.listeners):
+            listener(kind, node)
+
     def start(self) -> None:
         for node in self.nodes.values():
             node.start()
+        if self.following is not None:
+            self.following.start(self)
 
     async def close(self) -> None:
-        for node in self.nodes.values():
+        if self.following is not None:
+            await self.following.close()
+        for node in [*self.nodes.values(), *self._retired]:
             await node.close()
+
+    # -- following a cluster ------------------------------------------------------------------
+
+    def add(self, node: Node) -> None:
+        self.nodes[node.name] = node
+        node.start()
+        self.emit("added", node)
+
+    async def remove(self, name: str) -> None:
+        node = self.nodes.pop(name)
+        self._retired.append(node)
+        self.emit("removed", node)
+        await node.close()
+        self._retired.remove(node)
+
+    async def follow_view(self, view: ClusterView) -> None:
+        """A reading of the cluster: its new nodes added, the others' records
+        read again, the forgotten ones removed. A node given by hand keeps
+        its name (the cluster's node of that name is not shown)."""
+        following = self.following
+        assert following is not None
+        for name in sorted(view.nodes):
+            entry = view.nodes[name]
+            node = self.nodes.get(name)
+            if node is None:
+                log.info("%s: listed by the cluster, at %s", name, entry.endpoint)
+                self.add(Node.from_cluster(entry, following.key, following.server_key))
+            elif node.source == "hand":
+                if name not in following.told:
+                    following.told.add(name)
+                    log.warning("%s: the cluster lists a node of that name (at %s); the one "
+                                "given by hand (at %s) is shown", name, entry.endpoint,
+                                node.endpoint)
+            else:
+                await node.follow_record(entry, following.key, following.server_key)
+        for name in [n for n, node in self.nodes.items()
+                     if node.source == "cluster" and n not in view.nodes]:
+            log.info("%s: no longer listed by the cluster (forgotten)", name)
+            await self.remove(name)
+
+    def overview(self) -> dict[str, Any] | None:
+        """The followed cluster: its nodes (up or down, and as the console
+        reaches them), its leader, and each cluster watcher with, per node it
+        is assigned to, its state there and the watcher's status on that
+        node as last polled. None when no cluster is followed."""
+        following = self.following
+        if following is None:
+            return None
+        view = following.view
+        out: dict[str, Any] = {
+            "name": following.name or (view.name if view else None) or following.endpoint,
+            "cluster": view.name if view else None, "endpoint": following.endpoint,
+            "error": following.error, "read": following.read_at, "tried": following.tried_at,
+            "every": following.every, "leader": view.leader if view else None,
+            "nodes": [], "watchers": []}
+        if view is None:
+            return out
+        for name in sorted(view.nodes):
+            entry = view.nodes[name]
+            record = entry.record
+            shown = self.nodes.get(name)
+            out["nodes"].append({
+                "name": name, "up": entry.up, "endpoint": entry.endpoint,
+                "labels": entry.labels, "version": record.get("version"),
+                "load": record.get("load"), "watchers": record.get("watchers"),
+                "processes": record.get("processes"), "leader": name == view.leader,
+                "shown": shown.source if shown is not None else None,
+                "reachable": shown.reachable if shown is not None else None,
+                "error": shown.error if shown is not None else None})
+        for name in sorted(view.placement):
+            placed = view.placement[name]
+            where: dict[str, Any] = {}
+            for node_name, state in sorted((placed.get("nodes") or {}).items()):
+                cell = dict(state) if isinstance(state, dict) else {"state": str(state)}
+                local = self._local_watcher(node_name, name)
+                if local is not None:
+                    cell.update({"status": local.get("status"), "running": local.get("running"),
+                                 "wanted": local.get("wanted")})
+                where[node_name] = cell
+            out["watchers"].append({"name": name, "placement": placed.get("placement") or {},
+                                    "nodes": where})
+        return out
+
+    def _local_watcher(self, node_name: str, watcher: str) -> dict[str, Any] | None:
+        """The watcher as the console last polled it on that node."""
+        node = self.nodes.get(node_name)
+        if node is None or node.source != "cluster" or node.snapshot is None \
+                or not node.reachable:
+            return None  # another daemon of that name, or out of reach: nothing
+        for entry in node.snapshot.get("watchers", []):
+            if str(entry.get("name", "")).lower() == watcher.lower():
+                return cast("dict[str, Any]", entry)
+        return None

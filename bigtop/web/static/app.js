@@ -1,5 +1,6 @@
-// The console's page: one WebSocket keeps the state of every node; the
-// route (#/all, #/n/NODE, #/n/NODE/w/WATCHER) picks what is drawn from it.
+// The console's page: one WebSocket keeps the state of every node (and of
+// the cluster it follows, if any); the route (#/all, #/n/NODE,
+// #/n/NODE/w/WATCHER) picks what is drawn from it.
 
 import { LineChart, seriesColor, sparkline } from "./chart.js";
 import {
@@ -9,6 +10,7 @@ import {
 
 const HISTORY_SECONDS = 600;
 const LOG_KEEP = 2000; // lines kept in a log view
+const NODE_TIMEOUT = 30; // seconds an action on every node waits for each, unless told
 
 // -- state --------------------------------------------------------------------------------------
 
@@ -16,6 +18,8 @@ const state = {
   nodes: new Map(), // name -> {info, history: [points], events: []}
   order: [],
   live: false,
+  following: false, // bigtop-web follows a cluster (--cluster)
+  cluster: null, // its latest reading: GET /api/cluster's shape
 };
 let page = null; // the page on screen: {update(kind), destroy(), onLog?, onEvents?}
 let socket = null;
@@ -26,6 +30,25 @@ function nodeState(name) {
     state.order.push(name);
   }
   return state.nodes.get(name);
+}
+
+function setNode(info) {
+  const node = nodeState(info.name);
+  node.info = info;
+  node.history = info.history || [];
+  node.events = (info.events || []).slice(-100);
+  delete info.history;
+  delete info.events;
+}
+
+function removeNode(name) {
+  if (!state.nodes.has(name)) return;
+  state.nodes.delete(name);
+  state.order = state.order.filter((n) => n !== name);
+  fillNodeSelect();
+  const where = route();
+  if (where.view !== "all" && where.node === name) render();
+  else refresh("removed", name);
 }
 
 function trimHistory(history) {
@@ -80,14 +103,12 @@ function send(message) {
 
 function receive(message) {
   if (message.type === "hello") {
-    for (const info of message.nodes) {
-      const node = nodeState(info.name);
-      node.info = info;
-      node.history = info.history || [];
-      node.events = (info.events || []).slice(-100);
-      delete info.history;
-      delete info.events;
+    for (const info of message.nodes) setNode(info);
+    for (const name of [...state.order]) {
+      if (!message.nodes.some((info) => info.name === name)) removeNode(name);
     }
+    state.cluster = message.cluster || null;
+    state.following = Boolean(message.cluster);
     fillNodeSelect();
     if (page && page.resubscribe) page.resubscribe();
     render();
@@ -105,6 +126,15 @@ function receive(message) {
     node.info = { ...node.info, ...message.info };
     fillNodeSelect();
     refresh("node", message.node);
+  } else if (message.type === "added") {
+    setNode(message.node);
+    fillNodeSelect();
+    refresh("node", message.node.name);
+  } else if (message.type === "removed") {
+    removeNode(message.node);
+  } else if (message.type === "cluster") {
+    state.cluster = message.cluster;
+    refresh("cluster");
   } else if (message.type === "events") {
     for (const item of message.items) {
       const node = nodeState(item.node);
@@ -131,7 +161,7 @@ function route() {
   }
   if (parts[0] === "n" && parts[1]) return { view: "node", node: parts[1] };
   if (parts[0] === "all") return { view: "all" };
-  return { view: state.order.length === 1 ? "node" : "all", node: state.order[0] };
+  return { view: state.order.length === 1 && !state.following ? "node" : "all", node: state.order[0] };
 }
 
 function render() {
@@ -140,7 +170,7 @@ function render() {
   if (page && page.destroy) page.destroy();
   page = null;
   view.replaceChildren();
-  if (!state.order.length) {
+  if (!state.order.length && !state.following) {
     view.append(h("p", { class: "muted" }, "Connecting…"));
     return;
   }
@@ -163,12 +193,12 @@ function fillNodeSelect() {
     if (name === "*all") return h("option", { value: "*all" }, "All nodes");
     const info = state.nodes.get(name).info;
     const mark = info.reachable === false ? "○ " : "● ";
-    return h("option", { value: name }, `${mark}${name}`);
+    return h("option", { value: name }, `${mark}${name}${info.down ? " (down)" : ""}`);
   });
   const current = select.value;
   select.replaceChildren(...options);
-  select.value = current || wanted[1];
-  select.closest(".node-picker").hidden = state.order.length < 2;
+  select.value = wanted.includes(current) ? current : wanted[1] || "*all";
+  select.closest(".node-picker").hidden = state.order.length < 2 && !state.following;
 }
 
 // -- pieces shared by pages ------------------------------------------------------------------------
@@ -176,6 +206,12 @@ function fillNodeSelect() {
 function badge(status) {
   const text = status || "unknown";
   return h("span", { class: `badge badge-${text}` }, text);
+}
+
+// A node as the console reaches it: "down" when the cluster says its lease ended.
+function reachText(info) {
+  if (info.down) return "down";
+  return info.reachable === false ? "unreachable" : info.reachable ? "reachable" : "waiting";
 }
 
 function setBadge(element, status) {
@@ -291,6 +327,11 @@ function guarded(fn) {
 }
 
 function unreachableNotice(info) {
+  if (info.down) {
+    return h("div", { class: "panel panel-body bad-text", role: "alert" },
+      h("b", {}, `${info.name} is down`), ` since ${clock(info.since)}: ${info.down.replace(/\.?$/, ".")} `,
+      h("span", { class: "muted" }, "It is not asked meanwhile, and is polled again once the cluster lists it as up."));
+  }
   return h("div", { class: "panel panel-body bad-text", role: "alert" },
     h("b", {}, `${info.name} is unreachable`), ` since ${clock(info.since)}: `,
     `${(info.error || "no reply").replace(/\.?$/, ".")} `,
@@ -301,8 +342,11 @@ function unreachableNotice(info) {
 
 function allNodesPage(view) {
   const grid = h("div", { class: "grid node-grid" });
-  view.append(h("div", { class: "page-head" }, h("h1", {}, "All nodes"),
-    h("span", { class: "sub" }, `${state.order.length} daemons`)), grid);
+  const count = h("span", { class: "sub" });
+  view.append(h("div", { class: "page-head" }, h("h1", {}, "All nodes"), count));
+  const overview = state.following ? clusterOverview() : null;
+  if (overview) view.append(overview.element);
+  view.append(grid);
   const cards = new Map();
 
   function makeCard(name) {
@@ -310,15 +354,29 @@ function allNodesPage(view) {
     const stats = h("div", { class: "stat-row" });
     const chips = h("div", { class: "chips" });
     const error = h("div", { class: "bad-text", hidden: true });
+    const labels = h("div", { class: "muted labels", hidden: true });
     const element = h("section", { class: "panel node-card", "data-node": name },
       h("div", { class: "panel-head" }, h("h2", {}, h("a", { href: `#/n/${enc(name)}` }, name)), status,
         h("span", { class: "spacer" }), h("span", { class: "muted mono endpoint" }, "")),
-      h("div", { class: "panel-body" }, error, stats, chips));
-    return { element, status, stats, chips, error };
+      h("div", { class: "panel-body" }, error, labels, stats, chips));
+    return { element, status, stats, chips, error, labels };
   }
 
   return {
-    update() {
+    update(kind) {
+      setText(count, `${state.order.length} daemon${state.order.length === 1 ? "" : "s"}`);
+      if (overview) overview.update(kind);
+      for (const [name, c] of cards) {
+        if (!state.nodes.has(name)) {
+          c.element.remove();
+          cards.delete(name);
+        }
+      }
+      if (!state.order.length) {
+        grid.replaceChildren(h("p", { class: "muted" }, "No node to show yet."));
+        return;
+      }
+      grid.querySelector(":scope > p.muted")?.remove();
       for (const name of state.order) {
         if (!cards.has(name)) {
           cards.set(name, makeCard(name));
@@ -328,11 +386,15 @@ function allNodesPage(view) {
         const info = state.nodes.get(name).info;
         const snap = info.snapshot || { watchers: [] };
         setText(c.element.querySelector(".endpoint"), info.endpoint || "");
-        const reach = info.reachable === false ? "unreachable" : info.reachable ? "reachable" : "waiting";
-        setBadge(c.status, reach);
+        setBadge(c.status, reachText(info));
         c.element.classList.toggle("down", info.reachable === false);
         c.error.hidden = info.reachable !== false;
         setText(c.error, info.reachable === false ? `since ${clock(info.since)}: ${info.error || ""}` : "");
+        const record = info.record || null;
+        const labelText = record ? Object.entries(record.labels || {}).map(([k, v]) => `${k}=${v}`).join(" ") : "";
+        c.labels.hidden = !record;
+        setText(c.labels, record ? `cluster node${labelText ? ` · ${labelText}` : ""}`
+          + `${record.load && record.load.length ? ` · load ${Number(record.load[0]).toFixed(2)}` : ""}` : "");
         const watchers = snap.watchers;
         const running = watchers.reduce((n, w) => n + (w.running || 0), 0);
         const wanted = watchers.reduce((n, w) => n + (w.wanted || 0), 0);
@@ -353,6 +415,187 @@ function allNodesPage(view) {
       }
     },
   };
+}
+
+// -- the cluster overview ------------------------------------------------------------------------
+
+// The actions the page offers on a watcher, as an action on every node running it.
+const EVERY_NODE_ACTIONS = [
+  { action: "decr", label: "−", title: "Remove a process on every node", body: { nb: 1 }, verb: "Remove a process of" },
+  { action: "incr", label: "+", title: "Add a process on every node", body: { nb: 1 }, verb: "Add a process to" },
+  { action: "start", label: "Start", body: {}, verb: "Start" },
+  { action: "stop", label: "Stop", body: {}, verb: "Stop", danger: true },
+  { action: "restart", label: "Restart", body: {}, verb: "Restart", danger: true },
+  { action: "reload", label: "Reload", title: "Rolling reload on every node", body: { rolling: true }, verb: "Rolling reload of", danger: true },
+];
+
+// The console's node for a node of the cluster (null: none, or one given
+// by hand has that name: another daemon).
+function clusterNode(nodeName) {
+  const node = state.nodes.get(nodeName);
+  return node && node.info.source === "cluster" ? node : null;
+}
+
+// The local watcher on a node, as the page last heard (null: not known now).
+function watcherOn(nodeName, watcherName) {
+  const node = clusterNode(nodeName);
+  if (!node || !node.info.reachable || !node.info.snapshot) return null;
+  const wanted = watcherName.toLowerCase();
+  return node.info.snapshot.watchers.find((w) => w.name.toLowerCase() === wanted) || null;
+}
+
+function placementText(placement) {
+  return Object.entries(placement || {}).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : v}`).join(" ");
+}
+
+// Which cluster watcher runs where (a row per watcher, a column per node),
+// the leader, and the actions on every node running a watcher.
+function clusterOverview() {
+  const title = h("h2", {}, "Cluster");
+  const leader = h("span", { class: "muted leader" });
+  const read = h("span", { class: "muted read" });
+  const error = h("div", { class: "panel-body bad-text cluster-error", role: "alert", hidden: true });
+  const headRow = h("tr");
+  const tbody = h("tbody");
+  const results = h("div", { class: "fanout", hidden: true });
+  const element = h("section", { class: "panel cluster-overview", "data-cluster": "" },
+    h("div", { class: "panel-head" }, title, leader, h("span", { class: "spacer" }), read),
+    error,
+    h("div", { class: "table-wrap" }, h("table", { class: "cluster" }, h("thead", {}, headRow), tbody)),
+    results);
+  let columns = null;
+
+  function header(nodes) {
+    const names = nodes.map((n) => `${n.name}\u0000${n.up}\u0000${n.leader}`).join("\u0001");
+    if (names === columns) return;
+    columns = names;
+    headRow.replaceChildren(h("th", {}, "Watcher"), h("th", { class: "opt" }, "Placement"),
+      ...nodes.map((n) => h("th", { "data-node": n.name, class: n.up ? "" : "node-down" },
+        clusterNode(n.name) ? h("a", { href: `#/n/${enc(n.name)}` }, n.name) : n.name,
+        n.leader ? h("span", { class: "leader-mark", title: "the leader" }, " ★") : null,
+        " ", h("span", { class: `badge badge-${n.up ? "up" : "down"}` }, n.up ? "up" : "down"))),
+      h("th", {}, "On every node running it"));
+  }
+
+  function watcherRow(w) {
+    const buttons = EVERY_NODE_ACTIONS.map((spec) => {
+      const button = h("button", { class: `btn btn-sm${spec.label.length === 1 ? " btn-icon" : ""}${spec.danger && spec.action === "stop" ? " btn-danger" : ""}`,
+        type: "button", "data-action": spec.action, title: spec.title || `${spec.label} on every node` }, spec.label);
+      button.addEventListener("click", guarded(() => everyNode(button, w.name, spec)));
+      return button;
+    });
+    return h("tr", { "data-cluster-watcher": w.name }, h("td", { class: "name-cell" }, w.name),
+      h("td", { class: "opt mono placement" }), h("td", { class: "row-actions" }, h("div", { class: "actions" }, ...buttons)));
+  }
+
+  function cell(nodeName, placed, watcherName) {
+    if (!placed) return h("td", { "data-node": nodeName, class: "muted" }, "–");
+    const stateText = placed.state || "pending";
+    const local = watcherOn(nodeName, watcherName);
+    const bits = [h("span", { class: `badge badge-${stateText}`, title: placed.error || null }, stateText)];
+    if (local) bits.push(" ", h("span", { class: "local" }, `${local.status} ${local.running}/${local.wanted}`));
+    if (placed.up === false) bits.push(" ", h("span", { class: "bad-text" }, "node down"));
+    if (placed.error) bits.push(h("div", { class: "bad-text cell-error" }, placed.error));
+    return h("td", { "data-node": nodeName, "data-state": stateText, class: "placed" }, ...bits);
+  }
+
+  function update() {
+    const c = state.cluster;
+    if (!c) return;
+    setText(title, `Cluster ${c.name || ""}`.trim());
+    setText(leader, c.leader ? `leader: ${c.leader}` : "no leader");
+    setText(read, c.read ? `read ${ago(c.read)}` : "not read yet");
+    error.hidden = !c.error;
+    setText(error, c.error ? `Cannot read the cluster at ${c.endpoint}: ${c.error}. `
+      + (c.read ? `What is shown is as of ${clock(c.read)}; it is read again every ${c.every}s.` : `It is tried again every ${c.every}s.`) : "");
+    header(c.nodes);
+    syncRows(tbody, c.watchers, (w) => w.name, watcherRow, (row, w) => {
+      setText(row.querySelector(".placement"), placementText(w.placement));
+      const cells = c.nodes.map((n) => cell(n.name, w.nodes[n.name], w.name));
+      // Nodes it is assigned to that the cluster does not list any more.
+      for (const name of Object.keys(w.nodes)) {
+        if (!c.nodes.some((n) => n.name === name)) cells.push(cell(name, w.nodes[name], w.name));
+      }
+      const actions = row.querySelector(".row-actions");
+      for (const old of [...row.querySelectorAll("td[data-node]")]) old.remove();
+      for (const td of cells) row.insertBefore(td, actions);
+      for (const button of actions.querySelectorAll("button")) {
+        if (!button.classList.contains("busy")) button.disabled = !Object.keys(w.nodes).length;
+      }
+    });
+    if (!c.watchers.length) {
+      tbody.replaceChildren(h("tr", {}, h("td", { colspan: c.nodes.length + 3, class: "empty" },
+        c.read ? "No cluster watcher (bigtopctl cluster apply FILE adds some)." : "Waiting for the cluster…")));
+    }
+  }
+
+  // One request per node, all at once, each with its own timeout; each
+  // node's row says what it answered as soon as it does.
+  async function everyNode(button, watcherName, spec) {
+    const placed = (state.cluster.watchers.find((w) => w.name === watcherName) || { nodes: {} }).nodes;
+    const targets = Object.keys(placed).sort();
+    if (!targets.length) return;
+    const chosen = await modal(`${spec.verb} ${watcherName} on every node running it?`, (form) => {
+      form.append(h("p", {}, `${targets.length} node${targets.length === 1 ? "" : "s"}: ${targets.join(", ")}. `
+        + "Each node gets its own request, all at once, and answers for itself."),
+      h("label", {}, "Give up on a node after (seconds)",
+        h("input", { name: "timeout", type: "number", min: "1", max: "600", step: "any", value: String(NODE_TIMEOUT) })));
+    }, {
+      submitLabel: spec.label.length === 1 ? spec.title : `${spec.label} on ${targets.length} node${targets.length === 1 ? "" : "s"}`,
+      danger: Boolean(spec.danger),
+      submit: (form) => {
+        const timeout = Number(new FormData(form).get("timeout"));
+        if (!(timeout > 0 && timeout <= 600)) throw new Error("The timeout is a number of seconds, from 1 to 600.");
+        return { timeout };
+      },
+    });
+    if (!chosen) return;
+    const label = `${spec.action} ${watcherName}`;
+    const rows = new Map(targets.map((name) => {
+      const status = h("span", { class: "badge badge-waiting" }, "waiting");
+      const text = h("td", { class: "wrap answer" });
+      return [name, { status, text, row: h("tr", { "data-node": name }, h("td", { class: "name-cell" }, name), h("td", {}, status), text) }];
+    }));
+    const closeButton = h("button", { class: "btn btn-ghost btn-sm", type: "button", "aria-label": "Close" }, "✕");
+    closeButton.addEventListener("click", () => { results.hidden = true; });
+    results.replaceChildren(h("div", { class: "panel-head" }, h("h3", {}, `${label} on every node running it`),
+      h("span", { class: "muted" }, clock(Date.now() / 1000)), h("span", { class: "spacer" }), closeButton),
+    h("div", { class: "table-wrap" }, h("table", { class: "fanout-results" }, h("tbody", {}, ...[...rows.values()].map((r) => r.row)))));
+    results.hidden = false;
+    button.disabled = true;
+    button.classList.add("busy");
+    const body = { ...spec.body, timeout: chosen.timeout };
+    let failed = 0;
+    try {
+      await Promise.all(targets.map(async (name) => {
+        const r = rows.get(name);
+        try {
+          if (!clusterNode(name)) {
+            throw new Error(state.nodes.has(name) ? `not sent: the node ${name} shown here is one given by hand, not the cluster's`
+              : `not sent: bigtop-web does not show ${name}`);
+          }
+          const data = await api(`${watcherPath(name, watcherName)}/${spec.action}`,
+            { method: "POST", body, waitSeconds: chosen.timeout + 10 });
+          setBadge(r.status, "ok");
+          setText(r.text, describeReply(data.reply));
+          r.row.dataset.result = "ok";
+        } catch (err) {
+          failed += 1;
+          setBadge(r.status, "failed");
+          setText(r.text, err.message);
+          r.text.classList.add("bad-text");
+          r.row.dataset.result = "failed";
+        }
+      }));
+    } finally {
+      button.disabled = false;
+      button.classList.remove("busy");
+    }
+    const summary = `${targets.length - failed} of ${targets.length} node${targets.length === 1 ? "" : "s"} ok`;
+    toast(`${label} on every node: ${failed ? "failed on some" : "done"}`, { body: summary, error: failed > 0 });
+  }
+
+  return { element, update };
 }
 
 // -- one node ------------------------------------------------------------------------------------
@@ -469,7 +712,7 @@ function nodePage(view, nodeName) {
       const info = node.info;
       const snap = info.snapshot;
       setText(sub, `${info.endpoint || ""}${info.version ? ` · bigtop ${info.version}` : ""}`);
-      setBadge(reach, info.reachable === false ? "unreachable" : info.reachable ? "reachable" : "waiting");
+      setBadge(reach, reachText(info));
       notice.replaceChildren(info.reachable === false ? unreachableNotice(info) : "");
       if (kind === "init") drawEvents();
       if (!snap) return;
@@ -1015,6 +1258,7 @@ async function start() {
   window.addEventListener("hashchange", render);
   const info = await api("/api/session");
   session.csrf = info.csrf;
+  state.following = Boolean(info.cluster);
   for (const name of info.nodes) nodeState(name);
   fillNodeSelect();
   render();

@@ -106,18 +106,28 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, { method = "GET", body } = {}) {
+// waitSeconds: give up (an ApiError) when bigtop-web has not answered by then.
+export async function api(path, { method = "GET", body, waitSeconds = null } = {}) {
   const options = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
   if (method !== "GET") {
     options.headers["Content-Type"] = "application/json";
     options.headers["X-CSRF-Token"] = session.csrf || "";
     options.body = JSON.stringify(body || {});
   }
+  let timer = null;
+  if (waitSeconds) {
+    const controller = new AbortController();
+    options.signal = controller.signal;
+    timer = setTimeout(() => controller.abort(), waitSeconds * 1000);
+  }
   let response;
   try {
     response = await fetch(path, options);
   } catch (err) {
-    throw new ApiError(`bigtop-web did not answer (${err.message})`, 0, null);
+    const why = options.signal && options.signal.aborted ? `no answer within ${waitSeconds}s` : err.message;
+    throw new ApiError(`bigtop-web did not answer (${why})`, 0, null);
+  } finally {
+    if (timer) clearTimeout(timer);
   }
   if (response.status === 401) {
     window.location.assign("/login");
