@@ -15,6 +15,9 @@
   traffic   what etcd receives from idle nodes over --idle seconds, read
             from the members' own /metrics (gRPC messages by method), per
             node and minute.
+  consoles  CPU of bigtop-web (a page open on it, its WebSocket read) and
+            of bigtop-top (on a pseudo-terminal) following --nodes nodes of
+            --processes processes each through ``--cluster``, over --seconds.
 
 Figures are medians (and p95 for failover) over --rounds rounds.
 Every daemon and etcd member is stopped at the end, and no child may
@@ -235,9 +238,142 @@ def traffic(base: Path, etcd: EtcdCluster, count: int, idle: float) -> dict[str,
             node.stop()
 
 
+# -- consoles ------------------------------------------------------------
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+async def _web_page(port: int, token: str, seconds: float) -> int:
+    """A page open on the console for ``seconds``, as a browser keeps it:
+    logged in, its WebSocket read; the messages it got."""
+    import aiohttp
+
+    origin = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession(origin, cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        async with session.post("/login", data={"token": token}, headers={"Origin": origin},
+                                allow_redirects=False) as reply:
+            if reply.status != 303:
+                raise RuntimeError(f"login: {reply.status}")
+        received = 0
+        async with session.ws_connect("/ws", headers={"Origin": origin}) as ws:
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    await ws.receive(timeout=left)
+                    received += 1
+                except TimeoutError:
+                    break
+        return received
+
+
+def console_web(base: Path, nodes: list[Node], warmup: float, seconds: float) -> dict[str, float]:
+    import asyncio
+
+    port = free_tcp_port()
+    token_file = base / "web.token"
+    token_file.write_text("bench-token-" + "x" * 32 + "\n")
+    token_file.chmod(0o600)
+    web = subprocess.Popen(
+        [str(REPO_DIR / ".venv" / "bin" / "bigtop-web"), "--cluster", nodes[0].endpoint,
+         "--port", str(port), "--token-file", str(token_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        token = token_file.read_text().strip()
+        wait(lambda: _listening(port), 30, "bigtop-web")
+        asyncio.run(_web_page(port, token, warmup))
+        proc = psutil.Process(web.pid)
+        before = cpu_seconds(proc)
+        messages = asyncio.run(_web_page(port, token, seconds))
+        used = cpu_seconds(proc) - before
+        return {"cpu_percent": 100 * used / seconds, "messages_per_s": messages / seconds,
+                "rss_mb": proc.memory_info().rss / 2**20}
+    finally:
+        web.terminate()
+        web.wait(30)
+
+
+def console_top(nodes: list[Node], warmup: float, seconds: float) -> dict[str, float]:
+    """bigtop-top on a pseudo-terminal (160x50), its screen read and thrown away."""
+    import pty
+    import select
+
+    pid, master = pty.fork()
+    if pid == 0:
+        os.environ.update(TERM="xterm-256color", COLUMNS="160", LINES="50")
+        os.execv(str(REPO_DIR / ".venv" / "bin" / "bigtop-top"),
+                 ["bigtop-top", "--cluster", nodes[0].endpoint])
+    try:
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+
+        def drain(until: float) -> int:
+            read = 0
+            while (left := until - time.monotonic()) > 0:
+                ready, _, _ = select.select([master], [], [], left)
+                if ready:
+                    try:
+                        read += len(os.read(master, 65536))
+                    except OSError:
+                        break
+            return read
+
+        drain(time.monotonic() + warmup)
+        proc = psutil.Process(pid)
+        before = cpu_seconds(proc)
+        screen = drain(time.monotonic() + seconds)
+        used = cpu_seconds(proc) - before
+        return {"cpu_percent": 100 * used / seconds, "screen_kb_per_s": screen / 1024 / seconds,
+                "rss_mb": proc.memory_info().rss / 2**20}
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+        os.close(master)
+
+
+def consoles(base: Path, etcd: EtcdCluster, count: int, processes: int, seconds: float
+             ) -> dict[str, dict[str, float]]:
+    extra = f"\n[watcher:sleepers]\ncmd = sleep {MARK}\nnumprocesses = {processes}\n"
+    nodes = [Node(base / "consoles", f"c{i:02d}", etcd.endpoints, 5, 2.0, extra=extra)
+             for i in range(count)]
+    try:
+        for node in nodes:
+            node.start()
+        wait(lambda: ctl(nodes[0].endpoint, "--json", "cluster", "nodes").stdout.count(
+            '"up": true') == count, 60, "every node registered")
+        return {"bigtop-web": console_web(base, nodes, 10, seconds),
+                "bigtop-top": console_top(nodes, 10, seconds)}
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def free_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="failover,fanout,traffic")
+    parser.add_argument("--only", default="failover,fanout,traffic,consoles")
+    parser.add_argument("--processes", type=int, default=50,
+                        help="processes per node for the consoles (default 50)")
+    parser.add_argument("--seconds", type=float, default=30.0,
+                        help="how long the consoles are measured (default 30)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--idle", type=float, default=60.0)
@@ -277,6 +413,14 @@ def main() -> int:
                 results["traffic per node per minute"] = found
                 for method, value in found.items():
                     print(f"  {method:16} {value:7.1f} messages/min", flush=True)
+            if "consoles" in only:
+                print(f"consoles following {args.nodes} nodes x {args.processes} processes:",
+                      flush=True)
+                found = consoles(base, etcd, args.nodes, args.processes, args.seconds)
+                results["consoles"] = found
+                for console, figures in found.items():
+                    print(f"  {console:11} " + ", ".join(f"{k} {v:.1f}"
+                                                         for k, v in figures.items()), flush=True)
         finally:
             etcd.stop()
     if args.json:
