@@ -308,16 +308,22 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         return d.start() if start else d
 
     yield make
-    for d in started:
-        d.stop()
-    for d in started:  # bigtopd logs any task still pending when it has stopped
-        assert "tasks left at shutdown" not in d.log_text(), d.log_text()[-2000:]
+    failures = []
+    for d in started:  # every one, even after one that would not stop
+        try:
+            d.stop()
+        except BaseException as err:  # pytest.fail's exception too
+            failures.append(err)
     leftovers = processes_under(tmp_path)
     for proc in leftovers:
         try:
             proc.kill()
         except psutil.Error:
             pass
+    if failures:
+        raise failures[0]
+    for d in started:  # bigtopd logs any task still pending when it has stopped
+        assert "tasks left at shutdown" not in d.log_text(), d.log_text()[-2000:]
     assert not leftovers, f"processes left behind: {[p.pid for p in leftovers]}"
 
 

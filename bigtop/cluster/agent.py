@@ -74,7 +74,8 @@ class ClusterAgent:
         await self.tasks.cancel_all()
         if self.lease:
             try:
-                await asyncio.wait_for(self.store.revoke(self.lease), LEAVE_S)
+                async with asyncio.timeout(LEAVE_S):
+                    await self.store.revoke(self.lease)
             except (StoreError, TimeoutError):
                 pass
         await self.store.close()
@@ -159,8 +160,12 @@ class ClusterAgent:
         written = time.monotonic()
         while True:
             await asyncio.sleep(every)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can
+            # swallow a cancellation that comes as the call ends, and this
+            # loop would then never end.
             try:
-                left = await asyncio.wait_for(self.store.keepalive(self.lease), every)
+                async with asyncio.timeout(every):
+                    left = await self.store.keepalive(self.lease)
             except TimeoutError:
                 raise StoreError("no answer to the lease's keepalive") from None
             if left <= 0:

@@ -271,7 +271,8 @@ class EtcdStore:
             raise _errors(err) from None
         finally:
             try:
-                await asyncio.wait_for(watch.cancel(), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await watch.cancel()
             except Exception:  # the stream is gone already
                 pass
         raise StoreError("the watch stream ended")

@@ -741,7 +741,8 @@ async def _cluster(arbiter: Arbiter, call: Callable[[Any], Awaitable[Any]],
     if arbiter.cluster is None:
         raise CommandError("this daemon is not a cluster node (no [cluster] section)")
     try:
-        return await asyncio.wait_for(call(arbiter.cluster), timeout or CALL_TIMEOUT_S)
+        async with asyncio.timeout(timeout or CALL_TIMEOUT_S):
+            return await call(arbiter.cluster)
     except StoreError as err:
         raise CommandError(f"etcd: {err}") from None
     except TimeoutError:

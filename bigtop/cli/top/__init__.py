@@ -4,7 +4,8 @@ One row per watcher (expandable to its processes) with CPU and memory and
 their sparklines over the last minute, keys that restart, reload, scale,
 stop and start the selected watcher, and a pane that tails its output.
 Everything goes through bigtop.client, so a remote daemon
-(``--endpoint tcp://...`` with CurveZMQ keys) works as a local one.
+(``--endpoint tcp://...`` with CurveZMQ keys) works as a local one, and
+``--cluster`` takes the node list from a bigtop cluster.
 
 This module only parses options: ``bigtop-top --help`` loads neither
 textual nor ZeroMQ.
@@ -32,10 +33,22 @@ keys:
   r              restart (asks)    R            rolling reload (asks)
   x              stop (asks)       l            show/hide the output pane
   q              quit
+with --cluster:
+  c              cluster overview: which cluster watcher runs where (again: back)
+  a, then r R + - x g
+                 the same on every node the cluster watcher is assigned to
+                 (r R x ask first; their question also offers a: all nodes)
 
 --endpoint may be given several times: one node per daemon, with a NODE
 column. Name a node with NAME=ENDPOINT (web1=tcp://10.0.0.5:5555); the same
 --key/--server-key are used for every tcp:// endpoint.
+
+--cluster [NAME=]ENDPOINT reads a cluster's nodes every 5 s through one of
+them (any node answers for all; if it does not, the others last seen up)
+and watches each: on tcp:// with --key and the node's own public key from
+its record. A node whose lease ended shows as down; one the cluster forgot
+goes. NAME= names the cluster in the status line. --endpoint nodes may be
+added; one named as a cluster node stands for it (its endpoint and keys win).
 """
 
 
@@ -47,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
     shared = {option.flag: option for option in GLOBAL_OPTIONS}
     parser.add_argument("--endpoint", metavar="[NAME=]ENDPOINT", action="append", default=[],
                         help=shared["--endpoint"].help + "; repeat it to watch several daemons")
+    parser.add_argument("--cluster", metavar="[NAME=]ENDPOINT",
+                        help="a cluster node's control endpoint: watch every node of its "
+                             "cluster (the list read again every 5 s)")
     parser.add_argument("--interval", metavar="SECONDS", type=positive, default=1.0,
                         help="how often the view refreshes and the sparklines take a "
                              "sample (default: 1)")
@@ -85,9 +101,10 @@ def split_endpoint(word: str) -> tuple[str | None, str]:
 def sessions(ns: argparse.Namespace) -> list[tuple[str, Session]]:
     """One (label, Session) per node, with bigtopctl's defaults for
     endpoints and keys."""
-    words = ns.endpoint or [None]
+    words = ns.endpoint or ([] if ns.cluster else [None])
+    alone = len(words) == 1 and not ns.cluster  # one daemon: its events endpoint may be given
     pubsub = ns.pubsub_endpoint
-    if pubsub is None and len(words) == 1:
+    if pubsub is None and alone:
         pubsub = os.environ.get("BIGTOPCTL_PUBSUB_ENDPOINT") or None
     out: list[tuple[str, Session]] = []
     taken: set[str] = set()
@@ -96,11 +113,22 @@ def sessions(ns: argparse.Namespace) -> list[tuple[str, Session]]:
         session = Session(endpoint=endpoint or None,
                           timeout=DEFAULT_TIMEOUT if ns.timeout is None else ns.timeout,
                           key=ns.key, server_key=ns.server_key,
-                          pubsub_endpoint=pubsub if len(words) == 1 else None)
+                          pubsub_endpoint=pubsub if alone else None)
         label = name or node_label(session.endpoint, taken)
         taken.add(label)
         out.append((label, session))
     return out
+
+
+def cluster_session(ns: argparse.Namespace) -> tuple[str | None, Session] | None:
+    """(NAME, the Session of the node to read the cluster through), with
+    the options' timeout and keys; None without --cluster."""
+    if not ns.cluster:
+        return None
+    name, endpoint = split_endpoint(ns.cluster)
+    return name, Session(endpoint=endpoint,
+                         timeout=DEFAULT_TIMEOUT if ns.timeout is None else ns.timeout,
+                         key=ns.key, server_key=ns.server_key)
 
 
 def node_label(endpoint: str, taken: set[str]) -> str:
@@ -126,8 +154,8 @@ def make_app(argv: list[str]) -> TopApp:
     """The app for these command-line arguments (tests drive it with
     textual's pilot); exits 2 on bad arguments, as argparse does."""
     ns = parser().parse_args(argv)
-    if ns.pubsub_endpoint and len(ns.endpoint) > 1:
-        parser().error("--pubsub-endpoint goes with a single --endpoint")
+    if ns.pubsub_endpoint and (len(ns.endpoint) > 1 or ns.cluster):
+        parser().error("--pubsub-endpoint goes with a single --endpoint (and no --cluster)")
     if ns.theme:
         from textual.theme import BUILTIN_THEMES
 
@@ -136,7 +164,8 @@ def make_app(argv: list[str]) -> TopApp:
                            + ", ".join(sorted(BUILTIN_THEMES)))
     from .app import TopApp
 
-    return TopApp(sessions(ns), interval=ns.interval, logs=not ns.no_logs, theme=ns.theme)
+    return TopApp(sessions(ns), interval=ns.interval, logs=not ns.no_logs, theme=ns.theme,
+                  cluster=cluster_session(ns))
 
 
 def main(argv: list[str] | None = None) -> int:

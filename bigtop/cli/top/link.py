@@ -9,6 +9,9 @@ command that gets no reply marks the node unreachable and drops the
 connection (so a queued command cannot reach a daemon that comes back
 later); attempts then go on with a growing delay, cut short by any sign of
 life on the event socket, whose ZeroMQ connection comes back by itself.
+
+A cluster node's link takes its server key from the node's record (Z85
+bytes) instead of the ``--server-key`` file.
 """
 
 from __future__ import annotations
@@ -38,13 +41,24 @@ SETTLE = 0.05  # after an event, wait this long for the rest of its burst
 EventHandler = Callable[["NodeLink", str, dict[str, Any]], None]
 
 
+def one_line(reason: str, endpoint: str) -> str:
+    """A client error as one line, without the endpoint (the node's label
+    shows it already)."""
+    line = reason.removeprefix("bigtopctl: ").split("\n")[0]
+    return line.replace(f" at {endpoint}", "").replace(f"{endpoint}: ", "").rstrip(".")
+
+
 class NodeLink:
     def __init__(self, state: NodeState, session: Session, interval: float,
-                 changed: Callable[[], None], on_event: EventHandler):
+                 changed: Callable[[], None], on_event: EventHandler,
+                 server_key: bytes | None = None):
         """``changed`` is called when the state changed; ``on_event`` with
-        each ``watcher.*``, ``arbiter.*`` and ``stream.*`` message."""
+        each ``watcher.*``, ``arbiter.*`` and ``stream.*`` message;
+        ``server_key``: the daemon's public key itself (Z85), rather than
+        the session's key file."""
         self.state = state
         self.session = session
+        self.server_key: str | bytes | None = server_key or session.server_key
         self.interval = interval
         self.changed = changed
         self.on_event = on_event
@@ -95,11 +109,7 @@ class NodeLink:
     def lost(self, reason: str) -> None:
         self._drop_client()
         first = self.state.state == CONNECTED
-        # One line, without the endpoint: the node's label shows it already.
-        line = reason.removeprefix("bigtopctl: ").split("\n")[0]
-        endpoint = self.session.endpoint
-        line = line.replace(f" at {endpoint}", "").replace(f"{endpoint}: ", "").rstrip(".")
-        self.state.lost(line)
+        self.state.lost(one_line(reason, self.session.endpoint))
         if first:
             self.changed()
 
@@ -114,8 +124,7 @@ class NodeLink:
             if self.client is None:
                 check_ipc(self.session.endpoint)  # nobody there: say so without a timeout
                 self.client = AsyncClient(self.session.endpoint, timeout=self.session.timeout,
-                                          key=self.session.key,
-                                          server_key=self.session.server_key)
+                                          key=self.session.key, server_key=self.server_key)
             return await self.client.call(command, raise_on_error=False, **props)
         except CallError as err:
             message = str(err)
@@ -123,7 +132,7 @@ class NodeLink:
                 message = timeout_message(self.session.endpoint, self.session.timeout)
             self.lost(message)
             raise Unreachable(message) from None
-        except (zmq.ZMQError, OSError) as err:
+        except (zmq.ZMQError, OSError, ValueError) as err:  # ValueError: a bad key
             self.lost(f"{self.session.endpoint}: {err}")
             raise Unreachable(str(err)) from None
         except Unreachable as err:
@@ -177,7 +186,7 @@ class NodeLink:
         self.endpoints[name] = endpoint
         if not endpoint:
             return
-        sub = AsyncSubscriber(endpoint, key=self.session.key, server_key=self.session.server_key,
+        sub = AsyncSubscriber(endpoint, key=self.session.key, server_key=self.server_key,
                               timeout=self.session.timeout)
         setattr(self, name, sub)
         sub.subscribe(*topics)

@@ -6,19 +6,30 @@ topics or, when none arrive, from polling the ``stats`` command. Both give
 a process ``info`` in Circus's shape and land in the same ``ProcessView``;
 ``NodeState.sample`` then appends one point per watcher and process to the
 histories the sparklines draw, at the display's pace rather than the
-source's. Nothing here does I/O or imports textual, so it is tested alone.
+source's.
+
+With ``--cluster``, ``ClusterState`` holds the last reading of the cluster
+(``cluster_nodes`` and ``cluster_placement``, through one node) and
+``follow_cluster`` says which nodes that reading adds and drops. Nothing
+here does I/O or imports textual, so it is tested alone.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ...client.directory import ClusterNode, ClusterView
 
 HISTORY = 60  # samples kept for the sparklines: a minute at the default interval
 
 CONNECTING, CONNECTED, UNREACHABLE = "connecting", "connected", "unreachable"
+DOWN = "down"  # shown, never a link's state: the cluster says the node's lease ended
+LEASE_ENDED = "its lease ended"
 
 
 def number(value: Any) -> float | None:
@@ -109,11 +120,16 @@ class WatcherView:
 
 
 class NodeState:
-    """One daemon as last seen: its connection and its watchers."""
+    """One daemon as last seen: its connection and its watchers; for a
+    cluster node, also what the cluster says of it."""
 
-    def __init__(self, label: str, endpoint: str):
+    def __init__(self, label: str, endpoint: str, id: int = 0):
         self.label = label
         self.endpoint = endpoint
+        self.id = id  # stable while the node is shown (rows and the app key on it)
+        self.from_cluster = False  # added because the cluster lists it (not by hand)
+        self.cluster_name: str | None = None  # its name in the cluster, if it is a node
+        self.record: ClusterNode | None = None  # the cluster's last record of it
         self.state = CONNECTING
         self.reason = ""
         self.version: str | None = None
@@ -132,6 +148,26 @@ class NodeState:
 
     def lost(self, reason: str) -> None:
         self.state, self.reason = UNREACHABLE, reason
+
+    @property
+    def lease_ended(self) -> bool:
+        """The cluster lists this node as down (its lease in etcd ended)."""
+        return self.record is not None and not self.record.up
+
+    @property
+    def down(self) -> bool:
+        """Shown as down: the cluster says so, and it does not answer either
+        (a node whose lease ended but that answers is shown as it is)."""
+        return self.lease_ended and self.state != CONNECTED
+
+    @property
+    def shown_state(self) -> str:
+        """connected, connecting, unreachable or down."""
+        return DOWN if self.down else self.state
+
+    @property
+    def shown_reason(self) -> str:
+        return LEASE_ENDED if self.down else self.reason
 
     # -- status -------------------------------------------------------------------
 
@@ -260,3 +296,103 @@ class NodeState:
             for process in view.processes.values():
                 process.cpu_history.append(process.usage.cpu)
                 process.mem_history.append(process.usage.mem)
+
+
+# -- the cluster --------------------------------------------------------------------
+
+@dataclass
+class ClusterState:
+    """The cluster as last read through one node (``--cluster``): the
+    reading kept when a later one fails, with the failure."""
+
+    endpoint: str  # the node read through
+    name: str | None = None  # NAME= of --cluster; else the cluster's own name
+    view: ClusterView | None = None
+    error: str | None = None  # why the last reading failed (None: it worked)
+    read_at: float | None = None  # time.monotonic() of the last good reading
+    tried: bool = False  # a reading has finished, good or not
+
+    def apply(self, view: ClusterView | None, error: str | None,
+              now: float | None = None) -> None:
+        self.tried = True
+        if view is None:
+            self.error = error or "no answer"
+            return
+        self.view, self.error = view, None
+        self.read_at = time.monotonic() if now is None else now
+
+    @property
+    def title(self) -> str:
+        return self.name or (self.view.name if self.view and self.view.name else "cluster")
+
+    @property
+    def leader(self) -> str | None:
+        return self.view.leader if self.view else None
+
+    def cluster_watcher(self, name: str) -> str | None:
+        """The cluster watcher of this name (as the cluster spells it), if any."""
+        if self.view is None:
+            return None
+        return next((w for w in self.view.placement if w.lower() == name.lower()), None)
+
+    def runs_on(self, name: str) -> list[str]:
+        """The nodes a cluster watcher is assigned to, by name."""
+        found = self.cluster_watcher(name)
+        return self.view.runs_on(found) if self.view is not None and found else []
+
+    def assignment(self, name: str, node: str) -> dict[str, Any]:
+        """What the cluster says of a cluster watcher on a node: ``up``,
+        ``state`` (running, failed with ``error``, pending); {} if none."""
+        found = self.cluster_watcher(name)
+        if self.view is None or found is None:
+            return {}
+        info = ((self.view.placement.get(found) or {}).get("nodes") or {}).get(node)
+        return info if isinstance(info, dict) else {}
+
+
+@dataclass
+class Changes:
+    """What a reading of the cluster changes in the node list."""
+
+    add: list[ClusterNode] = field(default_factory=list)
+    drop: list[NodeState] = field(default_factory=list)
+
+
+def follow_cluster(nodes: Iterable[NodeState], view: ClusterView) -> Changes:
+    """Bring the node list in line with a reading of the cluster. Each node
+    the cluster lists gets its record (up or down); a listed node not shown
+    yet is to be added, one shown that the cluster no longer lists (it was
+    forgotten) is to be dropped, and one whose endpoint or key changed is
+    to be dropped and added again. A node given by hand whose name, or
+    else endpoint, is a cluster node's stands for that node: its own
+    endpoint and keys win, and it is never dropped."""
+    changes = Changes()
+    listed = dict(view.nodes)
+    shown = list(nodes)
+    hand = [n for n in shown if not n.from_cluster]
+    for node in hand:
+        node.cluster_name, node.record = None, None
+    for node in hand:  # by name first: an explicit NAME= is the strongest claim
+        if node.label in listed:
+            node.cluster_name = node.label
+            node.record = listed.pop(node.label)
+    for node in hand:
+        if node.cluster_name is None:
+            found = next((c for c in listed.values() if c.endpoint
+                          and c.endpoint == node.endpoint), None)
+            if found is not None:
+                node.cluster_name, node.record = found.name, listed.pop(found.name)
+    for node in shown:
+        if not node.from_cluster:
+            continue
+        record = listed.pop(node.label, None)
+        if record is None:
+            changes.drop.append(node)
+        elif node.record is not None and (record.endpoint, record.server_key) != (
+                node.record.endpoint, node.record.server_key):
+            changes.drop.append(node)
+            changes.add.append(record)
+        else:
+            node.record = record
+    changes.add.extend(listed[name] for name in sorted(listed))
+    return changes

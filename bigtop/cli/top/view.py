@@ -3,7 +3,11 @@ expanded watchers, and the colours of each cell.
 
 Pure functions of the model, the sort and the filter, returning rich
 ``Text`` cells keyed by stable row keys, so the app can update the table in
-place and keep the cursor on the same watcher while rows move.
+place and keep the cursor on the same watcher while rows move (and while
+cluster nodes come and go: a row names its node by ``NodeState.id``).
+
+With ``--cluster``, the overview is a second table: one row per cluster
+watcher and node it is assigned to.
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ from typing import Any
 from rich.text import Text
 
 from .. import display
-from .model import CONNECTED, NodeState, ProcessView, WatcherView
+from .model import (
+    CONNECTED,
+    CONNECTING,
+    DOWN,
+    ClusterState,
+    NodeState,
+    ProcessView,
+    WatcherView,
+)
 from .sparkline import sparkline
 
 SPARK_WIDTH = 20
@@ -60,6 +72,18 @@ COLUMNS = (
     Column("last_exit", "LAST EXIT", None, sortable=False),
 )
 BY_KEY = {column.key: column for column in COLUMNS}
+
+OVERVIEW_COLUMNS = (  # the cluster overview: never sorted, in watcher then node order
+    Column("name", "CLUSTER WATCHER", None, sortable=False),
+    Column("node", "NODE", None, sortable=False),
+    Column("assigned", "ASSIGNED", 8, sortable=False),
+    Column("state", "STATE", 11, sortable=False),
+    Column("procs", "PROCS", 6, numeric=True, sortable=False),
+    Column("placement", "PLACEMENT", None, sortable=False),
+    Column("detail", "DETAIL", None, sortable=False),
+)
+LEADER = "★"  # marks the leading node
+NODE_MARKS = {CONNECTED: "●", CONNECTING: "◌", DOWN: "✕"}  # else ○: unreachable
 
 
 def columns(multi_node: bool) -> list[Column]:
@@ -127,8 +151,8 @@ def matches(view: WatcherView, text: str) -> bool:
 @dataclass(frozen=True)
 class Row:
     key: str
-    node: int  # index of the node
-    watcher: str  # lower-case name
+    node: int  # the node's NodeState.id (-1: a node not shown)
+    watcher: str  # lower-case name ("": a node's own row, it has no watcher to show)
     pid: int | None  # None: the watcher's own row
     cells: dict[str, Text]
 
@@ -139,35 +163,76 @@ def watcher_key(node: int, watcher: str) -> str:
 
 def build_rows(nodes: list[NodeState], sort: str = "name", reverse: bool = False,
                text: str = "", expanded: Iterable[str] = (), palette: Palette | None = None,
-               now: float | None = None) -> list[Row]:
+               now: float | None = None, leader: str | None = None,
+               empty_nodes: bool = False) -> list[Row]:
     """Every row to show, in order: each watcher that passes the filter,
-    followed by its processes when it is expanded (its key in ``expanded``)."""
+    followed by its processes when it is expanded (its key in ``expanded``);
+    with ``empty_nodes``, then a row for each node that has no watcher to
+    show (down, never reached, or running none), so that it is not silent."""
     palette = palette or Palette()
     now = time.time() if now is None else now
     open_keys = set(expanded)
-    found = [(index, key, view) for index, node in enumerate(nodes)
+    found = [(node, key, view) for node in nodes
              for key, view in node.watchers.items() if matches(view, text)]
     found.sort(key=lambda item: watcher_sort_key(sort)(item[2]), reverse=reverse)
     rows = []
-    for index, key, view in found:
-        node = nodes[index]
-        row_key = watcher_key(index, key)
-        rows.append(Row(row_key, index, key, None,
-                        watcher_cells(view, node, row_key in open_keys, palette, now)))
+    for node, key, view in found:
+        row_key = watcher_key(node.id, key)
+        rows.append(Row(row_key, node.id, key, None,
+                        watcher_cells(view, node, row_key in open_keys, palette, now, leader)))
         if row_key not in open_keys:
             continue
         processes = sorted(view.processes.values(), key=process_sort_key(sort, now),
                            reverse=reverse and sort in ("procs", "cpu", "mem", "rss", "uptime"))
         for position, process in enumerate(processes):
             last = position == len(processes) - 1
-            rows.append(Row(f"{row_key}{SEP}{process.pid}", index, key, process.pid,
+            rows.append(Row(f"{row_key}{SEP}{process.pid}", node.id, key, process.pid,
                             process_cells(process, node, last, palette, now)))
+    if empty_nodes:
+        needle = text.strip().lower()
+        for node in nodes:
+            if not node.watchers and (not needle or needle in node.label.lower()):
+                rows.append(Row(watcher_key(node.id, ""), node.id, "", None,
+                                node_cells(node, palette, leader)))
     return rows
+
+
+def node_text(node: NodeState, palette: Palette, leader: str | None = None) -> Text:
+    """The NODE cell: the label; for a cluster node also whether it is up
+    (● answering, ○ unreachable, ✕ down: its lease ended, ◌ connecting)
+    and ★ for the leader."""
+    live = node.state == CONNECTED
+    cell = Text(node.label, style="" if live else palette.muted)
+    if node.cluster_name is None:
+        return cell
+    state = node.shown_state
+    styles = {CONNECTED: palette.ok, CONNECTING: palette.muted, DOWN: f"bold {palette.bad}"}
+    cell.append(f" {NODE_MARKS.get(state, '○')}", style=styles.get(state, palette.bad))
+    if state == DOWN:
+        cell.append(" down", style=f"bold {palette.bad}")
+    elif node.lease_ended:
+        cell.append(" lease ended", style=palette.warn)
+    if leader is not None and node.cluster_name == leader:
+        cell.append(f" {LEADER}", style=palette.warn)
+    return cell
+
+
+def node_cells(node: NodeState, palette: Palette, leader: str | None) -> dict[str, Text]:
+    """The row of a node without watchers to show."""
+    blank = {column.key: Text("") for column in COLUMNS}
+    state = node.shown_state
+    name = Text("  (no watchers)" if state == CONNECTED else "  -", style=palette.muted)
+    reason = node.shown_reason
+    return {**blank, "node": node_text(node, palette, leader), "name": name,
+            "state": Text(state, style=palette.muted if state in (CONNECTED, CONNECTING)
+                          else f"bold {palette.bad}"),
+            "last_exit": Text(reason, style=palette.bad) if reason else Text("")}
 
 
 def state_text(view: WatcherView, node: NodeState, palette: Palette) -> Text:
     if node.state != CONNECTED:
-        return Text(node.state, style=palette.bad if node.reason else palette.muted)
+        bad = node.down or node.reason
+        return Text(node.shown_state, style=palette.bad if bad else palette.muted)
     styles = {"active": f"bold {palette.ok}", "failed": f"bold {palette.bad}",
               "backoff": palette.warn, "starting": palette.busy, "stopping": palette.busy,
               "stopped": palette.muted, "done": palette.ok}
@@ -187,7 +252,7 @@ def spark(samples: Iterable[float | None], floor: float, style: str) -> Text:
 
 
 def watcher_cells(view: WatcherView, node: NodeState, is_open: bool, palette: Palette,
-                  now: float) -> dict[str, Text]:
+                  now: float, leader: str | None = None) -> dict[str, Text]:
     live = node.state == CONNECTED
     mark = ("▾ " if is_open else "▸ ") if view.processes else "  "
     name = Text(mark, style=palette.muted)
@@ -197,7 +262,7 @@ def watcher_cells(view: WatcherView, node: NodeState, is_open: bool, palette: Pa
     if live and view.running < view.wanted:
         procs.stylize(palette.warn)
     cells = {
-        "node": Text(node.label, style="" if live else palette.muted),
+        "node": node_text(node, palette, leader),
         "name": name,
         "state": state_text(view, node, palette),
         "procs": procs,
@@ -246,3 +311,78 @@ def process_cells(process: ProcessView, node: NodeState, last: bool, palette: Pa
         "restarts": Text(""),
         "last_exit": detail,
     }
+
+
+# -- the cluster overview --------------------------------------------------------------
+
+def overview_key(watcher: str, node: str) -> str:
+    return f"cluster{SEP}{watcher}{SEP}{node}"
+
+
+def overview_rows(cluster: ClusterState, nodes: list[NodeState], text: str = "",
+                  palette: Palette | None = None) -> list[Row]:
+    """One row per cluster watcher and node it is assigned to: what the
+    cluster says (running, failed, pending) and what the node itself says
+    of the watcher; a watcher assigned nowhere has one row, ``unplaced``."""
+    palette = palette or Palette()
+    view = cluster.view
+    if view is None:
+        return []
+    by_name = {n.cluster_name: n for n in nodes if n.cluster_name is not None}
+    needle = text.strip().lower()
+    rows = []
+    assigned_styles = {"running": f"bold {palette.ok}", "failed": f"bold {palette.bad}",
+                       "pending": palette.warn}
+    for name in sorted(view.placement, key=str.lower):
+        entry = view.placement[name]
+        placement = " ".join(f"{k}={display.value_text(v)}"
+                             for k, v in sorted((entry.get("placement") or {}).items()))
+        where = entry.get("nodes") or {}
+        if not where:
+            if needle and needle not in name.lower():
+                continue
+            rows.append(Row(overview_key(name, ""), -1, name.lower(), None, {
+                "name": Text(name, style=f"bold {display.watcher_style(name)}"),
+                "node": Text("-", style=palette.muted),
+                "assigned": Text("unplaced", style=f"bold {palette.warn}"),
+                "state": Text(""), "procs": Text(""),
+                "placement": Text(placement, style=palette.muted),
+                "detail": Text("no node fits its placement", style=palette.warn)}))
+            continue
+        for node_name in sorted(where):
+            if needle and needle not in name.lower() and needle not in node_name.lower():
+                continue
+            info = where[node_name] if isinstance(where[node_name], dict) else {}
+            node = by_name.get(node_name)
+            assigned = str(info.get("state") or "?")
+            if node is not None:
+                node_cell = node_text(node, palette, view.leader)
+            else:
+                node_cell = Text(node_name, style=palette.muted)
+                if node_name == view.leader:
+                    node_cell.append(f" {LEADER}", style=palette.warn)
+            watcher = node.watchers.get(name.lower()) if node is not None else None
+            if node is None:
+                state, procs = Text("not shown", style=palette.muted), Text("")
+            elif watcher is None or node.state != CONNECTED:
+                state = Text(node.shown_state if node.state != CONNECTED else "absent",
+                             style=palette.bad if node.state != CONNECTED else palette.muted)
+                procs = Text("")
+            else:
+                state = state_text(watcher, node, palette)
+                procs = Text(f"{watcher.running}/{watcher.wanted}", justify="right")
+            detail = Text("")
+            if not info.get("up", True):
+                detail.append("node down", style=f"bold {palette.bad}")
+            if info.get("error"):
+                detail.append(("; " if detail else "") + str(info["error"]), style=palette.bad)
+            rows.append(Row(overview_key(name, node_name), node.id if node else -1,
+                            name.lower(), None, {
+                                "name": Text(name, style=f"bold {display.watcher_style(name)}"),
+                                "node": node_cell,
+                                "assigned": Text(assigned,
+                                                 style=assigned_styles.get(assigned, "")),
+                                "state": state, "procs": procs,
+                                "placement": Text(placement, style=palette.muted),
+                                "detail": detail}))
+    return rows
