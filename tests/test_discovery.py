@@ -503,3 +503,21 @@ def test_importing_discovery_loads_no_zeromq():
     out = subprocess.run([sys.executable, "-c", code],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.stdout.strip() == "False", out
+
+
+def test_a_console_follows_what_it_hears_and_forgets_the_silent(daemon, loops):
+    from bigtop.client.discovery import DiscoveryFollower
+
+    group = fresh_group()
+    d, port = tcp_daemon(daemon, group)
+    heard: list[list[str]] = []
+    follower = DiscoveryFollower(heard.append, group, timeout=1.0, forget_after=2, ttl=0)
+    endpoint = f"tcp://127.0.0.1:{port}"
+    wait_for(lambda: asyncio.run(follower.probe_once()) == [endpoint], timeout=WAIT,
+             message="the daemon heard")
+    d.stop()
+    assert asyncio.run(follower.probe_once()) == [endpoint]  # silent once: kept
+    assert asyncio.run(follower.probe_once()) == []  # twice: forgotten
+    assert heard[-1] == []
+    with pytest.raises(EndpointError):
+        DiscoveryFollower(heard.append, "udp://10.0.0.1:12027")

@@ -113,3 +113,44 @@ async def discover(endpoint: str = DEFAULT_ENDPOINT, timeout: float = 1.0, *,
     finally:
         transport.close()
     return list(collector.nodes)
+
+
+class DiscoveryFollower:
+    """The nodes a console finds on the LAN: it probes every ``every``
+    seconds and hands the endpoints heard to ``on_nodes``; an endpoint
+    silent for ``forget_after`` probes in a row is dropped. A hint for
+    the node list, never more (the endpoint itself is what a console then
+    trusts, with its key)."""
+
+    def __init__(self, on_nodes: Any, endpoint: str = DEFAULT_ENDPOINT, every: float = 10.0,
+                 timeout: float = 1.0, forget_after: int = 3, ttl: int = TTL):
+        parse_endpoint(endpoint)  # a bad group is said at once, not at the first probe
+        self.on_nodes = on_nodes  # called with the endpoints heard, sorted
+        self.endpoint = endpoint
+        self.every = every
+        self.timeout = timeout
+        self.forget_after = forget_after
+        self.ttl = ttl
+        self.silent: dict[str, int] = {}  # endpoint -> probes in a row without its answer
+
+    async def run(self) -> None:
+        while True:
+            await self.probe_once()
+            await asyncio.sleep(self.every)
+
+    async def probe_once(self) -> list[str]:
+        try:
+            heard = {n.endpoint for n in await discover(self.endpoint, self.timeout,
+                                                        ttl=self.ttl)}
+        except OSError:  # no route to the group: nothing heard this time
+            heard = set()
+        for endpoint in list(self.silent):
+            if endpoint not in heard:
+                self.silent[endpoint] += 1
+                if self.silent[endpoint] >= self.forget_after:
+                    del self.silent[endpoint]
+        for endpoint in heard:
+            self.silent[endpoint] = 0
+        found = sorted(self.silent)
+        self.on_nodes(found)
+        return found
