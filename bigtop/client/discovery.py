@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..control.multicast import DEFAULT_ENDPOINT, PROBE, parse_endpoint
 
 MAX_ANSWER = 4096  # an answer is one short endpoint; anything longer is not one
 TTL = 1  # the probe stays on the local network (circus-web sends 255)
+MAX_HEARD = 256  # distinct answers taken from one probe
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class _Collector(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         endpoint = read_answer(data, addr[0])
-        if endpoint is None:
+        if endpoint is None or len(self.nodes) >= MAX_HEARD:  # anyone on the LAN can answer
             return
         self.nodes.setdefault(Node(endpoint, addr[0]))
         if self.expect is not None and len(self.nodes) >= self.expect:
@@ -122,8 +124,9 @@ class DiscoveryFollower:
     the node list, never more (the endpoint itself is what a console then
     trusts, with its key)."""
 
-    def __init__(self, on_nodes: Any, endpoint: str = DEFAULT_ENDPOINT, every: float = 10.0,
-                 timeout: float = 1.0, forget_after: int = 3, ttl: int = TTL):
+    def __init__(self, on_nodes: Callable[[list[str]], None], endpoint: str = DEFAULT_ENDPOINT,
+                 every: float = 10.0, timeout: float = 1.0, forget_after: int = 3,
+                 ttl: int = TTL):
         parse_endpoint(endpoint)  # a bad group is said at once, not at the first probe
         self.on_nodes = on_nodes  # called with the endpoints heard, sorted
         self.endpoint = endpoint

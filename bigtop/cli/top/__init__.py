@@ -5,7 +5,8 @@ their sparklines over the last minute, keys that restart, reload, scale,
 stop and start the selected watcher, and a pane that tails its output.
 Everything goes through bigtop.client, so a remote daemon
 (``--endpoint tcp://...`` with CurveZMQ keys) works as a local one, and
-``--cluster`` takes the node list from a bigtop cluster.
+``--cluster`` takes the node list from a bigtop cluster, ``--discover``
+from the daemons that answer Circus's LAN discovery probe.
 
 This module only parses options: ``bigtop-top --help`` loads neither
 textual nor ZeroMQ.
@@ -49,6 +50,12 @@ and watches each: on tcp:// with --key and the node's own public key from
 its record. A node whose lease ended shows as down; one the cluster forgot
 goes. NAME= names the cluster in the status line. --endpoint nodes may be
 added; one named as a cluster node stands for it (its endpoint and keys win).
+
+--discover [GROUP] probes the LAN every 10 s as circus-web does (Circus's
+group by default, udp://ADDRESS:PORT otherwise) and watches each tcp://
+daemon that answers, with --key/--server-key: named host:port, marked "lan"
+(a hint, never a cluster node). One silent for 3 probes in a row goes. An
+endpoint shown already (--endpoint, a cluster node) is not shown twice.
 """
 
 
@@ -63,6 +70,10 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--cluster", metavar="[NAME=]ENDPOINT",
                         help="a cluster node's control endpoint: watch every node of its "
                              "cluster (the list read again every 5 s)")
+    parser.add_argument("--discover", metavar="GROUP", nargs="?", const="",
+                        help="watch the daemons that answer Circus's LAN discovery probe "
+                             "on this multicast group (udp://ADDRESS:PORT; default: "
+                             "Circus's group), probed every 10 s")
     parser.add_argument("--interval", metavar="SECONDS", type=positive, default=1.0,
                         help="how often the view refreshes and the sparklines take a "
                              "sample (default: 1)")
@@ -101,7 +112,7 @@ def split_endpoint(word: str) -> tuple[str | None, str]:
 def sessions(ns: argparse.Namespace) -> list[tuple[str, Session]]:
     """One (label, Session) per node, with bigtopctl's defaults for
     endpoints and keys."""
-    words = ns.endpoint or ([] if ns.cluster else [None])
+    words = ns.endpoint or ([] if ns.cluster or ns.discover is not None else [None])
     alone = len(words) == 1 and not ns.cluster  # one daemon: its events endpoint may be given
     pubsub = ns.pubsub_endpoint
     if pubsub is None and alone:
@@ -129,6 +140,23 @@ def cluster_session(ns: argparse.Namespace) -> tuple[str | None, Session] | None
     return name, Session(endpoint=endpoint,
                          timeout=DEFAULT_TIMEOUT if ns.timeout is None else ns.timeout,
                          key=ns.key, server_key=ns.server_key)
+
+
+def discover_group(ns: argparse.Namespace) -> tuple[str, Session] | None:
+    """(the multicast group --discover probes, a Session with the options'
+    timeout and keys for the nodes it finds); None without --discover.
+    Exits 2 on a group that is not udp://MULTICAST-IPV4:PORT."""
+    if ns.discover is None:
+        return None
+    from ...client.discovery import DEFAULT_ENDPOINT, parse_endpoint
+
+    group = ns.discover or DEFAULT_ENDPOINT
+    try:
+        parse_endpoint(group)
+    except ValueError as err:
+        parser().error(f"--discover: {err}")
+    return group, Session(timeout=DEFAULT_TIMEOUT if ns.timeout is None else ns.timeout,
+                          key=ns.key, server_key=ns.server_key)
 
 
 def node_label(endpoint: str, taken: set[str]) -> str:
@@ -162,10 +190,11 @@ def make_app(argv: list[str]) -> TopApp:
         if ns.theme not in BUILTIN_THEMES:
             parser().error(f"unknown theme {ns.theme!r}; one of: "
                            + ", ".join(sorted(BUILTIN_THEMES)))
+    discover = discover_group(ns)
     from .app import TopApp
 
     return TopApp(sessions(ns), interval=ns.interval, logs=not ns.no_logs, theme=ns.theme,
-                  cluster=cluster_session(ns))
+                  cluster=cluster_session(ns), discover=discover)
 
 
 def main(argv: list[str] | None = None) -> int:

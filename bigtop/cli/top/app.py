@@ -12,6 +12,14 @@ of bigtop.client.directory) and adds and drops links to match
 overview; ``a`` makes the next command act on every node a cluster watcher
 is assigned to, one call per node through its link, each with its own
 timeout, each result shown as it comes.
+
+With ``--discover``, nodes also come from the LAN: a task owned by the app
+sends Circus's multicast probe every few seconds (``DiscoveryFollower`` of
+bigtop.client.discovery), and each tcp:// endpoint that answers becomes a
+node, marked as found so (``model.follow_discovery``), until it has been
+silent for a few probes. An endpoint shown already (given by hand, or a
+cluster node's) is not shown twice; a discovered node is never a cluster
+node, and gives way to one at its endpoint.
 """
 
 from __future__ import annotations
@@ -31,17 +39,21 @@ from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
 from ...client import Session, Shown, Unreachable, log_entries
 from ...client.directory import REFRESH_S, ClusterFollower, ClusterNode, ClusterView
+from ...client.discovery import DiscoveryFollower
 from .. import display
-from . import view
+from . import node_label, view
 from .link import NodeLink, one_line
 from .model import (
     CONNECTED,
     CONNECTING,
     LEASE_ENDED,
+    MAX_DISCOVERED,
     ClusterState,
+    Heard,
     NodeState,
     WatcherView,
     follow_cluster,
+    follow_discovery,
 )
 
 RENDER_DELAY = 0.05  # seconds: changes within this are drawn together
@@ -56,6 +68,7 @@ NOTIFY_EVENTS = {  # event -> severity of its notification
     "dependency_failed": "warning",
 }
 ACROSS_KEYS = "r R + - x g"  # the commands `a` applies to every node
+DISCOVER_EVERY = 10.0  # seconds between two probes of --discover
 
 
 @dataclass
@@ -165,10 +178,17 @@ class TopApp(App[None]):
     def __init__(self, sessions: list[tuple[str, Session]], interval: float = 1.0,
                  logs: bool = True, theme: str | None = None,
                  cluster: tuple[str | None, Session] | None = None,
-                 cluster_every: float = REFRESH_S):
+                 cluster_every: float = REFRESH_S,
+                 discover: tuple[str, Session] | None = None,
+                 discover_every: float = DISCOVER_EVERY):
         """``cluster``: (NAME or None, the session of the node to read the
         cluster through): its nodes are added to ``sessions``'s, with its
-        key and timeout; ``cluster_every``: seconds between two readings."""
+        key and timeout; ``cluster_every``: seconds between two readings.
+        ``discover``: (the multicast group to probe, a session whose
+        timeout and keys the nodes found are reached with; its endpoint is
+        not used); ``discover_every``: seconds between two probes (the
+        follower, ``self.discovery``, has the probe's timeout, ttl and how
+        many silent probes forget a node)."""
         super().__init__()
         if theme:
             self.theme = theme
@@ -183,6 +203,11 @@ class TopApp(App[None]):
         self.cluster_session = cluster[1] if cluster else None
         self.cluster = (ClusterState(cluster[1].endpoint, cluster[0]) if cluster else None)
         self.cluster_every = cluster_every
+        self.discover_session = discover[1] if discover else None
+        self.discovery = (DiscoveryFollower(self.on_discovered, discover[0],
+                                            every=discover_every) if discover else None)
+        self.heard: Heard | None = None  # what the last probe changed (None: none yet)
+        self.probes = 0  # probes done (for tests: they wait on a count, not a time)
         self.overview = False  # the table shows the cluster overview
         # `a` pressed on (node id, watcher): the nodes the next command goes to
         self.armed: tuple[int, str, list[str]] | None = None
@@ -229,6 +254,8 @@ class TopApp(App[None]):
         if self.cluster is not None:
             # A worker: the app owns it and cancels it when it exits.
             self.run_worker(self.follow_cluster(), group="cluster")
+        if self.discovery is not None:
+            self.run_worker(self.discovery.run(), group="discovery")  # owned the same way
         self.set_interval(self.interval, self.tick)
         self.table.focus()
         self.render_now()
@@ -247,8 +274,9 @@ class TopApp(App[None]):
         link.start()
 
     def multi(self) -> bool:
-        """Several nodes (or a cluster, which may grow): a NODE column."""
-        return len(self.nodes) > 1 or self.cluster is not None
+        """Several nodes (or a cluster or the LAN, which may add some): a
+        NODE column."""
+        return len(self.nodes) > 1 or self.cluster is not None or self.discovery is not None
 
     def node(self, node_id: int) -> NodeState | None:
         return next((n for n in self.nodes if n.id == node_id), None)
@@ -282,10 +310,16 @@ class TopApp(App[None]):
                 self.drop_node(state)
             for record in changes.add:
                 self.add_cluster_node(record)
-            hand = [n for n in self.nodes if not n.from_cluster]
-            self.nodes = hand + sorted((n for n in self.nodes if n.from_cluster),
-                                       key=lambda n: n.label)
+            self.order_nodes()
         self.schedule_render()
+
+    def order_nodes(self) -> None:
+        """Given by hand first, as given; then the cluster's and the LAN's,
+        each in label order."""
+        hand = [n for n in self.nodes if not n.from_cluster and not n.discovered]
+        cluster = sorted((n for n in self.nodes if n.from_cluster), key=lambda n: n.label)
+        lan = sorted((n for n in self.nodes if n.discovered), key=lambda n: n.label)
+        self.nodes = hand + cluster + lan
 
     def add_cluster_node(self, record: ClusterNode) -> None:
         state = NodeState(record.name, record.endpoint or "", id=self.next_id)
@@ -302,6 +336,36 @@ class TopApp(App[None]):
         # Its own public key, as the cluster publishes it; else --server-key.
         self.start_link(state, session,
                         record.server_key.encode() if record.server_key else None)
+
+    # -- the LAN ----------------------------------------------------------------------
+
+    def on_discovered(self, endpoints: list[str]) -> None:
+        """The endpoints the follower remembers after a probe (heard lately)."""
+        self.probes += 1
+        if self.discovery is None or not self.mounted:
+            return
+        heard = self.heard = follow_discovery(self.nodes, endpoints)
+        for state in heard.drop:
+            self.drop_node(state)
+        for endpoint in heard.add:
+            self.add_discovered_node(endpoint)
+        self.order_nodes()
+        self.schedule_render()
+
+    def add_discovered_node(self, endpoint: str) -> None:
+        """A node for an endpoint heard on the LAN, named as one given by
+        hand without a name, reached with --key/--server-key."""
+        state = NodeState(node_label(endpoint, {n.label for n in self.nodes}), endpoint,
+                          id=self.next_id)
+        self.next_id += 1
+        state.discovered = True
+        self.nodes.append(state)
+        base = self.discover_session
+        assert base is not None
+        session = Session(endpoint=endpoint, timeout=base.timeout, key=base.key,
+                          server_key=base.server_key)
+        self.sessions[state.id] = session
+        self.start_link(state, session)
 
     def drop_node(self, state: NodeState) -> None:
         link = self.links.pop(state.id, None)
@@ -375,6 +439,10 @@ class TopApp(App[None]):
         text = Text()
         if self.cluster is not None:
             text.append_text(self.cluster_line(palette))
+        if self.discovery is not None:
+            if text:
+                text.append("\n")
+            text.append_text(self.discovery_line(palette))
         leader = self.cluster.leader if self.cluster is not None else None
         for node in self.nodes:
             if text:
@@ -409,6 +477,8 @@ class TopApp(App[None]):
                 text.append(" unreachable", style=f"bold {palette.bad}")
                 if node.reason:
                     text.append(f": {node.reason}", style=palette.bad)
+            if node.discovered:
+                text.append(" · found on the LAN", style=palette.muted)
             if node.state != CONNECTED and node.retry_at is not None and node.id in self.links:
                 wait = node.retry_at - asyncio.get_running_loop().time()
                 text.append(" · retrying" + (f" in {wait:.0f}s" if wait >= 1 else ""),
@@ -473,6 +543,31 @@ class TopApp(App[None]):
                     f"{'s' if len(reading.placement) != 1 else ''}", style=palette.muted)
         text.append(f" · leader {reading.leader} {view.LEADER}" if reading.leader
                     else " · no leader", style=palette.warn if reading.leader else palette.bad)
+        return text
+
+    def discovery_line(self, palette: view.Palette) -> Text:
+        """The status line of --discover: the group probed, how many nodes
+        answered and are shown, and what was not shown."""
+        follower = self.discovery
+        assert follower is not None
+        heard = self.heard
+        found = sum(1 for n in self.nodes if n.discovered)
+        text = Text()
+        text.append("◆ " if found else "◇ ", style=palette.ok if found else palette.muted)
+        text.append("LAN", style="bold")
+        text.append(f" {follower.endpoint}", style=palette.muted)
+        if heard is None:
+            text.append(" · probing", style=palette.muted)
+            return text
+        text.append(f" · {found} node{'s' if found != 1 else ''} found", style=palette.muted)
+        if heard.shown_already:
+            text.append(f", {heard.shown_already} more shown already", style=palette.muted)
+        if heard.over:
+            text.append(f", {heard.over} more not shown (at most {MAX_DISCOVERED})",
+                        style=palette.warn)
+        if heard.not_tcp:
+            text.append(f", {heard.not_tcp} not tcp:// (ignored)", style=palette.warn)
+        text.append(f" · probing every {follower.every:g}s", style=palette.muted)
         return text
 
     def armed_line(self, palette: view.Palette) -> Text:

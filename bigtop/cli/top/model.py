@@ -10,8 +10,10 @@ source's.
 
 With ``--cluster``, ``ClusterState`` holds the last reading of the cluster
 (``cluster_nodes`` and ``cluster_placement``, through one node) and
-``follow_cluster`` says which nodes that reading adds and drops. Nothing
-here does I/O or imports textual, so it is tested alone.
+``follow_cluster`` says which nodes that reading adds and drops. With
+``--discover``, ``follow_discovery`` does the same for the endpoints the
+LAN answered with. Nothing here does I/O or imports textual, so it is
+tested alone.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ HISTORY = 60  # samples kept for the sparklines: a minute at the default interva
 CONNECTING, CONNECTED, UNREACHABLE = "connecting", "connected", "unreachable"
 DOWN = "down"  # shown, never a link's state: the cluster says the node's lease ended
 LEASE_ENDED = "its lease ended"
+MAX_DISCOVERED = 64  # nodes --discover shows at most: anyone on the LAN may answer
 
 
 def number(value: Any) -> float | None:
@@ -128,6 +131,7 @@ class NodeState:
         self.endpoint = endpoint
         self.id = id  # stable while the node is shown (rows and the app key on it)
         self.from_cluster = False  # added because the cluster lists it (not by hand)
+        self.discovered = False  # added because it answered --discover's probe: a hint
         self.cluster_name: str | None = None  # its name in the cluster, if it is a node
         self.record: ClusterNode | None = None  # the cluster's last record of it
         self.state = CONNECTING
@@ -365,11 +369,13 @@ def follow_cluster(nodes: Iterable[NodeState], view: ClusterView) -> Changes:
     forgotten) is to be dropped, and one whose endpoint or key changed is
     to be dropped and added again. A node given by hand whose name, or
     else endpoint, is a cluster node's stands for that node: its own
-    endpoint and keys win, and it is never dropped."""
+    endpoint and keys win, and it is never dropped. A node found on the LAN
+    is never a cluster node: one at the endpoint of a cluster node shown
+    (or to be added) gives way to it, dropped."""
     changes = Changes()
     listed = dict(view.nodes)
     shown = list(nodes)
-    hand = [n for n in shown if not n.from_cluster]
+    hand = [n for n in shown if not n.from_cluster and not n.discovered]
     for node in hand:
         node.cluster_name, node.record = None, None
     for node in hand:  # by name first: an explicit NAME= is the strongest claim
@@ -395,4 +401,61 @@ def follow_cluster(nodes: Iterable[NodeState], view: ClusterView) -> Changes:
         else:
             node.record = record
     changes.add.extend(listed[name] for name in sorted(listed))
+    # The cluster's nodes, as they will be shown (not one a hand-given node
+    # stands for: that one keeps its own endpoint, so nothing else is at it).
+    taken = {r.endpoint for r in changes.add if r.endpoint}
+    taken |= {n.endpoint for n in shown if n.from_cluster and n not in changes.drop}
+    changes.drop.extend(n for n in shown if n.discovered and n.endpoint in taken)
     return changes
+
+
+@dataclass
+class Heard:
+    """What one probe of ``--discover`` changes in the node list, and what
+    became of the endpoints heard (for the status line)."""
+
+    add: list[str] = field(default_factory=list)  # endpoints to show, in order
+    drop: list[NodeState] = field(default_factory=list)
+    heard: int = 0  # tcp:// endpoints that answered (or were not yet forgotten)
+    shown_already: int = 0  # of those, at a node given by hand or the cluster's
+    not_tcp: int = 0  # endpoints that are not tcp://: ignored
+    over: int = 0  # not shown: MAX_DISCOVERED reached
+
+
+def follow_discovery(nodes: Iterable[NodeState], endpoints: Iterable[str],
+                     limit: int = MAX_DISCOVERED) -> Heard:
+    """Bring the discovered nodes in line with what the LAN answers (the
+    endpoints ``DiscoveryFollower`` still remembers). A discovered node no
+    longer heard is to be dropped; an endpoint heard that no node shows yet
+    is to be added, unless ``limit`` discovered nodes are shown already. A
+    node at that endpoint, given by hand or listed by the cluster, wins:
+    the endpoint is not added twice. Only tcp:// endpoints are followed
+    (the only ones bigtopd and circusd announce: an ipc:// path from the
+    network names nothing here)."""
+    result = Heard()
+    heard: list[str] = []
+    for endpoint in dict.fromkeys(endpoints):
+        if endpoint.startswith("tcp://"):
+            heard.append(endpoint)
+        else:
+            result.not_tcp += 1
+    result.heard = len(heard)
+    shown = list(nodes)
+    others = {n.endpoint for n in shown if not n.discovered}
+    answering = set(heard)
+    result.drop = [n for n in shown if n.discovered
+                   and (n.endpoint not in answering or n.endpoint in others)]
+    kept = [n for n in shown if n.discovered and n not in result.drop]
+    present = {n.endpoint for n in kept}
+    room = limit - len(kept)
+    for endpoint in heard:
+        if endpoint in others:
+            result.shown_already += 1
+        elif endpoint in present:
+            continue
+        elif room > 0:
+            result.add.append(endpoint)
+            room -= 1
+        else:
+            result.over += 1
+    return result

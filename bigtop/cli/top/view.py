@@ -7,7 +7,8 @@ place and keep the cursor on the same watcher while rows move (and while
 cluster nodes come and go: a row names its node by ``NodeState.id``).
 
 With ``--cluster``, the overview is a second table: one row per cluster
-watcher and node it is assigned to.
+watcher and node it is assigned to. A node found with ``--discover`` is
+marked ``lan`` in the NODE column: a hint, never a cluster node.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ OVERVIEW_COLUMNS = (  # the cluster overview: never sorted, in watcher then node
     Column("detail", "DETAIL", None, sortable=False),
 )
 LEADER = "★"  # marks the leading node
+LAN = "lan"  # marks a node found on the LAN (--discover)
 NODE_MARKS = {CONNECTED: "●", CONNECTING: "◌", DOWN: "✕"}  # else ○: unreachable
 
 
@@ -200,9 +202,11 @@ def build_rows(nodes: list[NodeState], sort: str = "name", reverse: bool = False
 def node_text(node: NodeState, palette: Palette, leader: str | None = None) -> Text:
     """The NODE cell: the label; for a cluster node also whether it is up
     (● answering, ○ unreachable, ✕ down: its lease ended, ◌ connecting)
-    and ★ for the leader."""
+    and ★ for the leader; for a node found on the LAN, ``lan``."""
     live = node.state == CONNECTED
     cell = Text(node.label, style="" if live else palette.muted)
+    if node.discovered:
+        cell.append(f" {LAN}", style=palette.muted)
     if node.cluster_name is None:
         return cell
     state = node.shown_state
