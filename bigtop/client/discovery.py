@@ -135,6 +135,7 @@ class DiscoveryFollower:
         self.forget_after = forget_after
         self.ttl = ttl
         self.silent: dict[str, int] = {}  # endpoint -> probes in a row without its answer
+        self.error: str | None = None  # why the last probe could not be sent
 
     async def run(self) -> None:
         while True:
@@ -145,8 +146,10 @@ class DiscoveryFollower:
         try:
             heard = {n.endpoint for n in await discover(self.endpoint, self.timeout,
                                                         ttl=self.ttl)}
-        except OSError:  # no route to the group: nothing heard this time
-            heard = set()
+        except OSError as err:  # no route to the group: nothing heard this time
+            heard, self.error = set(), str(err)
+        else:
+            self.error = None
         for endpoint in list(self.silent):
             if endpoint not in heard:
                 self.silent[endpoint] += 1

@@ -6,7 +6,8 @@ POST also needs the CSRF token in ``X-CSRF-Token`` and a same-origin
 ``Origin``):
 
 - ``GET /``, ``GET /login``, ``POST /login`` (form field ``token``), ``POST /logout``
-- ``GET /api/session``: the CSRF token and the nodes
+- ``GET /api/session``: the CSRF token, the nodes, whether a cluster is
+  followed and the LAN probed (``--discover``)
 - ``GET /api/nodes``, ``GET /api/nodes/{node}`` (with history and recent events)
 - ``GET /api/cluster``: the followed cluster (``--cluster``): nodes, leader, and
   where each cluster watcher runs, with its state there
@@ -188,7 +189,14 @@ async def session_info(request: web.Request) -> web.Response:
     cluster = request.app[CLUSTER]
     return web.json_response({"csrf": auth.csrf(sid), "version": __version__,
                               "nodes": list(cluster.nodes),
-                              "cluster": cluster.following is not None})
+                              "cluster": cluster.following is not None,
+                              "discovery": discovery(cluster)})
+
+
+def discovery(cluster: Cluster) -> dict[str, Any] | None:
+    """The LAN probes (``--discover``): the group, how often, what they
+    hold now; None without."""
+    return cluster.discovering.info() if cluster.discovering is not None else None
 
 
 async def fresh(node: Node) -> Node:
@@ -199,7 +207,8 @@ async def fresh(node: Node) -> Node:
 
 
 async def nodes(request: web.Request) -> web.Response:
-    found = [await fresh(n) for n in request.app[CLUSTER].nodes.values()]
+    # A copy: a node may come or go while one is polled.
+    found = [await fresh(n) for n in list(request.app[CLUSTER].nodes.values())]
     return web.json_response({"nodes": [n.info() for n in found]})
 
 
@@ -435,7 +444,8 @@ class Viewer:
     and the output of the one watcher it tails (``{"op": "tail", "node",
     "watcher", "lines"}``; ``{"op": "untail"}``); with a followed cluster,
     each reading of it (``cluster``) and the nodes it adds and drops
-    (``added``, ``removed``). Messages are gathered and sent together, so a
+    (``added``, ``removed``); nodes heard on the LAN (``--discover``) come
+    and go the same way. Messages are gathered and sent together, so a
     slow browser makes fewer, larger sends and gets the latest snapshot, not
     every one it missed."""
 
@@ -597,7 +607,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     try:
         await viewer.send({"type": "hello", "version": __version__,
                            "nodes": [n.info(with_history=True) for n in cluster.nodes.values()],
-                           "cluster": cluster.overview()})
+                           "cluster": cluster.overview(), "discovery": discovery(cluster)})
         pump = asyncio.get_running_loop().create_task(viewer.pump())
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:

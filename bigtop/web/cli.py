@@ -1,9 +1,11 @@
 """bigtop-web: the web console's command line.
 
-``bigtop-web [--endpoint [NAME=]URL ...] [--cluster [NAME=]URL] [--config FILE]
-[--host 127.0.0.1] [--port 8080] [--fd N]``. With no endpoint it shows the
-daemon bigtopctl would talk to. ``--cluster`` follows a cluster through one
-of its nodes: the nodes it lists are shown too, beside those given by hand.
+``bigtop-web [--endpoint [NAME=]URL ...] [--cluster [NAME=]URL] [--discover [GROUP]]
+[--config FILE] [--host 127.0.0.1] [--port 8080] [--fd N]``. With no endpoint
+it shows the daemon bigtopctl would talk to. ``--cluster`` follows a cluster
+through one of its nodes: the nodes it lists are shown too, beside those
+given by hand. ``--discover`` shows the daemons that answer Circus's LAN
+probe on GROUP (default Circus's group), as hints.
 ``--fd`` serves on an inherited listening socket, which is how bigtopd runs
 it for ``httpd = true``.
 """
@@ -22,6 +24,8 @@ import sys
 from typing import Any
 
 from .. import __version__
+from ..client.discovery import DEFAULT_ENDPOINT as DISCOVERY_GROUP
+from ..client.discovery import parse_endpoint
 
 log = logging.getLogger("bigtop.web")
 
@@ -44,6 +48,10 @@ def parser() -> argparse.ArgumentParser:
                    help="follow a cluster through this node's control endpoint: every node "
                         "it lists is shown, read again every 5 s (NAME: what the page calls "
                         "the cluster; default its own name)")
+    p.add_argument("--discover", nargs="?", const=DISCOVERY_GROUP, metavar="GROUP",
+                   help="also show the daemons that answer Circus's multicast probe on the "
+                        f"LAN, probed every 10 s (GROUP: udp://ADDRESS:PORT, default "
+                        f"{DISCOVERY_GROUP}); a hint, reached with --key/--server-key")
     p.add_argument("--config", metavar="FILE",
                    help="an INI file with [web] options and a [cluster] list of NAME = URL")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -90,7 +98,7 @@ def node_specs(ns: argparse.Namespace, file: configparser.ConfigParser | None
     listed = [split_endpoint(item) for item in ns.endpoint]
     if file is not None and file.has_section("cluster"):
         listed += [(name, url.strip()) for name, url in file.items("cluster")]
-    if not listed and not getattr(ns, "cluster", None):
+    if not listed and not getattr(ns, "cluster", None) and not getattr(ns, "discover", None):
         listed = [(None, "")]  # bigtopctl's default daemon
     taken: set[str] = set()
     for name, url in listed:
@@ -120,6 +128,23 @@ def following_spec(ns: argparse.Namespace) -> dict[str, Any] | None:
     if not url:
         raise UsageError("--cluster needs a node's control endpoint")
     return {"endpoint": url, "name": name or None, "key": ns.key, "server_key": ns.server_key}
+
+
+YES = ("1", "yes", "true", "on")
+NO = ("0", "no", "false", "off")
+
+
+def discovery_spec(ns: argparse.Namespace) -> dict[str, Any] | None:
+    """The LAN to probe (``--discover [GROUP]``): the group, and the keys to
+    reach what answers with."""
+    group = getattr(ns, "discover", None)
+    if not group:
+        return None
+    try:
+        parse_endpoint(group)
+    except ValueError as err:  # EndpointError
+        raise UsageError(f"--discover: {err}") from None
+    return {"group": group, "key": ns.key, "server_key": ns.server_key}
 
 
 def read_config(path: str | None) -> configparser.ConfigParser | None:
@@ -152,6 +177,9 @@ def merged(ns: argparse.Namespace, file: configparser.ConfigParser | None) -> No
                 raise UsageError(f"[web] {key}: {web[key]!r} is not valid") from None
     if web.get("allow_origin"):
         ns.allow_origin += web["allow_origin"].split()
+    discover = (web.get("discover") or "").strip()
+    if getattr(ns, "discover", None) is None and discover and discover.lower() not in NO:
+        ns.discover = DISCOVERY_GROUP if discover.lower() in YES else discover
     ns.host = ns.host or "127.0.0.1"
     ns.port = 8080 if ns.port is None else ns.port
 
@@ -176,15 +204,17 @@ def login_token(ns: argparse.Namespace) -> str:
 
 
 async def serve(ns: argparse.Namespace, token: str, specs: list[dict[str, Any]],
-                follow: dict[str, Any] | None = None) -> None:
+                follow: dict[str, Any] | None = None,
+                discover: dict[str, Any] | None = None) -> None:
     from aiohttp import web
 
     from .app import make_app
     from .auth import LOOPBACK, Auth, default_token_file, revoked_file
-    from .nodes import Cluster, Following, Node
+    from .nodes import Cluster, Discovering, Following, Node
 
     cluster = Cluster([Node(**spec) for spec in specs],
-                      Following(**follow) if follow is not None else None)
+                      Following(**follow) if follow is not None else None,
+                      Discovering(**discover) if discover is not None else None)
     auth = Auth(token, tuple(ns.allow_origin),
                 revoked_path=revoked_file(ns.token_file or default_token_file()))
     app = make_app(cluster, auth)
@@ -212,6 +242,8 @@ async def serve(ns: argparse.Namespace, token: str, specs: list[dict[str, Any]],
     what = [s["name"] for s in specs]
     if cluster.following is not None:
         what.append(f"the nodes of the cluster at {cluster.following.endpoint}")
+    if cluster.discovering is not None:
+        what.append(f"the nodes heard on the LAN at {cluster.discovering.group}")
     print(f"bigtop-web: serving on {scheme}://{shown}:{port}/ ({', '.join(what)})", flush=True)
     if ssl_context is None and host not in LOOPBACK:
         log.warning("serving plain HTTP on %s: the token and the session cookie cross the "
@@ -238,12 +270,13 @@ def main(argv: list[str] | None = None) -> int:
         merged(ns, file)
         specs = node_specs(ns, file)
         follow = following_spec(ns)
+        discover = discovery_spec(ns)
         token = login_token(ns)
     except UsageError as err:
         print(f"bigtop-web: {err}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(ns, token, specs, follow))
+        asyncio.run(serve(ns, token, specs, follow, discover))
     except OSError as err:
         print(f"bigtop-web: cannot serve: {err}", file=sys.stderr)
         return 1

@@ -17,7 +17,12 @@ again until it answers; nothing else needs to happen for it to come back.
 With ``--cluster`` the node list also comes from a cluster
 (:class:`Following`): read through one node every few seconds, each
 reading adds the nodes it lists, marks as down (and stops polling) those
-whose lease ended, and drops those the cluster forgot.
+whose lease ended, and drops those the cluster forgot. With ``--discover``
+it also comes from the LAN (:class:`Discovering`): Circus's multicast
+probe, sent again every few seconds; each endpoint heard is shown until it
+has been silent a few probes in a row. An answer is a hint, never
+membership: a node found so is shown as found, and reached with the
+console's own keys like any other.
 Everything goes through :mod:`bigtop.client`.
 """
 
@@ -45,6 +50,8 @@ from ..client import (
     reachable_host,
 )
 from ..client.directory import REFRESH_S, ClusterFollower, ClusterNode, ClusterView
+from ..client.discovery import DEFAULT_ENDPOINT, TTL, DiscoveryFollower
+from .cli import node_name as endpoint_name
 
 log = logging.getLogger("bigtop.web")
 
@@ -61,6 +68,11 @@ STATS_FRESH = 3.0  # stat.* messages older than this no longer replace polling
 CLUSTER_TIMEOUT = 4.0
 LEASE_ENDED = "the cluster lists it as down (its lease ended)"
 NO_ENDPOINT = "the cluster lists no endpoint for it"
+DISCOVER_EVERY = 10.0  # seconds between two probes of the LAN
+DISCOVER_TIMEOUT = 1.0  # seconds a probe waits for answers
+FORGET_AFTER = 3  # probes in a row an endpoint may be silent before it is dropped
+MAX_DISCOVERED = 100  # nodes found on the LAN shown at most (answers are anyone's to send)
+GONE = {"cluster": "the cluster forgot it", "discovered": "no longer heard on the LAN"}
 
 Listener = Callable[[str, dict[str, Any]], None]
 ClusterListener = Callable[[str, "Node | None"], None]  # "added", "removed" (a node), "view"
@@ -173,7 +185,9 @@ class Node:
         self.server_key: str | bytes | None = (server_key if isinstance(server_key, bytes)
                                                else session.server_key)
         self.pubsub_option = pubsub_endpoint
-        self.source = source  # "hand": given to bigtop-web; "cluster": listed by the cluster
+        # "hand": given to bigtop-web; "cluster": listed by the cluster;
+        # "discovered": it answered the LAN probe (a hint, not a member of anything)
+        self.source = source
         self.record: dict[str, Any] | None = None  # the cluster's record of it, as last read
         self.down: str | None = None  # why it is not polled: the cluster says it is down
         self._wire: tuple[str, str | bytes | None] | None = None  # from the record: endpoint, key
@@ -259,7 +273,7 @@ class Node:
         if self.down is not None:
             raise NodeDown(self.down)
         if self._closing:
-            raise NodeDown("no longer shown (the cluster forgot it)")
+            raise NodeDown(f"no longer shown ({GONE.get(self.source, 'bigtop-web stops')})")
         try:
             if timeout is None:
                 return await self.client().call(command, **props)
@@ -639,13 +653,93 @@ class Following:
                 await asyncio.wait_for(self._wake.wait(), self.every)
 
 
+class Discovering:
+    """The nodes bigtop-web finds on the LAN (``--discover``): a
+    DiscoveryFollower probes ``group`` every ``every`` seconds; after each
+    probe :meth:`Cluster.follow_discovery` shows the endpoints heard (each
+    reached with the console's ``key``/``server_key``, or BIGTOPCTL_*'s)
+    and drops those silent ``forget_after`` probes in a row."""
+
+    def __init__(self, group: str = DEFAULT_ENDPOINT, key: str | None = None,
+                 server_key: str | None = None, every: float = DISCOVER_EVERY,
+                 timeout: float = DISCOVER_TIMEOUT, forget_after: int = FORGET_AFTER,
+                 ttl: int = TTL, limit: int = MAX_DISCOVERED):
+        # A bad group raises EndpointError (a ValueError) here, not at the first probe.
+        self.follower = DiscoveryFollower(self._on_nodes, group, every=every, timeout=timeout,
+                                          forget_after=forget_after, ttl=ttl)
+        self.group = group
+        self.key = key
+        self.server_key = server_key
+        self.every = every
+        self.forget_after = forget_after
+        self.limit = limit
+        self.heard: list[str] = []  # the endpoints the follower holds, as of the last probe
+        self.probes = 0  # probes done
+        self.probed_at: float | None = None  # time of the last one
+        self.error: str | None = None  # why the last round failed
+        self.told: set[str] = set()  # endpoints whose being left out was logged
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._wake = asyncio.Event()
+
+    def _on_nodes(self, endpoints: list[str]) -> None:
+        self.heard = list(endpoints)
+        self.probes += 1
+        self.probed_at = time.time()
+
+    def info(self) -> dict[str, Any]:
+        """What the page and /api/session say of it."""
+        return {"group": self.group, "every": self.every, "forget_after": self.forget_after,
+                "heard": self.heard, "probed": self.probed_at, "error": self.error}
+
+    def tell_once(self, endpoint: str, level: int, message: str, *args: Any) -> None:
+        """Log why a heard endpoint is not shown, once for each."""
+        if endpoint not in self.told:
+            self.told.add(endpoint)
+            log.log(level, message, *args)
+
+    def start(self, cluster: Cluster) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(cluster))
+
+    async def close(self) -> None:
+        self._closing = True  # as Following's: wait_for may swallow a cancellation
+        self._wake.set()
+        task = self._task
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()
+            self._task = None
+
+    async def _run(self, cluster: Cluster) -> None:
+        while not self._closing:
+            self._wake.clear()
+            try:
+                await cluster.follow_discovery(await self.follower.probe_once())
+                self.error = (f"probing the LAN failed: {self.follower.error}"
+                              if self.follower.error else None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # no socket to probe from, a surprise: the next round
+                error = f"probing the LAN failed: {err or type(err).__name__}"
+                if error != self.error:
+                    log.warning("%s on %s", error, self.group)
+                self.error = error
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.every)
+
+
 class Cluster:
     """Every node the console shows, by name: those given by hand in the
-    order given, then those a followed cluster lists, as they come."""
+    order given, then those a followed cluster lists and those heard on the
+    LAN, as they come."""
 
-    def __init__(self, nodes: list[Node], following: Following | None = None):
+    def __init__(self, nodes: list[Node], following: Following | None = None,
+                 discovering: Discovering | None = None):
         self.nodes = {node.name: node for node in nodes}
         self.following = following
+        self.discovering = discovering
         self.listeners: list[ClusterListener] = []  # told of nodes added and removed
         self._retired: list[Node] = []  # removed, still closing
 
@@ -661,10 +755,14 @@ class Cluster:
             node.start()
         if self.following is not None:
             self.following.start(self)
+        if self.discovering is not None:
+            self.discovering.start(self)
 
     async def close(self) -> None:
         if self.following is not None:
             await self.following.close()
+        if self.discovering is not None:
+            await self.discovering.close()
         for node in [*self.nodes.values(), *self._retired]:
             await node.close()
 
@@ -685,12 +783,18 @@ class Cluster:
     async def follow_view(self, view: ClusterView) -> None:
         """A reading of the cluster: its new nodes added, the others' records
         read again, the forgotten ones removed. A node given by hand keeps
-        its name (the cluster's node of that name is not shown)."""
+        its name (the cluster's node of that name is not shown); one heard
+        on the LAN gives way to the cluster's (by name or endpoint)."""
         following = self.following
         assert following is not None
         for name in sorted(view.nodes):
             entry = view.nodes[name]
             node = self.nodes.get(name)
+            while node is not None and node.source == "discovered":
+                log.info("%s: listed by the cluster; shown as its node, no longer as "
+                         "heard on the LAN", name)
+                await self.remove(name)
+                node = self.nodes.get(name)  # none, unless a probe took the name meanwhile
             if node is None:
                 log.info("%s: listed by the cluster, at %s", name, entry.endpoint)
                 self.add(Node.from_cluster(entry, following.key, following.server_key))
@@ -704,8 +808,76 @@ class Cluster:
                 await node.follow_record(entry, following.key, following.server_key)
         for name in [n for n, node in self.nodes.items()
                      if node.source == "cluster" and n not in view.nodes]:
-            log.info("%s: no longer listed by the cluster (forgotten)", name)
-            await self.remove(name)
+            gone = self.nodes.get(name)
+            if gone is not None and gone.source == "cluster":  # still that one after an await
+                log.info("%s: no longer listed by the cluster (forgotten)", name)
+                await self.remove(name)
+        await self.drop_shadowed()
+
+    # -- nodes heard on the LAN ----------------------------------------------------------------
+
+    def _shown_at(self) -> dict[str, str]:
+        """The endpoints of the nodes given by hand or listed by the cluster,
+        each with the name it is shown by."""
+        return {node.endpoint: name for name, node in self.nodes.items()
+                if node.source != "discovered"}
+
+    async def drop_shadowed(self) -> None:
+        """A node heard on the LAN at the endpoint of one given by hand or
+        listed by the cluster gives way to it."""
+        shown = self._shown_at()
+        for name, node in list(self.nodes.items()):
+            if node.source == "discovered" and node.endpoint in shown \
+                    and self.nodes.get(name) is node:
+                log.info("%s: also shown as %s: no longer shown as heard on the LAN", name,
+                         shown[node.endpoint])
+                await self.remove(name)
+
+    async def follow_discovery(self, heard: list[str]) -> None:
+        """The endpoints the LAN probes hold now: each new one shown (named
+        host:port, as an endpoint given without a name), those no longer
+        held dropped. An endpoint shown already, given by hand or listed by
+        the cluster, is not shown twice: that node stays as it is. Only
+        tcp:// endpoints are followed (a path announced over the network
+        names a file of this host, not of the announcer), MAX_DISCOVERED
+        at most."""
+        discovering = self.discovering
+        assert discovering is not None
+        held = set(heard)
+        for name, node in list(self.nodes.items()):
+            if node.source == "discovered" and node.endpoint not in held \
+                    and self.nodes.get(name) is node:
+                log.info("%s: no longer heard on the LAN (silent %d probes in a row)", name,
+                         discovering.forget_after)
+                await self.remove(name)
+        await self.drop_shadowed()
+        # From here on nothing awaits: what is added is checked against the nodes as they are.
+        shown = self._shown_at()
+        found = {node.endpoint for node in self.nodes.values() if node.source == "discovered"}
+        for endpoint in heard:
+            if endpoint in found:
+                continue
+            if endpoint in shown:
+                discovering.tell_once(endpoint, logging.INFO,
+                                      "%s: heard on the LAN, and shown already as %s",
+                                      endpoint, shown[endpoint])
+                continue
+            if not endpoint.startswith("tcp://"):
+                discovering.tell_once(endpoint, logging.INFO, "%s: heard on the LAN, not "
+                                      "followed (only tcp:// endpoints are)", endpoint)
+                continue
+            if len(found) >= discovering.limit:
+                discovering.tell_once("", logging.WARNING, "more than %d nodes heard on the "
+                                      "LAN: the others are not shown", discovering.limit)
+                break
+            name = base = endpoint_name(endpoint, 2)
+            n = 2
+            while name in self.nodes:
+                name, n = f"{base}-{n}", n + 1
+            log.info("%s: heard on the LAN, at %s", name, endpoint)
+            found.add(endpoint)
+            self.add(Node(name, endpoint, discovering.key, discovering.server_key,
+                          source="discovered"))
 
     def overview(self) -> dict[str, Any] | None:
         """The followed cluster: its nodes (up or down, and as the console

@@ -20,6 +20,7 @@ const state = {
   live: false,
   following: false, // bigtop-web follows a cluster (--cluster)
   cluster: null, // its latest reading: GET /api/cluster's shape
+  discovery: null, // the LAN probes (--discover): {group, every, forget_after, ...}, or null
 };
 let page = null; // the page on screen: {update(kind), destroy(), onLog?, onEvents?}
 let socket = null;
@@ -109,6 +110,7 @@ function receive(message) {
     }
     state.cluster = message.cluster || null;
     state.following = Boolean(message.cluster);
+    state.discovery = message.discovery || null;
     fillNodeSelect();
     if (page && page.resubscribe) page.resubscribe();
     render();
@@ -212,6 +214,23 @@ function badge(status) {
 function reachText(info) {
   if (info.down) return "down";
   return info.reachable === false ? "unreachable" : info.reachable ? "reachable" : "waiting";
+}
+
+// Where a node comes from: given to bigtop-web, listed by the cluster it
+// follows, or heard on the LAN (a hint: whatever answered the probe).
+const SOURCES = {
+  hand: { text: "given by hand", title: "An endpoint given to bigtop-web (--endpoint or its config file)." },
+  cluster: { text: "cluster node", title: "Listed by the cluster bigtop-web follows (--cluster)." },
+  discovered: {
+    text: "discovered on the LAN",
+    title: "It answered bigtop-web's LAN probe (--discover): a hint, not a member of anything. "
+      + "It is reached like any endpoint, with bigtop-web's keys, and dropped once silent.",
+  },
+};
+
+function sourceOf(info) {
+  if (info.source && Object.hasOwn(SOURCES, info.source)) return SOURCES[info.source];
+  return { text: info.source ? String(info.source) : "", title: "" };
 }
 
 function setBadge(element, status) {
@@ -354,7 +373,7 @@ function allNodesPage(view) {
     const stats = h("div", { class: "stat-row" });
     const chips = h("div", { class: "chips" });
     const error = h("div", { class: "bad-text", hidden: true });
-    const labels = h("div", { class: "muted labels", hidden: true });
+    const labels = h("div", { class: "muted labels" });
     const element = h("section", { class: "panel node-card", "data-node": name },
       h("div", { class: "panel-head" }, h("h2", {}, h("a", { href: `#/n/${enc(name)}` }, name)), status,
         h("span", { class: "spacer" }), h("span", { class: "muted mono endpoint" }, "")),
@@ -364,7 +383,9 @@ function allNodesPage(view) {
 
   return {
     update(kind) {
-      setText(count, `${state.order.length} daemon${state.order.length === 1 ? "" : "s"}`);
+      const heard = state.order.filter((n) => state.nodes.get(n).info.source === "discovered").length;
+      setText(count, `${state.order.length} daemon${state.order.length === 1 ? "" : "s"}`
+        + (state.discovery ? ` · ${heard} heard on the LAN (${state.discovery.group})` : ""));
       if (overview) overview.update(kind);
       for (const [name, c] of cards) {
         if (!state.nodes.has(name)) {
@@ -392,9 +413,12 @@ function allNodesPage(view) {
         setText(c.error, info.reachable === false ? `since ${clock(info.since)}: ${info.error || ""}` : "");
         const record = info.record || null;
         const labelText = record ? Object.entries(record.labels || {}).map(([k, v]) => `${k}=${v}`).join(" ") : "";
-        c.labels.hidden = !record;
-        setText(c.labels, record ? `cluster node${labelText ? ` · ${labelText}` : ""}`
-          + `${record.load && record.load.length ? ` · load ${Number(record.load[0]).toFixed(2)}` : ""}` : "");
+        const source = sourceOf(info);
+        c.element.dataset.source = info.source || "";
+        c.element.classList.toggle("discovered", info.source === "discovered");
+        c.labels.title = source.title;
+        setText(c.labels, `${source.text}${record && labelText ? ` · ${labelText}` : ""}`
+          + `${record && record.load && record.load.length ? ` · load ${Number(record.load[0]).toFixed(2)}` : ""}`);
         const watchers = snap.watchers;
         const running = watchers.reduce((n, w) => n + (w.running || 0), 0);
         const wanted = watchers.reduce((n, w) => n + (w.wanted || 0), 0);
@@ -711,7 +735,10 @@ function nodePage(view, nodeName) {
       if (which && which !== nodeName) return;
       const info = node.info;
       const snap = info.snapshot;
-      setText(sub, `${info.endpoint || ""}${info.version ? ` · bigtop ${info.version}` : ""}`);
+      const source = sourceOf(info);
+      sub.title = source.title;
+      setText(sub, `${info.endpoint || ""}${info.version ? ` · bigtop ${info.version}` : ""}`
+        + (source.text ? ` · ${source.text}` : ""));
       setBadge(reach, reachText(info));
       notice.replaceChildren(info.reachable === false ? unreachableNotice(info) : "");
       if (kind === "init") drawEvents();
