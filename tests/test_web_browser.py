@@ -5,24 +5,15 @@ output, restarts it; saves the screenshots of docs/img/ on the way."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, Daemon, wait_for
-
-CHROMIUM = "/usr/bin/chromium"
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(f"no {CHROMIUM}: `apt-get install -y chromium` (make test does it as root)",
-                allow_module_level=True)
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-expect = playwright.expect
+from .browser import chromium, expect, playwright, web_on_socket  # skips without them
+from .conftest import ROOT, Daemon
 
 TOKEN = "browser-test-token"
 IMAGES = ROOT / "docs" / "img"
@@ -67,38 +58,14 @@ def console(daemon: Callable[..., Daemon], tmp_path: Path) -> Iterator[tuple[Dae
     script.write_text(GREETER)
     d = daemon(CONFIG.format(python=sys.executable, script=script))
     d.wait_pids("api", 2)
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    out = tmp_path / "web.out"
-    env = {**os.environ, "BIGTOP_WEB_TOKEN": TOKEN}
-    with open(out, "wb") as sink:
-        web = subprocess.Popen(
-            [sys.executable, "-m", "bigtop.web", "--endpoint", f"app-1={d.endpoint}",
-             "--fd", str(listener.fileno())], pass_fds=(listener.fileno(),),
-            stdout=sink, stderr=subprocess.STDOUT, env=env)
-    listener.close()
-    try:
-        wait_for(lambda: "serving on" in out.read_text() or web.poll() is not None,
-                 message="bigtop-web to serve")
-        assert web.poll() is None, out.read_text()
-        yield d, f"http://127.0.0.1:{port}"
-    finally:
-        web.terminate()
-        try:
-            web.wait(10)
-        except subprocess.TimeoutExpired:
-            web.kill()
-            web.wait()
+    with web_on_socket(tmp_path, TOKEN, "--endpoint", f"app-1={d.endpoint}") as url:
+        yield d, url
 
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as found:
+        yield found
 
 
 def pids_shown(page: object) -> set[int]:

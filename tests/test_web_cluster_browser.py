@@ -8,26 +8,16 @@ that dies is shown down."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from .browser import chromium, expect, web_on_socket  # skips without them
 from .clusters import TTL, WATCHERS, apply, kill_node, node_config, start_nodes, wait_running
 from .conftest import Daemon, wait_for
 from .etcd import EtcdCluster
-
-CHROMIUM = "/usr/bin/chromium"
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(f"no {CHROMIUM}: `apt-get install -y chromium` (make test does it as root)",
-                allow_module_level=True)
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-expect = playwright.expect
 
 TOKEN = "browser-cluster-token"
 
@@ -48,38 +38,14 @@ def web(daemon: Callable[..., Daemon], etcd: EtcdCluster,
     apply(nodes["n1"], WATCHERS.replace("nodes = 1", "nodes = all"))
     wait_running(nodes, "web", 2)
     wait_running(nodes, "db", 1)
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    out = tmp_path / "web.out"
-    env = {**os.environ, "BIGTOP_WEB_TOKEN": TOKEN}
-    with open(out, "wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bigtop.web", "--cluster", f"shop={nodes['n1'].endpoint}",
-             "--fd", str(listener.fileno())], pass_fds=(listener.fileno(),),
-            stdout=sink, stderr=subprocess.STDOUT, env=env)
-    listener.close()
-    try:
-        wait_for(lambda: "serving on" in out.read_text() or process.poll() is not None,
-                 message="bigtop-web to serve")
-        assert process.poll() is None, out.read_text()
-        yield nodes, f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with web_on_socket(tmp_path, TOKEN, "--cluster", f"shop={nodes['n1'].endpoint}") as url:
+        yield nodes, url
 
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as found:
+        yield found
 
 
 def every_node(page: object, watcher: str, action: str, timeout: str = "5") -> object:

@@ -582,7 +582,62 @@ def record_key(entry: ClusterNode, server_key: str | None) -> str | bytes | None
     return server_key
 
 
-class Following:
+class Rounds:
+    """A task that does a round every ``every`` seconds (a cluster
+    reading, a LAN probe) for the console's cluster, until closed; a round
+    that fails is logged once per error and tried again next time."""
+
+    what = "a round"  # as its errors say it
+    every: float
+    error: str | None
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._wake = asyncio.Event()
+
+    def start(self, cluster: Cluster) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(cluster))
+
+    async def close(self) -> None:
+        self._closing = True  # as Node's: wait_for may swallow a cancellation
+        self._wake.set()
+        task = self._task
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()
+            self._task = None
+
+    async def round(self, cluster: Cluster) -> None:
+        raise NotImplementedError
+
+    def failed(self, error: str) -> None:
+        """A round raised (a bad endpoint, a surprising reply): ``error``
+        says so, the same message logged only once."""
+        if error != self.error:
+            log.warning("%s", error)
+        self.error = error
+
+    async def _run(self, cluster: Cluster) -> None:
+        while not self._closing:
+            self._wake.clear()
+            try:
+                await self.round(cluster)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                self.failed(f"{self.what} failed: {err or type(err).__name__}")
+            self.after_round(cluster)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.every)
+
+    def after_round(self, cluster: Cluster) -> None:
+        """Called after each round, whatever came of it."""
+
+
+class Following(Rounds):
     """The cluster bigtop-web follows (``--cluster``): read through one
     node every ``every`` seconds (a ClusterFollower's reading); each good
     reading updates the cluster's nodes (:meth:`Cluster.follow_view`), a
@@ -605,9 +660,9 @@ class Following:
         self.read_at: float | None = None  # time of the last good reading
         self.tried_at: float | None = None  # ... and of the last try
         self.told: set[str] = set()  # names whose clash with a hand-given node was logged
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._wake = asyncio.Event()
+        super().__init__()
+
+    what = "reading the cluster"
 
     def _on_view(self, view: ClusterView | None, error: str | None) -> None:
         self.tried_at = time.time()
@@ -620,40 +675,20 @@ class Following:
                 log.warning("cannot read the cluster at %s: %s", self.endpoint, error)
             self.error = error or "no answer"
 
-    def start(self, cluster: Cluster) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(cluster))
+    async def round(self, cluster: Cluster) -> None:
+        view = await self.reader.read_once()
+        if view is not None:
+            await cluster.follow_view(view)
 
-    async def close(self) -> None:
-        self._closing = True  # as Node's: wait_for may swallow a cancellation
-        self._wake.set()
-        task = self._task
-        if task is not None:
-            task.cancel()
-            await asyncio.wait([task])
-            if not task.cancelled():
-                task.exception()
-            self._task = None
+    def failed(self, error: str) -> None:
+        self.tried_at = time.time()
+        super().failed(f"{error} at {self.endpoint}")
 
-    async def _run(self, cluster: Cluster) -> None:
-        while not self._closing:
-            self._wake.clear()
-            try:
-                view = await self.reader.read_once()
-                if view is not None:
-                    await cluster.follow_view(view)
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # a bad endpoint (ZMQError), a surprising reply
-                error = f"reading the cluster failed: {err or type(err).__name__}"
-                if error != self.error:
-                    log.warning("%s at %s", error, self.endpoint)
-                self.tried_at, self.error = time.time(), error
-            cluster.emit("view", None)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.every)
+    def after_round(self, cluster: Cluster) -> None:
+        cluster.emit("view", None)
 
 
-class Discovering:
+class Discovering(Rounds):
     """The nodes bigtop-web finds on the LAN (``--discover``): a
     DiscoveryFollower probes ``group`` every ``every`` seconds; after each
     probe :meth:`Cluster.follow_discovery` shows the endpoints heard (each
@@ -678,9 +713,9 @@ class Discovering:
         self.probed_at: float | None = None  # time of the last one
         self.error: str | None = None  # why the last round failed
         self.told: set[str] = set()  # endpoints whose being left out was logged
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._wake = asyncio.Event()
+        super().__init__()
+
+    what = "probing the LAN"
 
     def _on_nodes(self, endpoints: list[str]) -> None:
         self.heard = list(endpoints)
@@ -698,36 +733,13 @@ class Discovering:
             self.told.add(endpoint)
             log.log(level, message, *args)
 
-    def start(self, cluster: Cluster) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(cluster))
+    async def round(self, cluster: Cluster) -> None:
+        await cluster.follow_discovery(await self.follower.probe_once())
+        self.error = (f"probing the LAN failed: {self.follower.error}"
+                      if self.follower.error else None)
 
-    async def close(self) -> None:
-        self._closing = True  # as Following's: wait_for may swallow a cancellation
-        self._wake.set()
-        task = self._task
-        if task is not None:
-            task.cancel()
-            await asyncio.wait([task])
-            if not task.cancelled():
-                task.exception()
-            self._task = None
-
-    async def _run(self, cluster: Cluster) -> None:
-        while not self._closing:
-            self._wake.clear()
-            try:
-                await cluster.follow_discovery(await self.follower.probe_once())
-                self.error = (f"probing the LAN failed: {self.follower.error}"
-                              if self.follower.error else None)
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # no socket to probe from, a surprise: the next round
-                error = f"probing the LAN failed: {err or type(err).__name__}"
-                if error != self.error:
-                    log.warning("%s on %s", error, self.group)
-                self.error = error
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.every)
+    def failed(self, error: str) -> None:
+        super().failed(f"{error} on {self.group}")
 
 
 class Cluster:
