@@ -300,3 +300,18 @@ def test_a_console_reads_the_cluster_through_another_node_when_its_own_dies(
     nodes["n2"].stop()
     assert asyncio.run(follower.read_once()) is None
     assert seen[-1][0] is None and seen[-1][1]
+
+
+def test_a_node_stopped_cleanly_hands_its_work_over(daemon: Callable[..., Daemon],
+                                                   etcd: EtcdCluster) -> None:
+    """SIGTERM: the node stops its processes and revokes its lease, so its
+    watchers move after grace, not after the whole ttl."""
+    nodes = start_nodes(daemon, etcd, {"n1": "role=web", "n2": "role=web"})
+    apply(nodes["n1"], WATCHERS)
+    (where,) = wait_running(nodes, "web", 1)
+    other = ({"n1", "n2"} - {where}).pop()
+    assert nodes[where].stop() == 0
+    moved = wait_running(nodes, "web", 1, timeout=TTL + 10)
+    assert set(moved) == {other}
+    listed = {n["name"]: n for n in nodes[other].call("cluster_nodes")["nodes"]}
+    assert listed[where]["up"] is False  # its lease revoked, not waited out
