@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Config, PluginSpec, WatcherSpec
 from ..config.build import find_cycle, with_httpd
 from ..tasks import TaskOwner
-from . import hooks, ordering, plugin_watchers
+from . import hooks, leftovers, ordering, plugin_watchers
 from .events import EventBus
 from .notify import NotifyListener
 from .ondemand import OnDemand
@@ -85,6 +85,8 @@ class Arbiter:
         # bigtopd for the control commands. The core never calls it.
         self.cluster: Any = None
         files = self.config.files
+        # Which daemon started a process (leftovers.py), set at the start.
+        self.tag: str | None = None
         self.runtime = Runtime(
             loop=self.loop, bus=self.bus, reaper=self.reaper, registry=self.registry,
             sockets=self.sockets, output=self.output, child_env=self.child_env,
@@ -114,6 +116,11 @@ class Arbiter:
 
     async def _start(self) -> None:
         self.reaper.install()
+        endpoint = self.endpoints.get("endpoint")
+        if self.config.files and endpoint:  # what a predecessor killed with -9 left running
+            self.tag = leftovers.daemon_tag(self.config.files[0], endpoint)
+            await leftovers.stop_previous(self.tag, {
+                w.name: (w.stop_signal, w.graceful_timeout) for w in self.config.watchers})
         self.notify = NotifyListener(self.loop, self._on_notify)
         try:
             for spec in self.config.sockets:
@@ -208,7 +215,7 @@ class Arbiter:
     # -- what the daemon gives processes ---------------------------------
 
     def child_env(self, spec: WatcherSpec) -> dict[str, str]:
-        env: dict[str, str] = {}
+        env: dict[str, str] = {leftovers.DAEMON_ENV: self.tag} if self.tag else {}
         if spec.ready.kind == "notify" and self.notify is not None:
             env["NOTIFY_SOCKET"] = self.notify.address
         plugin = self.plugins.get(spec.name)

@@ -1,0 +1,128 @@
+"""What a bigtopd that died left running, found and stopped by the next one.
+
+A daemon killed with SIGKILL (or by the OOM killer, or a bug) cannot stop
+its children: they go on under PID 1. Started again on the same
+configuration, bigtopd would start a second set beside them, and could not
+bind a socket they still hold. So every child carries a tag of the daemon
+that started it (``BIGTOP_DAEMON``: its user, configuration file and
+control endpoint) in its environment, which its own children inherit; at start, before it binds
+anything, bigtopd looks for processes with its tag, which can only have
+been left by a predecessor, and stops them (their stop signal, then
+SIGKILL after their ``graceful_timeout``) before starting fresh ones.
+
+Each process is held by a pidfd from the moment it is found: the tag is
+read and the signals are sent through it, so a pid reused meanwhile is
+never signalled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .tree import WATCHER_ENV, environ
+
+log = logging.getLogger("bigtop.leftovers")
+
+DAEMON_ENV = "BIGTOP_DAEMON"
+KILL_WAIT_S = 5.0  # after SIGKILL
+
+
+def daemon_tag(config_file: str, endpoint: str) -> str:
+    """The tag of the daemon running this file as this user on this control
+    endpoint (which no other daemon can hold while it runs)."""
+    key = f"{os.getuid()}:{os.path.realpath(config_file)}:{endpoint}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Leftover:
+    pid: int
+    watcher: str
+    pidfd: int
+
+
+def find(tag: str) -> list[Leftover]:
+    """Every process carrying ``tag`` (none is ours yet: nothing started);
+    each held by a pidfd. Blocking: /proc is read; run it in a thread."""
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            continue  # gone
+        env = environ(pid)  # read while the pidfd pins the process
+        if env.get(DAEMON_ENV) != tag:
+            os.close(pidfd)
+            continue
+        found.append(Leftover(pid, env.get(WATCHER_ENV, "?"), pidfd))
+    return found
+
+
+def _send(leftover: Leftover, sig: int) -> None:
+    try:
+        signal.pidfd_send_signal(leftover.pidfd, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def _gone(leftovers: list[Leftover], timeout: float) -> list[Leftover]:
+    """Wait until they have exited (a pidfd turns readable); those still alive."""
+    loop = asyncio.get_running_loop()
+    waiting: dict[int, asyncio.Future[None]] = {}
+    def exited(future: asyncio.Future[None]) -> None:
+        if not future.done():
+            future.set_result(None)
+
+    for leftover in leftovers:
+        future: asyncio.Future[None] = loop.create_future()
+        waiting[leftover.pidfd] = future
+        loop.add_reader(leftover.pidfd, exited, future)
+    try:
+        await asyncio.wait(waiting.values(), timeout=timeout)
+    finally:
+        for fd in waiting:
+            loop.remove_reader(fd)
+    return [left for left in leftovers if not waiting[left.pidfd].done()]
+
+
+async def stop_previous(tag: str, stop_signals: Mapping[str, tuple[int, float]]) -> int:
+    """Stop what a previous daemon with this tag left running; how many.
+    ``stop_signals``: watcher -> (its stop signal, its graceful timeout);
+    a watcher the configuration no longer has gets SIGTERM and 10 s."""
+    leftovers = await asyncio.to_thread(find, tag)
+    if not leftovers:
+        return 0
+    try:
+        by_watcher: dict[str, list[int]] = {}
+        for left in leftovers:
+            by_watcher.setdefault(left.watcher, []).append(left.pid)
+        log.warning("found %d process(es) left running by a previous bigtopd of this "
+                    "configuration (%s): stopping them before starting", len(leftovers),
+                    "; ".join(f"{w}: {', '.join(map(str, sorted(p)))}"
+                              for w, p in sorted(by_watcher.items())))
+        timeout = 0.0
+        for left in leftovers:
+            sig, grace = stop_signals.get(left.watcher, (signal.SIGTERM, 10.0))
+            timeout = max(timeout, grace)
+            _send(left, sig)
+        still = await _gone(leftovers, timeout)
+        if still:
+            log.warning("%d left-over process(es) still alive after %gs: killing them",
+                        len(still), timeout)
+            for left in still:
+                _send(left, signal.SIGKILL)
+            await _gone(still, KILL_WAIT_S)
+        return len(leftovers)
+    finally:
+        for left in leftovers:
+            os.close(left.pidfd)
