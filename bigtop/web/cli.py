@@ -130,10 +130,6 @@ def following_spec(ns: argparse.Namespace) -> dict[str, Any] | None:
     return {"endpoint": url, "name": name or None, "key": ns.key, "server_key": ns.server_key}
 
 
-YES = ("1", "yes", "true", "on")
-NO = ("0", "no", "false", "off")
-
-
 def discovery_spec(ns: argparse.Namespace) -> dict[str, Any] | None:
     """The LAN to probe (``--discover [GROUP]``): the group, and the keys to
     reach what answers with."""
@@ -178,8 +174,14 @@ def merged(ns: argparse.Namespace, file: configparser.ConfigParser | None) -> No
     if web.get("allow_origin"):
         ns.allow_origin += web["allow_origin"].split()
     discover = (web.get("discover") or "").strip()
-    if getattr(ns, "discover", None) is None and discover and discover.lower() not in NO:
-        ns.discover = DISCOVERY_GROUP if discover.lower() in YES else discover
+    if getattr(ns, "discover", None) is None and discover:
+        from ..config import to_bool
+
+        try:  # yes/no, or a group
+            if to_bool(discover):
+                ns.discover = DISCOVERY_GROUP
+        except ValueError:
+            ns.discover = discover
     ns.host = ns.host or "127.0.0.1"
     ns.port = 8080 if ns.port is None else ns.port
 
