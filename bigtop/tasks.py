@@ -26,6 +26,11 @@ class TaskOwner:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def others(self) -> int:
+        """Tasks held besides the one asking."""
+        current = asyncio.current_task()
+        return sum(1 for task in self._tasks if task is not current)
+
     def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)

@@ -30,7 +30,7 @@ _bigtopctl() {
     _bigtopctl_words
     local cur=$_bigtopctl_cur prev=""
     ((${#_bigtopctl_w[@]} > 1)) && prev=${_bigtopctl_w[${#_bigtopctl_w[@]}-1]}
-    local commands="add rm start stop restart reload depends incr decr signal kill status list stats dstats numprocesses numwatchers listsockets logs options get set globaloptions reloadconfig quit version cluster listen keygen completion shell help"
+    local commands="add rm start stop restart reload depends incr decr signal kill status list stats dstats numprocesses numwatchers listsockets logs options get set globaloptions reloadconfig quit upgrade version cluster listen keygen completion shell help"
     local globals="--endpoint --timeout --json --key --server-key --pubsub-endpoint --nodes --node-timeout --version -h --help"
     local valued=" --childpid --count --dir --endpoint --graceful-timeout --graceful_timeout --key --lines --match --node-timeout --nodes --option --pubsub-endpoint --server-key --signum --since --timeout -n -o "
     local cmd="" npos=0 i w opts first rest watcher
@@ -89,6 +89,7 @@ _bigtopctl() {
         globaloptions) opts="--help"; first=""; rest="" ;;
         reloadconfig) opts="--help --waiting --no-waiting"; first=""; rest="" ;;
         quit) opts="--help --yes --waiting"; first=""; rest="" ;;
+        upgrade) opts="--help"; first=""; rest="" ;;
         version) opts="--help"; first=""; rest="" ;;
         cluster) opts="--help"; first="words:nodes apply rm placement forget"; rest="" ;;
         listen) opts="--help --count"; first=""; rest="" ;;

@@ -101,11 +101,16 @@ def test_nodes_come_from_the_cluster_with_an_overview(daemon: Factory,
 
         # c: the overview, one row per cluster watcher and node it is assigned to.
         await pilot.press("c")
-        await until(pilot, lambda: "CLUSTER WATCHER" in app.screen_text(), "the overview")
+        placed = (("web", "n1"), ("web", "n2"), ("db", "n3"))
+
+        def overview() -> bool:  # each node says running once it has reported
+            text = app.screen_text()
+            return "CLUSTER WATCHER" in text and all(
+                re.search(rf"^ {name} +{node} ●.* running +active +1/1 .*constraints=", text,
+                          re.M) for name, node in placed)
+
+        await until(pilot, overview, "the overview, every watcher running")
         text = app.screen_text()
-        for name, node in (("web", "n1"), ("web", "n2"), ("db", "n3")):
-            assert re.search(rf"^ {name} +{node} ●.* running +active +1/1 .*constraints=",
-                             text, re.M), (name, node, text)
         assert not re.search(r"^ (web|db) +solo", text, re.M), "solo is no cluster node"
         assert not re.search(r"^ web +n3|^ db +n[12]", text, re.M)
         assert re.search(rf"^ \w+ +{leader} ● ★", text, re.M) or leader == "n3" and \

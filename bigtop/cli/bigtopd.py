@@ -5,6 +5,8 @@ reloads the configuration."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import os
 import signal
@@ -32,6 +34,8 @@ if _blocked:
 
 log = logging.getLogger("bigtop")
 STOP_ON_ERROR_S = 30.0  # the graceful stop of everything, on a fatal error; then kill
+UPGRADE_CHECK_S = 30.0  # the program to re-execute, asked whether it takes the state
+FLUSH_S = 0.5  # before the exec: how long replies and events may take to leave
 SETTLED_LOG = "every watcher started or waiting (for a priority, a dependency or a hook)"
 
 
@@ -54,6 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="-, a file, or syslog://[HOST:PORT] (default: [circus] logoutput, "
                              "or stderr)")
     parser.add_argument("--version", action="version", version=f"bigtopd {__version__}")
+    # Run by a daemon about to re-execute itself: can this image take over
+    # the state on stdin? (core/handover.py)
+    parser.add_argument("--handover-check", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.to and not args.check:
         parser.error("--to goes with --check")
@@ -62,6 +69,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from ..core import handover
+
+    if args.handover_check:
+        try:
+            state = json.loads(sys.stdin.read(handover.MAX_STATE))
+            handover.check_version(state)
+            handover.config_of(state)
+        except (ValueError, handover.HandoverError) as err:
+            print(f"bigtopd {__version__}: {err}", file=sys.stderr)
+            return 1
+        return 0
+    taken = os.environ.pop(handover.ENV, None)
+    if taken is not None:  # this daemon re-executed itself: same pid, same children
+        return resume(args, taken)
     try:
         config = load(args.config, strict=args.strict)
     except ConfigError as err:
@@ -110,6 +131,36 @@ def main(argv: list[str] | None = None) -> int:
             remove_pidfile(pidfile)
 
 
+def resume(args: argparse.Namespace, fd: str) -> int:
+    """The image after ``bigtopctl upgrade``: take over from the previous
+    one (core/handover.py). Not daemonized again, no new pidfile: the
+    process is the same."""
+    from ..core import handover, limits
+    from . import logs
+
+    try:
+        state = handover.read(int(fd))
+        config = handover.config_of(state)
+    except (ValueError, handover.HandoverError) as err:
+        print(f"bigtopd {__version__}: cannot take over: {err}", file=sys.stderr)
+        return 70  # the children are orphaned to the subreaper above, if any: say so loudly
+    settings = config.settings
+    level = args.log_level or settings.loglevel or ("debug" if settings.debug else "info")
+    logs.setup(level, args.log_output or settings.logoutput or "-")
+    nofile = state.get("children_nofile")
+    limits.children_nofile = tuple(nofile) if nofile else None  # type: ignore[assignment]
+    log.info("bigtopd %s took over from bigtopd %s (pid %d)", __version__,
+             state.get("bigtop"), os.getpid())
+    pidfile = args.pidfile or settings.pidfile
+    try:
+        if settings.umask is not None:
+            os.umask(settings.umask)
+        return asyncio.run(serve(config, args.config, daemonized=args.daemon, taken=state))
+    finally:
+        if pidfile:
+            remove_pidfile(pidfile)
+
+
 def default_log_dir() -> str:
     """Where a daemonized bigtopd puts output that has no stream configured."""
     if os.geteuid() == 0:
@@ -118,7 +169,9 @@ def default_log_dir() -> str:
     return os.path.join(state, "bigtop", "log")
 
 
-async def serve(config: Config, path: str, daemonized: bool = False) -> int:
+async def serve(config: Config, path: str, daemonized: bool = False,
+                taken: dict[str, Any] | None = None) -> int:
+    """``taken``: the state of the image this one re-executed from."""
     from ..core import Arbiter, ReloadError, SocketError
     from ..tasks import TaskOwner
 
@@ -154,9 +207,41 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
             except ReloadError as err:
                 log.error("reload refused, nothing changed: %s", err)
 
+    agent: Any = None  # the cluster agent, with a [cluster] section
+    server: Any = None
+
+    async def upgrade() -> str | None:
+        """Re-execute the daemon's program (a new version, if one was
+        installed) keeping every child, socket and pipe; why not, if it
+        cannot (nothing changed then)."""
+        async with reload_lock:
+            reason = await upgrade_refusal(arbiter)
+            if reason is not None:
+                log.warning("upgrade refused, nothing changed: %s", reason)
+                return reason
+            spawn(reexec())
+            return None
+
+    async def reexec() -> None:
+        from ..core import handover
+
+        log.info("upgrading: bigtopd %s re-executes %s", __version__, " ".join(sys.orig_argv))
+        if agent is not None:
+            await agent.detach()
+        await server.close(flush=FLUSH_S)  # the reply to `upgrade` leaves first
+        state, fds = handover.capture(arbiter)
+        if agent is not None:
+            state["cluster_lease"] = agent.lease
+        await arbiter.output.close()  # everything read is written first
+        fd = handover.write(state, fds)
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
+                  {**os.environ, handover.ENV: str(fd)})
+
+    arbiter.upgrader = upgrade
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop, sig.name)
     loop.add_signal_handler(signal.SIGHUP, lambda: spawn(reload()))
+    loop.add_signal_handler(signal.SIGUSR2, lambda: spawn(_quietly(upgrade())))
     log.info("bigtopd %s starting (pid %d) with %s", __version__, os.getpid(), path)
     from ..control.endpoints import (
         check_free,
@@ -181,7 +266,6 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
             log.error("cannot serve the control endpoints: %s; nothing started", err)
             await tasks.cancel_all()
             return 1
-        agent = None
         if config.cluster is not None:
             try:
                 from ..cluster.agent import make_agent
@@ -193,7 +277,12 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
                 await server.close()
                 await tasks.cancel_all()
                 return 1
-        starting = tasks.spawn(arbiter.start(), name="start")
+        if taken is None:
+            starting = tasks.spawn(arbiter.start(), name="start")
+        else:
+            starting = tasks.spawn(arbiter.resume(taken), name="resume")
+            if agent is not None:
+                agent.lease = int(taken.get("cluster_lease") or 0)
         await arbiter.settled.wait()
         failed = starting.done() and (starting.cancelled() or starting.exception() is not None)
         if not failed:
@@ -224,6 +313,71 @@ async def serve(config: Config, path: str, daemonized: bool = False) -> int:
         log.error("tasks left at shutdown: %s", ", ".join(sorted(t.get_name() for t in left)))
     log.info("stopped")
     return 0
+
+
+async def upgrade_refusal(arbiter: Arbiter) -> str | None:
+    """Why the daemon cannot re-execute now: the state it is in, or what
+    the program it would execute says of that state (run first, on the
+    state without its fds)."""
+    from ..core import handover
+
+    reason = handover.refusal(arbiter)
+    if reason is not None:
+        return reason
+    status, said = await _ask_new_program(arbiter, json.dumps(handover.describe(arbiter)))
+    if status is None:
+        return f"the new program did not answer within {UPGRADE_CHECK_S:g} s"
+    if status != 0:
+        lines = said.strip().splitlines()
+        return f"the new program refuses: {lines[-1] if lines else f'exit {status}'}"
+    return None
+
+
+async def _ask_new_program(arbiter: Arbiter, state: str) -> tuple[int | None, str]:
+    """Run ``bigtopd --handover-check`` with the state on its stdin: its
+    exit status (None: no answer in time) and what it said. Its exit comes
+    through the daemon's reaper, which reaps every child of the daemon."""
+    import subprocess
+
+    from ..core.reaper import exit_code
+
+    check = subprocess.Popen([sys.executable, *sys.orig_argv[1:], "--handover-check"],
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def reaped(status: int) -> None:
+        if not ended.done():
+            ended.set_result(status)
+
+    arbiter.reaper.watch(check.pid, reaped)
+
+    def talk() -> str:
+        assert check.stdin is not None and check.stderr is not None
+        with contextlib.suppress(BrokenPipeError):
+            check.stdin.write(state.encode())
+            check.stdin.close()
+        return check.stderr.read(64 * 1024).decode(errors="replace")
+
+    try:
+        async with asyncio.timeout(UPGRADE_CHECK_S):
+            said = await asyncio.to_thread(talk)
+            status = exit_code(await ended)
+    except TimeoutError:
+        check.kill()
+        await ended
+        return None, ""
+    finally:
+        check.returncode = -1  # reaped by the daemon's reaper: Popen must not wait
+        for pipe in (check.stdin, check.stderr):
+            if pipe is not None:
+                pipe.close()
+    return status, said
+
+
+async def _quietly(coro: Coroutine[Any, Any, Any]) -> None:
+    """A signal's work: its outcome is logged, nobody waits for it."""
+    await coro
 
 
 async def _stop_on_error(arbiter: Arbiter) -> None:

@@ -663,6 +663,12 @@ def _quit(p: Parser) -> PropsBuilder:
     return lambda ns: with_waiting(ns, {})
 
 
+@command("upgrade", "re-execute the daemon (a new version, if installed), keeping every "
+         "process, socket and pipe", "daemon")
+def _upgrade(p: Parser) -> None:
+    return None
+
+
 @command("version", "the versions of the daemon and of bigtopctl", "daemon")
 def _version(p: Parser) -> None:
     return None

@@ -98,6 +98,8 @@ def execute(session: Session, spec: Spec, ns: argparse.Namespace, props: dict[st
             from .ctlevents import reload_with_progress
 
             reply = reload_with_progress(session, props)
+        elif spec.name == "upgrade":
+            reply = upgrade(session)
         elif spec.name == "logs":
             from .ctlevents import follow_logs
 
@@ -109,6 +111,30 @@ def execute(session: Session, spec: Spec, ns: argparse.Namespace, props: dict[st
         sys.stderr.write(f"{err}\n")
         return TRANSPORT
     return report(session, wire_command(spec, ns), reply, ns)
+
+
+def upgrade(session: Session) -> dict[str, Any]:
+    """``upgrade``, then the daemon's version once it answers again: the
+    new image took over (or the reply's error, with nothing changed)."""
+    import time
+
+    before = session.call("version")
+    began = time.monotonic()
+    reply = session.call("upgrade")
+    if reply.get("status") == "error":
+        return reply
+    session.close()  # a connection of its own to the new image
+    deadline = began + max(session.timeout, 10.0)
+    while True:
+        try:
+            after = session.call("version", timeout=0.25)
+            break
+        except Unreachable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)  # the new image binds its endpoints
+    return {**reply, "before": before.get("version"), "after": after.get("version"),
+            "seconds": round(time.monotonic() - began, 3)}
 
 
 def report(session: Session, command: str, reply: dict[str, Any],

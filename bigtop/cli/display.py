@@ -430,6 +430,11 @@ def show_version(reply: dict[str, Any], ns: argparse.Namespace, out: Console) ->
     out.print(f"bigtopctl {__version__}")
 
 
+def show_upgrade(reply: dict[str, Any], ns: argparse.Namespace, out: Console) -> None:
+    out.print(f"bigtopd {reply.get('before')} -> {reply.get('after')}, pid {reply.get('pid')} "
+              f"kept, answering again after {float(reply.get('seconds') or 0) * 1000:.0f} ms")
+
+
 def show_quit(reply: dict[str, Any], ns: argparse.Namespace, out: Console) -> None:
     out.print("the daemon is stopping" if not getattr(ns, "waiting", False)
               else "the daemon stopped its watchers and is exiting")
@@ -505,6 +510,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any], argparse.Namespace, Console], Non
     "reloadconfig": show_reloadconfig,
     "version": show_version,
     "quit": show_quit,
+    "upgrade": show_upgrade,
     "cluster_nodes": show_cluster_nodes,
     "cluster_placement": show_cluster_placement,
     "cluster_apply": show_cluster_change,

@@ -68,6 +68,12 @@ class ClusterAgent:
         self.tasks.spawn(self._run(), name="cluster")
         self.tasks.spawn(self._fence(), name="cluster-fence")
 
+    async def detach(self) -> None:
+        """Stop taking part, the lease kept for the image this daemon
+        re-executes into (handover.py), which renews it."""
+        await self.tasks.cancel_all()
+        await self.store.close()
+
     async def close(self) -> None:
         """Stop taking part; the lease is revoked, so that the leader moves
         this node's cluster watchers after ``grace`` rather than ``ttl``."""

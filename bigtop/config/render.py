@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from .convert import signal_name
-from .model import Config, SocketSpec, WatcherSpec
+from .model import ClusterSettings, Config, SocketSpec, WatcherSpec
 
 Table = tuple[str, str, dict[str, Any]]  # kind, name ("" for circus, env), values
 
@@ -36,6 +36,13 @@ def socket_values(spec: SocketSpec) -> dict[str, Any]:
     return values
 
 
+def cluster_values(spec: ClusterSettings) -> dict[str, Any]:
+    values = {k: getattr(spec, k) for k in spec.__dataclass_fields__}
+    values["etcd"] = " ".join(spec.etcd)
+    values["labels"] = " ".join(f"{k}={v}" for k, v in spec.labels) or None
+    return values
+
+
 def tables(config: Config) -> list[Table]:
     """The sections to write, in the order a reader expects them."""
     settings = {k: getattr(config.settings, k) for k in config.settings.__dataclass_fields__}
@@ -44,6 +51,8 @@ def tables(config: Config) -> list[Table]:
     out: list[Table] = [("circus", "", settings)]
     if config.env:
         out.append(("env", "", {k: v.replace("$", "$$") for k, v in config.env.items()}))
+    if config.cluster is not None:
+        out.append(("cluster", "", cluster_values(config.cluster)))
     out += [("socket", s.name, socket_values(s)) for s in config.sockets]
     out += [("watcher", w.name, watcher_values(w)) for w in config.watchers]
     out += [("plugin", p.name, {"use": p.use, "priority": p.priority, **p.options})

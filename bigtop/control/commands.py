@@ -13,6 +13,7 @@ import asyncio
 import difflib
 import fnmatch
 import logging
+import os
 import re
 import shlex
 from collections.abc import Awaitable, Callable
@@ -813,3 +814,16 @@ async def cluster_placement(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
     """bigtop: each cluster watcher, its placement, the nodes it is assigned to
     and what each made of it."""
     return await _cluster(arbiter, lambda agent: agent.placement())
+
+
+@command("upgrade")
+async def upgrade(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+    """bigtop: re-execute the daemon's program (a new version, if one was
+    installed) keeping every process, socket and pipe; refused, with
+    nothing changed, when the daemon or the new program cannot."""
+    if arbiter.upgrader is None:
+        raise CommandError("this daemon cannot re-execute itself")
+    reason = await arbiter.upgrader()
+    if reason is not None:
+        raise CommandError(f"upgrade refused, nothing changed: {reason}")
+    return {"upgrading": True, "pid": os.getpid()}

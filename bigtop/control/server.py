@@ -162,12 +162,14 @@ class ControlServer:
             os.chown(path, self.endpoint_owner, -1)
             let_through(os.path.dirname(path))
 
-    async def close(self) -> None:
-        """Stop answering, end the commands still running, unbind."""
-        self._close_sockets()
+    async def close(self, flush: float = 0.0) -> None:
+        """Stop answering, end the commands still running, unbind.
+        ``flush``: seconds the replies and events already sent may take to
+        leave (the daemon is about to re-execute, which would drop them)."""
+        self._close_sockets(flush)
         await self.tasks.cancel_all()
 
-    def _close_sockets(self) -> None:
+    def _close_sockets(self, flush: float = 0.0) -> None:
         if self.discovery is not None:
             self.discovery.close()
             self.discovery = None
@@ -185,7 +187,7 @@ class ControlServer:
                 continue
             if sock is self.router or sock is self.pub:
                 self.loop.remove_reader(_fd(sock))
-            sock.close()
+            sock.close(linger=int(flush * 1000))
             path = ipc_path(endpoint) if endpoint else None
             if path:
                 with contextlib.suppress(OSError):

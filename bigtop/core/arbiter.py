@@ -84,6 +84,9 @@ class Arbiter:
         # The cluster agent when this daemon is a node ([cluster]); set by
         # bigtopd for the control commands. The core never calls it.
         self.cluster: Any = None
+        # bigtopd's re-execution of itself (handover.py), for `upgrade`: a
+        # coroutine function answering why not, or None once on its way.
+        self.upgrader: Any = None
         files = self.config.files
         # Which daemon started a process (leftovers.py), set at the start.
         self.tag: str | None = None
@@ -145,6 +148,47 @@ class Arbiter:
         await ordering.start_in_order(
             self._boot_watchers(w for w in self.watchers.values() if w.name not in self.plugins),
             self.watchers.get, self.config.settings.warmup_delay, self.settled.set)
+        self.bus.emit("arbiter.started", {"pid": os.getpid()})
+
+    async def resume(self, state: dict[str, Any]) -> None:
+        """Take over from the image this daemon re-executed from
+        (handover.py): its sockets, its processes (still ours: same pid),
+        each watcher's state; start what is missing from active watchers."""
+        try:
+            await self._resume(state)
+        finally:
+            self.settled.set()
+
+    async def _resume(self, state: dict[str, Any]) -> None:
+        self.started = float(state.get("started") or self.started)
+        self.tag = state.get("tag")
+        notify = state.get("notify")
+        self.notify = NotifyListener(self.loop, self._on_notify, fd=notify)
+        specs = {s.name: s for s in self.config.sockets}
+        for name, fd in state.get("sockets", {}).items():
+            sock = Socket(specs[name])
+            sock.adopt(fd)
+            self.sockets[name] = sock
+        watchers = {spec.name: spec for spec in self.config.watchers}
+        for name, (spec, plugin) in plugin_watchers.watcher_specs(self.config).items():
+            self.plugins[name] = plugin
+            watchers[name] = spec
+        taken = state.get("watchers", {})
+        for name, spec in watchers.items():
+            watcher = self.watchers[name] = Watcher(spec, self.runtime)
+            if name in taken:
+                watcher.resume(taken[name])
+        # Each process is watched (its exit reported even if it came during
+        # the exec) before the SIGCHLD sweep, which would reap it unknown.
+        self.reaper.install()
+        for watcher in self.watchers.values():
+            watcher.fill_missing()
+        for watcher in self.watchers.values():
+            names = watcher.socket_names()
+            if watcher.state == "stopped" and watcher.spec.on_demand and names:
+                self.on_demand.arm(watcher.name, names)
+        log.info("took over %d process(es) of %d watcher(s) from the previous image",
+                 sum(len(w.processes) for w in self.watchers.values()), len(self.watchers))
         self.bus.emit("arbiter.started", {"pid": os.getpid()})
 
     async def _start_plugins(self, watchers: list[Watcher]) -> None:

@@ -21,16 +21,27 @@ _CREDS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 class NotifyListener:
     def __init__(self, loop: asyncio.AbstractEventLoop,
-                 on_message: Callable[[int, dict[str, str]], None]):
+                 on_message: Callable[[int, dict[str, str]], None], fd: int | None = None):
+        """``fd``: the socket of this daemon's previous image (handover.py),
+        whose address the children already have."""
         self.loop = loop
         self.on_message = on_message
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        name = f"bigtop-notify-{os.getpid()}-{os.urandom(4).hex()}"
-        self.sock.bind("\0" + name)
+        if fd is None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            self.sock.bind("\0" + f"bigtop-notify-{os.getpid()}-{os.urandom(4).hex()}")
+        else:
+            self.sock = socket.socket(fileno=fd)
+            self.sock.set_inheritable(False)
         self.sock.setblocking(False)
-        self.address = "@" + name  # what children see in $NOTIFY_SOCKET
+        name = self.sock.getsockname()
+        self.address = "@" + (name[1:].decode() if isinstance(name, bytes) else name[1:])
         loop.add_reader(self.sock.fileno(), self._read)
+
+    def detach(self) -> int:
+        """Stop reading; the socket's fd, left open for the next image."""
+        self.loop.remove_reader(self.sock.fileno())
+        return self.sock.detach()
 
     def close(self) -> None:
         self.loop.remove_reader(self.sock.fileno())

@@ -115,14 +115,17 @@ pipes = PipeBudget()
 class PipeReader:
     def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, on_chunk: ChunkSink,
                  max_line: int = MAX_LINE, hold: Callable[[], bool] | None = None,
-                 partial_delay: Callable[[], float] = lambda: PARTIAL_DELAY):
+                 partial_delay: Callable[[], float] = lambda: PARTIAL_DELAY,
+                 partial: bytes = b""):
+        """``partial``: an unfinished line read before (by the daemon this
+        one re-executed from, handover.py)."""
         self.loop = loop
         self.fd: int | None = fd
         self.on_chunk = on_chunk
         self.hold = hold  # True: wait before reading more (the sinks are behind)
         self.max_line = max_line
         self.partial_delay = partial_delay  # read when a tail starts waiting: set applies
-        self._partial = b""  # the bytes after the last newline, not handed on yet
+        self._partial = partial  # the bytes after the last newline, not handed on yet
         self._since = 0.0  # when they began to wait (0: not known yet)
         self._waiting: asyncio.TimerHandle | None = None  # until they go on unfinished
         self._due = 0.0  # when that timer is due
@@ -244,6 +247,23 @@ class PipeReader:
                 pos += limit
             start = pos
         self.on_chunk(chunk[start:] if start else chunk)
+
+    def detach(self) -> tuple[int, bytes] | None:
+        """Stop reading, leaving the pipe open: its fd and the unfinished
+        line read from it (for the daemon re-executed next, handover.py);
+        None if it was closed."""
+        if self.fd is None:
+            return None
+        fd, self.fd = self.fd, None
+        for timer in (self._waiting, self._resting):
+            if timer is not None:
+                timer.cancel()
+        self._waiting = self._resting = None
+        self.loop.remove_reader(fd)
+        pipes.release(self._grown)
+        self._grown = 0
+        partial, self._partial = self._partial, b""
+        return fd, partial
 
     def close(self) -> None:
         """Drain, hand on what is left of an unfinished line (``last``), and

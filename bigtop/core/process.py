@@ -208,6 +208,18 @@ class Process:
         self.ready: asyncio.Future[bool] = loop.create_future()
         self.pipes: dict[str, int] = {}  # stream name -> read end
         self.stdin_hold: int | None = None  # stdin_pipe: the write end, open while it runs
+        self.readers: dict[str, Any] = {}  # stream -> the PipeReader of its pipe (slots.py)
+
+    @classmethod
+    def adopted(cls, spec: WatcherSpec, wid: int, pid: int, started: float,
+                pipes: dict[str, int], ready: bool) -> Process:
+        """A child this daemon's previous image started (handover.py):
+        still its child, the same pid, its pipes open."""
+        process = cls(spec, wid)
+        process.pid, process.started, process.pipes = pid, started, dict(pipes)
+        if ready:
+            process.ready.set_result(True)
+        return process
 
     def __repr__(self) -> str:
         return f"<Process {self.spec.name}#{self.wid} pid={self.pid}>"

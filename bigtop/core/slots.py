@@ -234,27 +234,43 @@ class Slots:
                         self.name, self.short)
             self.short = 0
         process.replacing = replacing
+        self._attach(process, announce=True)
+        return process
+
+    def adopt(self, process: Process, partials: dict[str, bytes]) -> None:
+        """Take on a process this daemon's previous image started (handover.py),
+        its pipes read on from where that image stopped."""
+        self._attach(process, partials)
+
+    def _attach(self, process: Process, partials: dict[str, bytes] | None = None,
+                announce: bool = False) -> None:
+        """Register a process, read its pipes, learn of its exit and of its
+        readiness, and recycle it at max_age; ``announce``: a spawn."""
+        runtime = self.runtime
         runtime.registry.register(self.name, process)
-        if not replacing:
+        if not process.replacing:
             # In its slot before the reaper can report its exit (which may
             # happen at once, from inside watch()).
-            self.processes[wid] = process
-        readers = [PipeReader(self.loop, fd, self.capture.line_sink(process, stream),
-                              max_line=self.spec.max_line, hold=self._output_held(stream),
-                              partial_delay=lambda: self.spec.partial_line_delay)
-                   for stream, fd in process.pipes.items()]
-        # Announced before it is watched: its reap may be reported at once.
-        self.emit("spawn", process_pid=process.pid)
-        log.debug("%s: spawned process %d (pid %d)", self.name, wid, process.pid)
+            self.processes[process.wid] = process
+        process.readers = {
+            stream: PipeReader(self.loop, fd, self.capture.line_sink(process, stream),
+                               max_line=self.spec.max_line, hold=self._output_held(stream),
+                               partial_delay=lambda: self.spec.partial_line_delay,
+                               partial=(partials or {}).get(stream, b""))
+            for stream, fd in process.pipes.items()}
+        readers = list(process.readers.values())
+        if announce:  # before it is watched: its reap may be reported at once
+            self.emit("spawn", process_pid=process.pid)
+            log.debug("%s: spawned process %d (pid %d)", self.name, process.wid, process.pid)
         runtime.reaper.watch(process.pid, lambda status: self._exited(process, status, readers))
         process.ready.add_done_callback(lambda _: self._check_ready())
-        readiness.arm(process, self.spec, self.tasks, self._not_ready_in_time)
+        if not process.ready.done():
+            readiness.arm(process, self.spec, self.tasks, self._not_ready_in_time)
         if self.spec.max_age:
             variance = int.from_bytes(os.urandom(4), "big") % (self.spec.max_age_variance + 1)
-            handle = self.loop.call_later(self.spec.max_age + variance,
-                                          lambda: self.tasks.spawn(self._recycle(process)))
+            due = max(0.0, self.spec.max_age + variance - process.age)
+            handle = self.loop.call_later(due, lambda: self.tasks.spawn(self._recycle(process)))
             process.exited.add_done_callback(lambda _: handle.cancel())
-        return process
 
     async def _recycle(self, process: Process) -> None:
         """max_age reached: replace the process without counting a failure."""

@@ -46,6 +46,11 @@ class Socket:
         host, port = self.sock.getsockname()[:2]
         return host, port
 
+    def adopt(self, fd: int) -> None:
+        """The socket bound by this daemon's previous image, at fd (handover.py)."""
+        self.sock = socket.socket(fileno=fd)
+        self.sock.set_inheritable(False)
+
     def bind(self) -> None:
         """Bind (and listen). With ``so_reuseport`` the daemon's socket only
         holds the address: each process gets a listening socket of its own

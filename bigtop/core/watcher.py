@@ -116,6 +116,29 @@ class Watcher(Slots):
 
     # -- commands (serialised) -------------------------------------------
 
+    def resume(self, entry: dict[str, Any]) -> None:
+        """Take on the state and processes the previous image of this daemon
+        had for this watcher (handover.py)."""
+        self.state = str(entry.get("state", "stopped"))
+        self.wanted = int(entry.get("wanted", 0))
+        self.restarts = int(entry.get("restarts", 0))
+        self.failure = entry.get("failure")
+        self.completed = set(entry.get("completed", ()))
+        for item in entry.get("processes", ()):
+            process = Process.adopted(self.spec, int(item["wid"]), int(item["pid"]),
+                                      float(item["started"]), item["pipes"],
+                                      bool(item["ready"]))
+            self.adopt(process, item.get("partial", {}))
+
+    def fill_missing(self) -> None:
+        """An active watcher's empty slots (a process that was in backoff,
+        or ended during the exec) are filled now."""
+        if self.state in ("active", "starting"):
+            for wid in range(1, self.wanted + 1):
+                if wid not in self.processes and wid not in self.completed:
+                    self._fill(wid)
+        self._check_ready()
+
     async def start(self) -> None:
         async with self.lock:
             await self._start()
