@@ -108,7 +108,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    from bigtop.client import CallError, Client
+    from bigtop.client import CallError, Client, CommandFailed
 
     work = Path(tempfile.mkdtemp(prefix="bigtop-bench-upgrade-"))
     port = free_port()
@@ -140,7 +140,7 @@ def main() -> int:
                 with Client(endpoint, timeout=1) as c:
                     if len(c.call("list", name="sleepers")["pids"]) == args.children:
                         break
-            except CallError:
+            except (CallError, CommandFailed):  # not up yet, or its watchers not made yet
                 pass
             time.sleep(0.05)
         pids = None
