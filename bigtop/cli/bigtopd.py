@@ -225,17 +225,25 @@ async def serve(config: Config, path: str, daemonized: bool = False,
     async def reexec() -> None:
         from ..core import handover
 
-        log.info("upgrading: bigtopd %s re-executes %s", __version__, " ".join(sys.orig_argv))
-        if agent is not None:
-            await agent.detach()
-        await server.close(flush=FLUSH_S)  # the reply to `upgrade` leaves first
-        state, fds = handover.capture(arbiter)
-        if agent is not None:
-            state["cluster_lease"] = agent.lease
-        await arbiter.output.close()  # everything read is written first
-        fd = handover.write(state, fds)
-        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
-                  {**os.environ, handover.ENV: str(fd)})
+        async with reload_lock:  # no reload between the check and the exec
+            log.info("upgrading: bigtopd %s re-executes %s", __version__,
+                     " ".join(sys.orig_argv))
+            if agent is not None:
+                await agent.detach()
+            await server.close(flush=FLUSH_S)  # the reply to `upgrade` leaves first
+            state, fds = handover.capture(arbiter)
+            if agent is not None:
+                state["cluster_lease"] = agent.lease
+            await arbiter.output.close()  # everything read is written first
+            fd = handover.write(state, fds)
+            try:
+                os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
+                          {**os.environ, handover.ENV: str(fd)})
+            except OSError as err:  # past the point of return: as if the new image failed
+                log.critical("cannot execute %s: %s; exiting, the processes are left to the "
+                             "next bigtopd, which stops them (docs/upgrade.md)",
+                             sys.executable, err)
+                os._exit(70)
 
     arbiter.upgrader = upgrade
     for sig in (signal.SIGTERM, signal.SIGINT):
