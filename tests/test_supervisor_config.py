@@ -782,7 +782,7 @@ SLEEPER = "import sys, time\ntime.sleep(600)\n"
 # Variables the two managers set differently, left out of the comparison:
 FILTERED = {
     "SUPERVISOR_SERVER_URL",  # supervisord's XML-RPC server; bigtopd has none
-    "BIGTOP_WATCHER", "BIGTOP_WID",  # bigtop's own (core/tree.py)
+    "BIGTOP_WATCHER", "BIGTOP_WID", "BIGTOP_DAEMON",  # bigtop's own (core/tree.py, leftovers.py)
     "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",  # bigtop passes sockets as systemd does
     "NOTIFY_SOCKET",  # bigtop's readiness notification (ready = notify)
     "BIGTOP_RUNTIME_DIR",  # the tests' private runtime directory
