@@ -188,3 +188,37 @@ def test_a_cluster_node_upgrades_without_its_lease_ending(daemon: Callable[..., 
     assert wait_running(nodes, "web", 1) == placed  # same node, same pid
     other = ({"n1", "n2"} - {where}).pop()
     assert "is gone" not in nodes[other].log_text()
+
+
+def test_an_upgrade_to_another_installed_version(daemon: Callable[..., Daemon],
+                                                 tmp_path: Path) -> None:
+    """As after a `pip install -U`: the daemon runs from a copy of the
+    package, the copy is swapped for one with another version string, and
+    `upgrade` brings that version in, every process kept."""
+    import shutil
+
+    import bigtop
+
+    source, old, new = Path(bigtop.__file__).parent, bigtop.__version__, "9.9.9"
+    for version in (old, new):
+        copy = tmp_path / f"v{version}" / "bigtop"
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        init = copy / "__init__.py"
+        init.write_text(init.read_text().replace(bigtop.__version__, version))
+    current = tmp_path / "current"
+    current.symlink_to(tmp_path / f"v{old}")
+    os.environ["PYTHONPATH"] = str(current)  # the daemon's, and its next image's
+    try:
+        d = daemon("[watcher:a]\ncmd = sleep 1000\nnumprocesses = 3\n")
+    finally:
+        del os.environ["PYTHONPATH"]
+    pids = d.wait_pids("a", 3)
+    assert d.call("version")["version"] == old
+    current.unlink()
+    current.symlink_to(tmp_path / f"v{new}")  # the new version installed
+    result = ctl(d, "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert f"bigtopd {old} -> {new}" in result.stdout
+    assert d.call("version")["version"] == new
+    assert d.pids("a") == pids
+    assert f"bigtopd {new} took over from bigtopd {old}" in d.log_text()
