@@ -1446,3 +1446,13 @@ def test_includes_are_bounded(tmp_path):
         load(str(main), environ={})
     assert [p.message for p in info.value.problems] == [
         "not read: more than 1000 files included"]
+
+
+def test_cli_check_shows_the_cluster_but_not_its_etcd_password(tmp_path):
+    path = tmp_path / "node.ini"
+    path.write_text("[cluster]\nnode = n1\nlabels = role=web zone=a\netcd_user = ops\n"
+                    "etcd_password = s3cret\n[watcher:a]\ncmd = sleep 1\n")
+    done = bigtopd("--check", str(path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "[cluster]" in done.stdout and 'labels = "role=web zone=a"' in done.stdout
+    assert "s3cret" not in done.stdout and 'etcd_password = "********"' in done.stdout

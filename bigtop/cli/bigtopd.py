@@ -97,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
         for warning in warnings:
             print(f"bigtopd: warning: {warning}", file=sys.stderr)
+        if config.cluster is not None and config.cluster.etcd_password:
+            from dataclasses import replace
+
+            # Shown to whoever runs --check: the secret stays out of it.
+            config = replace(config, cluster=replace(config.cluster, etcd_password="********"))
         try:
             print(render(config, args.to or "toml"))
         except ValueError as err:
