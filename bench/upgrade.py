@@ -36,22 +36,8 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parent.parent
 PYTHON = REPO_DIR / ".venv" / "bin" / "python"
 sys.path.insert(0, str(REPO_DIR))
-
-SERVER = """\
-import socket
-listening = socket.socket(fileno=3)
-listening.setblocking(True)
-while True:
-    connection, _ = listening.accept()
-    connection.sendall(b"hi")
-    connection.close()
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import free_port  # noqa: E402
+from tests.test_upgrade import SERVER  # noqa: E402  (a worker answering on fd 3)
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -187,7 +187,7 @@ async def serve(config: Config, path: str, daemonized: bool = False,
     reload_lock = asyncio.Lock()
     tasks = TaskOwner("bigtopd")  # the signal handlers' work
 
-    def spawn(coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(coro: Coroutine[Any, Any, Any]) -> None:
         tasks.spawn(coro)
 
     def on_stop(name: str) -> None:
@@ -254,7 +254,7 @@ async def serve(config: Config, path: str, daemonized: bool = False,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop, sig.name)
     loop.add_signal_handler(signal.SIGHUP, lambda: spawn(reload()))
-    loop.add_signal_handler(signal.SIGUSR2, lambda: spawn(_quietly(upgrade())))
+    loop.add_signal_handler(signal.SIGUSR2, lambda: spawn(upgrade()))
     log.info("bigtopd %s starting (pid %d) with %s", __version__, os.getpid(), path)
     from ..control.endpoints import (
         check_free,
@@ -386,11 +386,6 @@ async def _ask_new_program(arbiter: Arbiter, state: str) -> tuple[int | None, st
             if pipe is not None:
                 pipe.close()
     return status, said
-
-
-async def _quietly(coro: Coroutine[Any, Any, Any]) -> None:
-    """A signal's work: its outcome is logged, nobody waits for it."""
-    await coro
 
 
 async def _stop_on_error(arbiter: Arbiter) -> None:

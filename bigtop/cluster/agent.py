@@ -33,7 +33,7 @@ from ..config.model import ClusterSettings
 from ..tasks import TaskOwner
 from .keys import Keys
 from .leader import Leader, LostLead, node_labels
-from .store import MAX_TXN_OPS, Store, StoreError
+from .store import Store, StoreError
 
 if TYPE_CHECKING:
     from ..core import Arbiter
@@ -336,11 +336,9 @@ class ClusterAgent:
         entries, _ = await self.store.range(self.keys.watchers)
         stored = {Keys.last(e.key): e.value for e in entries}
         changed = [w for w in found if stored.get(w.name) != w.dump()]
-        # One transaction per MAX_TXN_OPS watchers: a file of up to that
-        # many is stored whole or not at all.
-        for start in range(0, len(changed), MAX_TXN_OPS):
-            await self.store.commit(None, {self.keys.watcher(w.name): w.dump()
-                                           for w in changed[start:start + MAX_TXN_OPS]}, [])
+        # A file of up to MAX_TXN_OPS watchers is stored whole or not at all.
+        await self.store.commit(None, {self.keys.watcher(w.name): w.dump() for w in changed},
+                                [])
         return {"applied": sorted(w.name for w in changed),
                 "unchanged": sorted(w.name for w in found if w not in changed)}
 
@@ -350,9 +348,7 @@ class ClusterAgent:
         missing = [n for n in names if n not in stored]
         if missing:
             raise KeyError(", ".join(missing))
-        for start in range(0, len(names), MAX_TXN_OPS):
-            await self.store.commit(None, {}, [self.keys.watcher(n)
-                                               for n in names[start:start + MAX_TXN_OPS]])
+        await self.store.commit(None, {}, [self.keys.watcher(n) for n in names])
         return {"removed": names}
 
     async def placement(self) -> dict[str, Any]:

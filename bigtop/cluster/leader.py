@@ -27,7 +27,7 @@ from ..config.cluster import ClusterWatcher
 from ..config.model import Placement
 from .keys import Keys
 from .placement import place
-from .store import MAX_TXN_OPS, Change, Store, StoreError
+from .store import Change, Store, StoreError
 
 log = logging.getLogger("bigtop.cluster")
 
@@ -185,20 +185,12 @@ class Leader:
             self._log(result, puts, deletes)
 
     async def _write(self, puts: Mapping[str, bytes], deletes: list[str]) -> None:
-        ops: list[tuple[str, bytes | None]] = [*puts.items(), *((k, None) for k in deletes)]
-        guard = (self.keys.leader, self.me.encode())
-        for start in range(0, len(ops), MAX_TXN_OPS):
-            chunk = ops[start:start + MAX_TXN_OPS]
-            done = await self.store.commit(guard, {k: v for k, v in chunk if v is not None},
-                                           [k for k, v in chunk if v is None])
-            if not done:
-                raise LostLead()
-            for key, value in chunk:
-                pair = Keys.pair(key, self.keys.assignments)
-                if value is None:
-                    self.assigned.pop(pair, None)
-                else:
-                    self.assigned[pair] = value
+        if not await self.store.commit((self.keys.leader, self.me.encode()), puts, deletes):
+            raise LostLead()
+        for key in deletes:
+            self.assigned.pop(Keys.pair(key, self.keys.assignments), None)
+        for key, value in puts.items():
+            self.assigned[Keys.pair(key, self.keys.assignments)] = value
 
     def _log(self, result: Mapping[str, set[str]], puts: Mapping[str, bytes],
              deletes: list[str]) -> None:

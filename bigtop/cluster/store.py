@@ -58,9 +58,10 @@ class Store(Protocol):
 
     async def commit(self, guard: tuple[str, bytes] | None, puts: Mapping[str, bytes],
                      deletes: Sequence[str]) -> bool:
-        """Apply the puts and deletes at once (at most MAX_TXN_OPS), only
-        while ``guard``'s key holds its value (the leader's writes, while
-        it still leads); whether they were applied."""
+        """Apply the puts and deletes, MAX_TXN_OPS at once (up to that many
+        land whole or not at all), each batch only while ``guard``'s key
+        holds its value (the leader's writes, while it still leads); False
+        as soon as a batch is not applied."""
 
     async def grant(self, ttl: int) -> int:
         """A new lease of ``ttl`` seconds; its id."""
@@ -227,8 +228,12 @@ class EtcdStore:
         ops = [t.put(k.encode(), v) for k, v in puts.items()]
         ops += [t.delete(k.encode()) for k in deletes]
         compare = [t.value(guard[0].encode()) == guard[1]] if guard else []
-        done, _ = await self._call("transaction", compare=compare, success=ops, failure=[])
-        return bool(done)
+        for start in range(0, len(ops), MAX_TXN_OPS):
+            done, _ = await self._call("transaction", compare=compare,
+                                       success=ops[start:start + MAX_TXN_OPS], failure=[])
+            if not done:
+                return False
+        return True
 
     async def grant(self, ttl: int) -> int:
         lease = await self._call("lease", ttl)

@@ -56,11 +56,13 @@ def find(tag: str) -> list[Leftover]:
         if not entry.isdigit() or int(entry) == me:
             continue
         pid = int(entry)
+        if environ(pid).get(DAEMON_ENV) != tag:  # most processes: no pidfd opened
+            continue
         try:
             pidfd = os.pidfd_open(pid)
         except OSError:
             continue  # gone
-        env = environ(pid)  # read while the pidfd pins the process
+        env = environ(pid)  # again, now that the pidfd pins the process
         if env.get(DAEMON_ENV) != tag:
             os.close(pidfd)
             continue

@@ -248,6 +248,16 @@ class PipeReader:
             start = pos
         self.on_chunk(chunk[start:] if start else chunk)
 
+    def _stop_timers(self) -> bool:
+        """Cancel the timers; whether it was resting (its reader then off)."""
+        if self._waiting is not None:
+            self._waiting.cancel()
+            self._waiting = None
+        resting, self._resting = self._resting, None
+        if resting is not None:
+            resting.cancel()
+        return resting is not None
+
     def detach(self) -> tuple[int, bytes] | None:
         """Stop reading, leaving the pipe open: its fd and the unfinished
         line read from it (for the daemon re-executed next, handover.py);
@@ -255,11 +265,8 @@ class PipeReader:
         if self.fd is None:
             return None
         fd, self.fd = self.fd, None
-        for timer in (self._waiting, self._resting):
-            if timer is not None:
-                timer.cancel()
-        self._waiting = self._resting = None
-        self.loop.remove_reader(fd)
+        if not self._stop_timers():
+            self.loop.remove_reader(fd)
         pipes.release(self._grown)
         self._grown = 0
         partial, self._partial = self._partial, b""
@@ -271,13 +278,7 @@ class PipeReader:
         if self.fd is None:
             return
         fd, self.fd = self.fd, None
-        if self._waiting is not None:
-            self._waiting.cancel()
-            self._waiting = None
-        if self._resting is not None:
-            self._resting.cancel()
-            self._resting = None
-        else:
+        if not self._stop_timers():
             self.loop.remove_reader(fd)
         while True:
             try:
