@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-all chaos bench lint clean django chromium redis-server etcd-server
+.PHONY: run test test-all chaos bench lint clean django chromium redis-server etcd-server wrk
 
 # The real Circus, in its own venv, for the wire-compatibility tests
 # (tests/test_circus_compat.py runs its circusctl and CircusClient).
@@ -70,6 +70,12 @@ redis-server:
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
 	  else echo "note: no redis-server and not root: the redis_observer test is skipped (sudo apt-get install redis-server)"; fi; }
 
+# wrk, which tests/test_upgrade_load.py drives the HTTP load with (skipped without it).
+wrk:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
+	  else echo "note: no wrk and not root: the upgrade-under-load test is skipped (sudo apt-get install wrk)"; fi; }
+
 # etcd, which the cluster tests run as a 3-member cluster on loopback ports
 # (tests/etcd.py; skipped without it).
 etcd-server:
@@ -77,10 +83,10 @@ etcd-server:
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq etcd-server; \
 	  else echo "note: no etcd and not root: the cluster tests are skipped (sudo apt-get install etcd-server)"; fi; }
 
-test: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server etcd-server
+test: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server etcd-server wrk
 	$(BIN)/pytest -m "not slow"
 
-test-all: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server etcd-server
+test-all: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server etcd-server wrk
 	$(BIN)/pytest -m "not chaos"
 	$(MAKE) chaos
 

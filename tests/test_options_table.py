@@ -30,6 +30,7 @@ PROCESS_OPTIONS = {
 CLI_TEXT_OPTIONS = {
     "cmd", "args", "working_dir", "executable", "shell_args", "uid", "gid", "umask",
     "virtualenv", "virtualenv_py_ver", "stdin_socket", "ready", "restart", "stop_signal",
+    "on_daemon_crash",
 }
 CLI_HOOKS = {
     "before_start", "after_start", "before_stop", "after_stop", "before_spawn", "after_spawn",

@@ -139,14 +139,31 @@ def test_sigusr2_upgrades_too_and_a_process_dead_meanwhile_is_replaced(
     assert pids - {victim} < d.pids("a")
 
 
-def test_an_upgrade_that_cannot_be_done_changes_nothing(daemon: Callable[..., Daemon]) -> None:
-    d = daemon("[watcher:a]\ncmd = cat\nstdin_pipe = true\n[watcher:b]\ncmd = sleep 1000\n")
-    pids = d.pids()
+def test_stdin_pipe_and_so_reuseport_watchers_are_handed_over(
+        daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    """A stdin_pipe process's stdin stays open (cat would end at its end);
+    each so_reuseport process keeps its own listening socket, and one
+    started after the upgrade gets one beside them."""
+    server = tmp_path / "server.py"
+    server.write_text(SERVER)
+    port = free_port()
+    d = daemon(f"[watcher:cat]\ncmd = cat\nstdin_pipe = true\n"
+               f"[watcher:web]\ncmd = {sys.executable} {server}\nuse_sockets = true\n"
+               f"numprocesses = 2\n"
+               f"[socket:web]\nhost = 127.0.0.1\nport = {port}\nso_reuseport = true\n")
+    pids = {name: d.wait_pids(name, count) for name, count in (("cat", 1), ("web", 2))}
     result = ctl(d, "upgrade")
-    assert result.returncode == 3
-    assert "upgrade refused, nothing changed" in result.stderr and "stdin_pipe" in result.stderr
-    assert d.pids() == pids and d.call("status")["statuses"] == {"a": "active", "b": "active"}
-    assert "took over" not in d.log_text()
+    assert result.returncode == 0, result.stderr
+    assert {name: d.pids(name) for name in pids} == pids
+    victim = min(pids["web"])
+    os.kill(victim, signal.SIGTERM)
+    wait_for(lambda: victim not in (now := d.pids("web")) and len(now) == 2,
+             message="a web process replaced")
+    for _ in range(20):  # the kernel spreads connections over the processes' sockets
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            assert conn.recv(2) == b"hi"
+    assert d.pids("cat") == pids["cat"]  # its stdin did not end
+    assert "cannot bind" not in d.log_text()
 
 
 def test_the_new_program_is_asked_first(tmp_path: Path) -> None:
@@ -190,11 +207,10 @@ def test_a_cluster_node_upgrades_without_its_lease_ending(daemon: Callable[..., 
     assert "is gone" not in nodes[other].log_text()
 
 
-def test_an_upgrade_to_another_installed_version(daemon: Callable[..., Daemon],
-                                                 tmp_path: Path) -> None:
-    """As after a `pip install -U`: the daemon runs from a copy of the
-    package, the copy is swapped for one with another version string, and
-    `upgrade` brings that version in, every process kept."""
+def installed_versions(tmp_path: Path) -> tuple[Path, str, str]:
+    """Two copies of the package, as two installed versions: this one's
+    version string and another; ``current`` (the returned symlink, to put on
+    PYTHONPATH) points at this version's. ``install`` switches it."""
     import shutil
 
     import bigtop
@@ -207,6 +223,23 @@ def test_an_upgrade_to_another_installed_version(daemon: Callable[..., Daemon],
         init.write_text(init.read_text().replace(bigtop.__version__, version))
     current = tmp_path / "current"
     current.symlink_to(tmp_path / f"v{old}")
+    return current, old, new
+
+
+def install(current: Path, version: str) -> None:
+    """Point ``current`` at that version's copy, as a package upgrade (or
+    downgrade) replaces what is installed: in one step (a rename)."""
+    swap = current.with_name(current.name + ".new")
+    swap.symlink_to(current.parent / f"v{version}")
+    swap.replace(current)
+
+
+def test_an_upgrade_to_another_installed_version(daemon: Callable[..., Daemon],
+                                                 tmp_path: Path) -> None:
+    """As after a `pip install -U`: the daemon runs from a copy of the
+    package, the copy is swapped for one with another version string, and
+    `upgrade` brings that version in, every process kept."""
+    current, old, new = installed_versions(tmp_path)
     os.environ["PYTHONPATH"] = str(current)  # the daemon's, and its next image's
     try:
         d = daemon("[watcher:a]\ncmd = sleep 1000\nnumprocesses = 3\n")
@@ -214,11 +247,35 @@ def test_an_upgrade_to_another_installed_version(daemon: Callable[..., Daemon],
         del os.environ["PYTHONPATH"]
     pids = d.wait_pids("a", 3)
     assert d.call("version")["version"] == old
-    current.unlink()
-    current.symlink_to(tmp_path / f"v{new}")  # the new version installed
+    install(current, new)  # the new version installed
     result = ctl(d, "upgrade")
     assert result.returncode == 0, result.stderr
     assert f"bigtopd {old} -> {new}" in result.stdout
     assert d.call("version")["version"] == new
     assert d.pids("a") == pids
     assert f"bigtopd {new} took over from bigtopd {old}" in d.log_text()
+
+
+def test_an_upgrade_asked_during_a_rolling_reload_lets_it_finish_first(
+        daemon: Callable[..., Daemon]) -> None:
+    d = daemon("[watcher:a]\ncmd = sleep 1000\nnumprocesses = 3\nready = delay:0.4\n")
+    d.wait_ready("a")
+    old = d.pids("a")
+    reload = subprocess.Popen([sys.executable, "-m", "bigtop.cli.bigtopctl", "--endpoint",
+                               d.endpoint, "reload", "a", "--rolling"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(d.pids("a")) > 3, message="the rolling reload under way")
+        result = ctl(d, "upgrade")
+        out, err = reload.communicate(timeout=30)
+    finally:
+        reload.kill()
+        reload.wait()
+    assert reload.returncode == 0, err
+    assert result.returncode == 0, result.stderr
+    new = d.wait_pids("a", 3)
+    assert not new & old
+    assert f"started {', '.join(map(str, sorted(new)))}" in out
+    log = d.log_text()
+    assert log.index("a: reloaded 3 of 3") < log.index("upgrading: bigtopd")
+    assert d.call("status", name="a")["status"] == "active"

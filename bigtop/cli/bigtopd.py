@@ -22,19 +22,11 @@ if TYPE_CHECKING:
     from ..control.server import ControlServer
     from ..core import Arbiter
 
-# The daemon never speaks TLS: keep asyncio from loading OpenSSL (about 5 MB
-# of RSS). The block is lifted at once, so a hook or plugin can import ssl.
-_blocked = "ssl" not in sys.modules
-if _blocked:
-    sys.modules["ssl"] = None  # type: ignore[assignment]
-import asyncio  # noqa: E402
-
-if _blocked:
-    del sys.modules["ssl"]
-
 log = logging.getLogger("bigtop")
 STOP_ON_ERROR_S = 30.0  # the graceful stop of everything, on a fatal error; then kill
 UPGRADE_CHECK_S = 30.0  # the program to re-execute, asked whether it takes the state
+UPGRADE_WAIT_S = 60.0  # for what is under way (a rolling reload) to end, before refusing
+BUSY_POLL_S = 0.05
 FLUSH_S = 0.5  # before the exec: how long replies and events may take to leave
 SETTLED_LOG = "every watcher started or waiting (for a priority, a dependency or a hook)"
 
@@ -130,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if settings.umask is not None:
             os.umask(settings.umask)
-        return asyncio.run(serve(config, args.config, daemonized=args.daemon))
+        return run(serve(config, args.config, daemonized=args.daemon))
     finally:
         if pidfile:
             remove_pidfile(pidfile)
@@ -160,10 +152,25 @@ def resume(args: argparse.Namespace, fd: str) -> int:
     try:
         if settings.umask is not None:
             os.umask(settings.umask)
-        return asyncio.run(serve(config, args.config, daemonized=args.daemon, taken=state))
+        return run(serve(config, args.config, daemonized=args.daemon, taken=state))
     finally:
         if pidfile:
             remove_pidfile(pidfile)
+
+
+def run(main: Coroutine[Any, Any, int]) -> int:
+    """asyncio.run, with asyncio imported here: ``--check`` and
+    ``--handover-check`` never need it. The daemon never speaks TLS, so
+    asyncio is kept from loading OpenSSL (about 5 MB of RSS); the block is
+    lifted at once, so a hook or plugin can import ssl."""
+    blocked = "ssl" not in sys.modules
+    if blocked:
+        sys.modules["ssl"] = None  # type: ignore[assignment]
+    import asyncio
+
+    if blocked:
+        del sys.modules["ssl"]
+    return asyncio.run(main)
 
 
 def default_log_dir() -> str:
@@ -177,6 +184,8 @@ def default_log_dir() -> str:
 async def serve(config: Config, path: str, daemonized: bool = False,
                 taken: dict[str, Any] | None = None) -> int:
     """``taken``: the state of the image this one re-executed from."""
+    import asyncio
+
     from ..core import Arbiter, ReloadError, SocketError
     from ..tasks import TaskOwner
 
@@ -219,6 +228,12 @@ async def serve(config: Config, path: str, daemonized: bool = False,
         """Re-execute the daemon's program (a new version, if one was
         installed) keeping every child, socket and pipe; why not, if it
         cannot (nothing changed then)."""
+        from ..core import handover
+
+        # What is under way (a rolling reload, a command) is finished first.
+        deadline = loop.time() + UPGRADE_WAIT_S
+        while handover.busy(arbiter) and loop.time() < deadline:
+            await asyncio.sleep(BUSY_POLL_S)
         async with reload_lock:
             reason = await upgrade_refusal(arbiter)
             if reason is not None:
@@ -350,6 +365,7 @@ async def _ask_new_program(arbiter: Arbiter, state: str) -> tuple[int | None, st
     """Run ``bigtopd --handover-check`` with the state on its stdin: its
     exit status (None: no answer in time) and what it said. Its exit comes
     through the daemon's reaper, which reaps every child of the daemon."""
+    import asyncio
     import subprocess
 
     from ..core.reaper import exit_code
@@ -391,6 +407,8 @@ async def _ask_new_program(arbiter: Arbiter, state: str) -> tuple[int | None, st
 async def _stop_on_error(arbiter: Arbiter) -> None:
     """The daemon is going down on an error it did not expect: stop what it
     started first, so that no process is left without a manager."""
+    import asyncio
+
     log.critical("bigtopd is exiting on an unexpected error: stopping every process first",
                  exc_info=True)
     try:

@@ -113,6 +113,9 @@ def execute(session: Session, spec: Spec, ns: argparse.Namespace, props: dict[st
     return report(session, wire_command(spec, ns), reply, ns)
 
 
+UPGRADE_REPLY_S = 100.0
+
+
 def upgrade(session: Session) -> dict[str, Any]:
     """``upgrade``, then the daemon's version once it answers again: the
     new image took over (or the reply's error, with nothing changed)."""
@@ -120,7 +123,9 @@ def upgrade(session: Session) -> dict[str, Any]:
 
     before = session.call("version")
     began = time.monotonic()
-    reply = session.call("upgrade")
+    # The daemon first lets what is under way end (60 s at most), then asks
+    # the new program (30 s at most).
+    reply = session.call("upgrade", timeout=max(session.timeout, UPGRADE_REPLY_S))
     if reply.get("status") == "error":
         return reply
     session.close()  # a connection of its own to the new image

@@ -357,6 +357,9 @@ class Builder:
         if values.get("stdin_pipe") and values.get("stdin_socket"):
             self.problem("stdin_pipe and stdin_socket both give standard input", section,
                          "stdin_pipe", raw.get("stdin_pipe"))
+        if values.get("stdin_pipe") and values.get("on_daemon_crash") == "adopt":
+            self.problem("a stdin_pipe watcher cannot be adopted: its pipe's writer dies with "
+                         "the daemon", section, "on_daemon_crash", raw.get("on_daemon_crash"))
         if values.get("singleton") and values.get("numprocesses", 1) > 1:
             self.problem("a singleton watcher runs at most 1 process", section, "numprocesses",
                          raw.get("numprocesses"))

@@ -29,6 +29,7 @@ RLIMITS = tuple(sorted(
 ))
 
 RESTART_POLICIES = ("always", "on-failure", "never")
+CRASH_POLICIES = ("stop", "adopt")  # on_daemon_crash
 SOCKET_FAMILIES = ("AF_INET", "AF_INET6", "AF_UNIX")
 SOCKET_TYPES = ("SOCK_STREAM", "SOCK_DGRAM", "SOCK_SEQPACKET", "SOCK_RAW", "SOCK_RDM")
 LOG_LEVELS = ("debug", "info", "warning", "warn", "error", "critical")
@@ -231,6 +232,13 @@ def to_restart(value: Any) -> str:
     text = str(value).strip().lower().replace("_", "-")
     if text not in RESTART_POLICIES:
         raise ValueError(f"{value!r} is not one of {', '.join(RESTART_POLICIES)}")
+    return text
+
+
+def to_crash_policy(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in CRASH_POLICIES:
+        raise ValueError(f"{value!r} is not one of {', '.join(CRASH_POLICIES)}")
     return text
 
 

@@ -25,6 +25,7 @@ from .convert import (
     positive,
     to_bool,
     to_constraints,
+    to_crash_policy,
     to_env_value,
     to_etcd_endpoints,
     to_exit_codes,
@@ -234,6 +235,12 @@ class WatcherSpec:
         doc="(bigtop) Standard input is a pipe the daemon holds open and never writes to, so a "
             "read waits instead of meeting the end of the file (as under supervisord); over "
             "`close_child_stdin`.")
+    on_daemon_crash: str = option(
+        to_crash_policy, default="stop", text=True, accepts="`stop`, `adopt`",
+        doc="(bigtop) What the next bigtopd on this file does with the processes a bigtopd "
+            "killed by SIGKILL, the OOM killer or a bug left running: stop them before "
+            "starting fresh ones, or adopt them, their output pipes and sockets included. "
+            "See [Crash recovery](faults.md#when-bigtopd-itself-dies).")
     close_child_stdout: bool = option(
         to_bool, default=False, accepts=BOOLEAN, restarts=True,
         doc="Send standard output to `/dev/null` instead of capturing it.")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Config, PluginSpec, WatcherSpec
 from ..config.build import find_cycle, with_httpd
 from ..tasks import TaskOwner
-from . import hooks, leftovers, ordering, plugin_watchers
+from . import adoption, hooks, leftovers, ordering, plugin_watchers
 from .events import EventBus
 from .notify import NotifyListener
 from .ondemand import OnDemand
@@ -120,24 +120,34 @@ class Arbiter:
     async def _start(self) -> None:
         self.reaper.install()
         endpoint = self.endpoints.get("endpoint")
+        found = adoption.Plan()
         if self.config.files and endpoint:  # what a predecessor killed with -9 left running
             self.tag = leftovers.daemon_tag(self.config.files[0], endpoint)
-            await leftovers.stop_previous(self.tag, {
+            found = await asyncio.to_thread(self._leftovers, self.tag)
+            await leftovers.stop(found.stop, {
                 w.name: (w.stop_signal, w.graceful_timeout) for w in self.config.watchers})
         self.notify = NotifyListener(self.loop, self._on_notify)
         try:
             for spec in self.config.sockets:
                 sock = Socket(spec)
-                sock.bind()
+                if spec.name in found.sockets:
+                    sock.adopt(found.sockets.pop(spec.name))
+                    log.info("socket %s on %s taken back from an adopted process", spec.name,
+                             sock.address)
+                else:
+                    sock.bind()
+                    log.info("socket %s bound to %s", spec.name, sock.address)
                 self.sockets[spec.name] = sock
-                log.info("socket %s bound to %s", spec.name, sock.address)
         except SocketError:
             self._close_sockets()
             self.notify.close()
             self.reaper.uninstall()
+            found.close()  # not adopted after all: nothing started
             raise
         for watcher_spec in self.config.watchers:
             self.watchers[watcher_spec.name] = Watcher(watcher_spec, self.runtime)
+        for orphan in found.adopt:
+            self.watchers[orphan.spec.name].adopt_orphan(orphan)
         plugins = []
         for name, (watcher_spec, plugin) in plugin_watchers.watcher_specs(self.config).items():
             self.plugins[name] = plugin
@@ -149,6 +159,9 @@ class Arbiter:
             self._boot_watchers(w for w in self.watchers.values() if w.name not in self.plugins),
             self.watchers.get, self.config.settings.warmup_delay, self.settled.set)
         self.bus.emit("arbiter.started", {"pid": os.getpid()})
+
+    def _leftovers(self, tag: str) -> adoption.Plan:
+        return adoption.plan(leftovers.find(tag), self.config)
 
     async def resume(self, state: dict[str, Any]) -> None:
         """Take over from the image this daemon re-executed from
@@ -201,6 +214,9 @@ class Arbiter:
     def _boot_watchers(self, watchers: Iterable[Watcher]) -> list[Watcher]:
         out = []
         for watcher in watchers:
+            if watcher.processes:  # adopted (adoption.py): it was running
+                out.append(watcher)
+                continue
             names = watcher.socket_names()
             if watcher.spec.on_demand and names and self.on_demand.arm(watcher.name, names):
                 continue

@@ -14,13 +14,15 @@ or repeated.
 
 What does not travel: the restart policy's counters (backoff starts
 afresh), output kept only in memory for ``logs`` (the files have it),
-timers (a process in backoff is started again at once), commands in
-progress (the upgrade waits for none: it is refused while one runs).
+timers (a process in backoff is started again at once). Commands in
+progress (a rolling reload, say) are finished first: the upgrade waits for
+them (``busy``).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 from typing import Any
@@ -44,20 +46,19 @@ def refusal(arbiter: Arbiter) -> str | None:
     """Why the daemon cannot re-execute now, or None."""
     if arbiter.stopping:
         return "the daemon is stopping"
+    return busy(arbiter)
+
+
+def busy(arbiter: Arbiter) -> str | None:
+    """What the daemon is in the middle of (a command, a rolling reload, a
+    watcher starting), which the upgrade waits for; None if nothing."""
     if arbiter.tasks.others():
-        return "a command is still running; try again once it has ended"
+        return "a command is still running"
     for watcher in arbiter.watchers.values():
         if watcher.state in ("starting", "stopping"):
-            return f"{watcher.name} is {watcher.state}; try again once it is not"
+            return f"{watcher.name} is {watcher.state}"
         if watcher.spawning:
-            return f"{watcher.name} is running spawn hooks; try again"
-        if watcher.spec.stdin_pipe and watcher.processes:
-            return f"{watcher.name}: a stdin_pipe watcher cannot be handed over yet"
-        for name in watcher.socket_names():
-            sock = arbiter.sockets.get(name)
-            if sock is not None and sock.spec.so_reuseport and watcher.processes:
-                return (f"{watcher.name}: so_reuseport sockets (one per process) cannot be "
-                        "handed over yet")
+            return f"{watcher.name} is running spawn hooks"
         if any(p.replacing for p in watcher.processes.values()):
             return f"{watcher.name} is being reloaded"
     return None
@@ -88,6 +89,11 @@ def capture(arbiter: Arbiter) -> tuple[dict[str, Any], list[int]]:
     from . import limits
 
     state = describe(arbiter)
+    # A process adopted after a crash is not our child: its pidfd travels
+    # (the reaper closes its own), so its exit is still seen.
+    pidfds = {process.pid: os.dup(process.foreign[0])
+              for watcher in arbiter.watchers.values()
+              for process in watcher.processes.values() if process.foreign is not None}
     # From here no exit is reaped and no slot filled: what happens now is
     # the next image's to see (an exit stays a zombie until it reaps it).
     arbiter.reaper.uninstall()
@@ -118,9 +124,15 @@ def capture(arbiter: Arbiter) -> tuple[dict[str, Any], list[int]]:
                 pipes[stream], rest = taken
                 partial[stream] = base64.b64encode(rest).decode()
                 fds.append(taken[0])
-            processes.append({"wid": process.wid, "pid": process.pid,
-                              "started": process.started, "ready": process.is_ready,
-                              "pipes": pipes, "partial": partial})
+            entry = {"wid": process.wid, "pid": process.pid, "started": process.started,
+                     "ready": process.is_ready, "pipes": pipes, "partial": partial}
+            if process.foreign is not None:
+                entry["foreign"] = [pidfds[process.pid], process.foreign[1]]
+                fds.append(pidfds[process.pid])
+            if process.stdin_hold is not None:  # stdin_pipe: the write end stays open
+                entry["stdin"] = process.stdin_hold
+                fds.append(process.stdin_hold)
+            processes.append(entry)
         watchers[name] = {"state": watcher.state, "wanted": watcher.wanted,
                           "restarts": watcher.restarts, "failure": watcher.failure,
                           "completed": sorted(watcher.completed), "processes": processes}
@@ -130,7 +142,7 @@ def capture(arbiter: Arbiter) -> tuple[dict[str, Any], list[int]]:
 
 def write(state: dict[str, Any], fds: list[int]) -> int:
     """The state in a memfd, and every fd it names, left open across exec."""
-    data = json.dumps(state).encode()
+    data = json.dumps({**state, "fds": fds}).encode()
     memfd = os.memfd_create("bigtop-handover", 0)
     os.write(memfd, data)
     os.lseek(memfd, 0, os.SEEK_SET)
@@ -153,6 +165,9 @@ def read(fd: int) -> dict[str, Any]:
     except ValueError as err:
         raise HandoverError(f"the state is not JSON: {err}") from None
     check_version(state)
+    for kept in state.get("fds", ()):  # open across the exec, and no further
+        with contextlib.suppress(OSError):
+            os.set_inheritable(kept, False)
     for entry in state.get("watchers", {}).values():  # unfinished lines, as bytes again
         for item in entry.get("processes", ()):
             item["partial"] = {stream: base64.b64decode(text)

@@ -1,4 +1,5 @@
-"""What a bigtopd that died left running, found and stopped by the next one.
+"""What a bigtopd that died left running, found by the next one, and
+stopped (or, for ``on_daemon_crash = adopt`` watchers, adopted: adoption.py).
 
 A daemon killed with SIGKILL (or by the OOM killer, or a bug) cannot stop
 its children: they go on under PID 1. Started again on the same
@@ -25,7 +26,7 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .tree import WATCHER_ENV, environ
+from .tree import WATCHER_ENV, WID_ENV, environ
 
 log = logging.getLogger("bigtop.leftovers")
 
@@ -45,6 +46,25 @@ class Leftover:
     pid: int
     watcher: str
     pidfd: int
+    wid: int | None = None  # its slot, as its environment says
+    pgid: int = 0
+    ticks: int = 0  # its start time (/proc/PID/stat), clock ticks after boot
+
+    @property
+    def leads(self) -> bool:
+        """Leads its process group, as a slot's process does (its children
+        are in its group, unless they left it)."""
+        return self.pgid == self.pid
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """Its process group and start time, from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return int(fields[2]), int(fields[19])  # fields 5 and 22 of proc(5)
 
 
 def find(tag: str) -> list[Leftover]:
@@ -63,10 +83,13 @@ def find(tag: str) -> list[Leftover]:
         except OSError:
             continue  # gone
         env = environ(pid)  # again, now that the pidfd pins the process
-        if env.get(DAEMON_ENV) != tag:
+        stat = _stat(pid)
+        if env.get(DAEMON_ENV) != tag or stat is None:
             os.close(pidfd)
             continue
-        found.append(Leftover(pid, env.get(WATCHER_ENV, "?"), pidfd))
+        wid = env.get(WID_ENV, "")
+        found.append(Leftover(pid, env.get(WATCHER_ENV, "?"), pidfd,
+                              int(wid) if wid.isdigit() else None, *stat))
     return found
 
 
@@ -97,13 +120,12 @@ async def _gone(leftovers: list[Leftover], timeout: float) -> list[Leftover]:
     return [left for left in leftovers if not waiting[left.pidfd].done()]
 
 
-async def stop_previous(tag: str, stop_signals: Mapping[str, tuple[int, float]]) -> int:
-    """Stop what a previous daemon with this tag left running; how many.
+async def stop(leftovers: list[Leftover], stop_signals: Mapping[str, tuple[int, float]]) -> None:
+    """Stop what a previous daemon left running (their pidfds are closed).
     ``stop_signals``: watcher -> (its stop signal, its graceful timeout);
     a watcher the configuration no longer has gets SIGTERM and 10 s."""
-    leftovers = await asyncio.to_thread(find, tag)
     if not leftovers:
-        return 0
+        return
     try:
         by_watcher: dict[str, list[int]] = {}
         for left in leftovers:
@@ -124,7 +146,6 @@ async def stop_previous(tag: str, stop_signals: Mapping[str, tuple[int, float]])
             for left in still:
                 _send(left, signal.SIGKILL)
             await _gone(still, KILL_WAIT_S)
-        return len(leftovers)
     finally:
         for left in leftovers:
             os.close(left.pidfd)

@@ -33,8 +33,10 @@ def backoff(spec: WatcherSpec, retries: int) -> float:
     return min(spec.backoff_max, spec.backoff_initial * spec.backoff_factor ** retries)
 
 
-def describe_exit(code: int) -> str:
+def describe_exit(code: int | None) -> str:
     """``status 3``, or ``signal SIGKILL`` for Circus's negative codes."""
+    if code is None:  # a process adopted after a crash, on an older kernel
+        return "a status the kernel did not tell (it was not this daemon's child)"
     if code < 0:
         try:
             return f"signal {signal.Signals(-code).name}"
@@ -73,7 +75,7 @@ class RestartPolicy:
         self.failures.clear()
         self.refusals.clear()
 
-    def exited(self, spec: WatcherSpec, wid: int, code: int, started: float,
+    def exited(self, spec: WatcherSpec, wid: int, code: int | None, started: float,
                timed_out: bool = False) -> Decision:
         """A process of slot ``wid`` started at ``started`` ended on its own
         with Circus's exit ``code``."""
@@ -85,7 +87,7 @@ class RestartPolicy:
             return Decision("leave")
         return self.failed(spec, wid, self.clock() - started, describe_exit(code))
 
-    def _one_shot_exited(self, spec: WatcherSpec, wid: int, code: int,
+    def _one_shot_exited(self, spec: WatcherSpec, wid: int, code: int | None,
                          timed_out: bool) -> Decision:
         """A one-shot's success completes its slot; a failure gives up,
         unless ``on-failure`` retries it. Every failure of the run counts

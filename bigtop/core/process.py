@@ -199,16 +199,18 @@ class Process:
         self.pid = 0
         self.started = 0.0
         self.popen: subprocess.Popen[bytes] | None = None
-        self.returncode: int | None = None
+        self.returncode: int | None = None  # None also once it ended with a status unknown
         self.stopping = False  # a stop was asked for: do not respawn
         self.timed_out = False  # failed its readiness check in time
         self.replacing = False  # started by a reload, not yet in its slot
         loop = asyncio.get_running_loop()
-        self.exited: asyncio.Future[int] = loop.create_future()
+        self.exited: asyncio.Future[int | None] = loop.create_future()
         self.ready: asyncio.Future[bool] = loop.create_future()
         self.pipes: dict[str, int] = {}  # stream name -> read end
         self.stdin_hold: int | None = None  # stdin_pipe: the write end, open while it runs
         self.readers: dict[str, Any] = {}  # stream -> the PipeReader of its pipe (slots.py)
+        # Adopted from a daemon that died, not our child: its pidfd and start ticks.
+        self.foreign: tuple[int, int] | None = None
 
     @classmethod
     def adopted(cls, spec: WatcherSpec, wid: int, pid: int, started: float,
@@ -221,8 +223,22 @@ class Process:
             process.ready.set_result(True)
         return process
 
+    @classmethod
+    def orphan(cls, spec: WatcherSpec, wid: int, pid: int, started: float,
+               pipes: dict[str, int], pidfd: int, ticks: int, ready: bool = True) -> Process:
+        """A process a daemon that died started (adoption.py): not this
+        daemon's child, so its exit comes from ``pidfd``; ``ticks``: its
+        start time as /proc/PID/stat gives it."""
+        process = cls.adopted(spec, wid, pid, started, pipes, ready)
+        process.foreign = (pidfd, ticks)
+        return process
+
     def __repr__(self) -> str:
         return f"<Process {self.spec.name}#{self.wid} pid={self.pid}>"
+
+    @property
+    def running(self) -> bool:
+        return not self.exited.done()
 
     @property
     def age(self) -> float:
@@ -284,6 +300,10 @@ class Process:
             held = os.pipe2(os.O_CLOEXEC) if spec.stdin_pipe else None
             if held is not None:
                 stdin = held[0]
+            # A process that may be adopted after a crash keeps a read end
+            # of its own pipes: while no daemon reads them, a write waits
+            # instead of failing with EPIPE (adoption.py).
+            kept = tuple(r for r, _ in pipes.values()) if spec.on_daemon_crash == "adopt" else ()
             self.popen = subprocess.Popen(
                 argv,
                 executable=executable,
@@ -292,7 +312,7 @@ class Process:
                 stdin=stdin,
                 stdout=out,
                 stderr=err,
-                pass_fds=tuple(child_fds.values()),
+                pass_fds=(*child_fds.values(), *kept),
                 close_fds=True,
                 process_group=0,
                 user=uid,
@@ -332,8 +352,8 @@ class Process:
     def pgid(self) -> int:
         return self.pid
 
-    def on_exit(self, status: int, code: int) -> None:
-        """Called by the reaper with the wait status."""
+    def on_exit(self, code: int | None) -> None:
+        """Called once it has exited, with Circus's exit code (None: unknown)."""
         self.returncode = code
         if self.popen is not None:
             self.popen.returncode = code  # so Popen never waits for it itself
@@ -346,12 +366,12 @@ class Process:
             self.exited.set_result(code)
 
     def mark_ready(self) -> None:
-        if not self.ready.done() and self.returncode is None:
+        if not self.ready.done() and self.running:
             self.ready.set_result(True)
 
     def tree(self, managed: set[int]) -> set[int]:
         """Every other process this one started, as far as can be found."""
-        pids = descendants(self.pid) if self.returncode is None else set()
+        pids = descendants(self.pid) if self.running else set()
         return pids | adopted_orphans(self.spec.name, managed, self.wid)
 
     async def stop(self, sig: int, timeout: float, managed: set[int],
@@ -362,7 +382,7 @@ class Process:
         """
         self.stopping = self.stopping or requested
         pids = self.tree(managed)
-        if self.returncode is None:
+        if self.running:
             pids.add(self.pid)
         signal_tree(self.pgid, pids, sig)
         left = await wait_gone(pids, timeout)
@@ -371,7 +391,7 @@ class Process:
                         self.spec.name, len(left), timeout)
             signal_tree(self.pgid, left, 9)
             await wait_gone(left, 5.0)
-        if self.returncode is None:
+        if self.running:
             await asyncio.shield(self.exited)
 
     async def stop_leftovers(self, managed: Callable[[], set[int]], sig: int,

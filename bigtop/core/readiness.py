@@ -46,7 +46,7 @@ def arm(process: Process, spec: WatcherSpec, tasks: TaskOwner,
 
 
 def _check_in_time(process: Process, on_timeout: Callable[[Process], None]) -> None:
-    if not process.ready.done() and process.returncode is None:
+    if not process.ready.done() and process.running:
         on_timeout(process)
 
 

@@ -6,21 +6,30 @@ re-parented to it; a SIGCHLD handler reaps those (and any managed child whose
 pidfd has not fired yet), which also makes the daemon a correct PID 1.
 
 Nothing else in the daemon may ``waitpid`` on children: this module owns
-reaping.
+reaping. It also watches processes that are not the daemon's children
+(adopted from a daemon that died, core/adoption.py): their exit is learnt
+from the pidfd, their exit status where the kernel tells it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import logging
 import os
 import signal
+import struct
 from collections.abc import Callable
 
 log = logging.getLogger("bigtop.reaper")
 
 PR_SET_CHILD_SUBREAPER = 36
+# ioctl(pidfd, PIDFD_GET_INFO) with PIDFD_INFO_EXIT (Linux 6.15): the wait
+# status of any process a pidfd was held on, even one reaped by another.
+PIDFD_GET_INFO = 0xC040FF0B  # _IOWR(0xFF, 11, struct pidfd_info), 64 bytes
+PIDFD_INFO_EXIT = 1 << 3
+EXIT_CODE_OFFSET = 60  # of pidfd_info.exit_code
 
 
 def set_subreaper() -> bool:
@@ -39,11 +48,35 @@ def exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def foreign_status(pidfd: int, pid: int, started: int) -> int | None:
+    """The wait status of a process that is not the daemon's child, once its
+    pidfd is readable: from the pidfd, else from /proc while it is a zombie
+    (``started``: its start time in clock ticks, against pid reuse); None
+    when neither tells."""
+    info = bytearray(struct.pack("=Q", PIDFD_INFO_EXIT) + bytes(56))
+    try:
+        fcntl.ioctl(pidfd, PIDFD_GET_INFO, info)
+        if struct.unpack_from("=Q", info)[0] & PIDFD_INFO_EXIT:
+            return int(struct.unpack_from("=i", info, EXIT_CODE_OFFSET)[0])
+    except OSError:
+        pass  # an older kernel
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # fields[0] is field 3 of proc(5): state; 22: starttime; 52: exit_code
+    if fields[0] == "Z" and int(fields[19]) == started and len(fields) > 49:
+        return int(fields[49])
+    return None
+
+
 class Reaper:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self._callbacks: dict[int, Callable[[int], None]] = {}
         self._pidfds: dict[int, int] = {}
+        self._foreign: dict[int, tuple[int, Callable[[int | None], None]]] = {}
 
     def install(self) -> None:
         set_subreaper()
@@ -54,6 +87,9 @@ class Reaper:
         self.loop.remove_signal_handler(signal.SIGCHLD)
         for pid in list(self._pidfds):
             self._forget(pid)
+        for pid in list(self._foreign):
+            self._forget(pid)
+        self._foreign.clear()
 
     def watch(self, pid: int, callback: Callable[[int], None]) -> None:
         """Call ``callback(wait_status)`` once, when child ``pid`` exits."""
@@ -69,6 +105,22 @@ class Reaper:
         self.loop.add_reader(fd, self._reap, pid)
         # The child may have died before the reader was registered.
         self._reap(pid)
+
+    def watch_foreign(self, pid: int, pidfd: int, started: int,
+                      callback: Callable[[int | None], None]) -> None:
+        """Call ``callback(wait status, or None if unknown)`` once, when
+        ``pid``, which is not the daemon's child, exits. ``pidfd``: held on
+        it since it was found (now the reaper's to close); ``started``: its
+        start time in clock ticks (/proc/PID/stat)."""
+        self._pidfds[pid] = pidfd
+        self._foreign[pid] = (started, callback)
+        self.loop.add_reader(pidfd, self._foreign_ended, pid)
+
+    def _foreign_ended(self, pid: int) -> None:
+        started, callback = self._foreign.pop(pid)
+        status = foreign_status(self._pidfds[pid], pid, started)
+        self._forget(pid)
+        callback(status)
 
     def _forget(self, pid: int) -> None:
         fd = self._pidfds.pop(pid, None)

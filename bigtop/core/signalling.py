@@ -47,7 +47,7 @@ async def send_hooked(hooks: WatcherHooks, process: Process, signum: int, childr
     name = process.spec.name
     allowed = await hooks.call("before_signal", pid=process.pid, signum=signum)
     if allowed or signum == signal.SIGKILL:
-        if process.returncode is None:
+        if process.running:
             send(process, signum, children, recursive)
             emit("signal", process_pid=process.pid, signum=signum)
     else:

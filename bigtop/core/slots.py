@@ -262,7 +262,12 @@ class Slots:
         if announce:  # before it is watched: its reap may be reported at once
             self.emit("spawn", process_pid=process.pid)
             log.debug("%s: spawned process %d (pid %d)", self.name, process.wid, process.pid)
-        runtime.reaper.watch(process.pid, lambda status: self._exited(process, status, readers))
+        if process.foreign is not None:
+            runtime.reaper.watch_foreign(process.pid, *process.foreign,
+                                         lambda status: self._exited(process, status, readers))
+        else:
+            runtime.reaper.watch(process.pid,
+                                 lambda status: self._exited(process, status, readers))
         process.ready.add_done_callback(lambda _: self._check_ready())
         if not process.ready.done():
             readiness.arm(process, self.spec, self.tasks, self._not_ready_in_time)
@@ -284,9 +289,10 @@ class Slots:
 
     # -- exits -------------------------------------------------------------
 
-    def _exited(self, process: Process, status: int, readers: list[PipeReader]) -> None:
-        code = exit_code(status)
-        process.on_exit(status, code)
+    def _exited(self, process: Process, status: int | None,
+                readers: list[PipeReader]) -> None:
+        code = exit_code(status) if status is not None else None  # None: not known
+        process.on_exit(code)
         for reader in readers:
             reader.close()
         if self.processes.get(process.wid) is process:
@@ -319,7 +325,7 @@ class Slots:
             return
         self._apply(process.wid, decision)
 
-    async def _reap_hooks(self, pid: int, code: int) -> None:
+    async def _reap_hooks(self, pid: int, code: int | None) -> None:
         """Run after the exit is known (the reaper has already waited for
         it); their answers change nothing, as in Circus."""
         now = time.time()

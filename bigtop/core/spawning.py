@@ -6,7 +6,7 @@ watcher's; this module only turns a spec and a slot into a running child.
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from ..config import WatcherSpec
 from ..config.substitute import circus_vars
@@ -15,9 +15,10 @@ from .process import Process, SpawnError
 from .sockets import Socket, SocketError
 
 
-def socket_names(spec: WatcherSpec, available: Mapping[str, Socket]) -> list[str]:
+def socket_names(spec: WatcherSpec, available: Collection[str]) -> list[str]:
     """The daemon sockets a watcher's processes inherit, in the order they
-    get them (fds 3, 4, ...): the ``sockets`` list first."""
+    get them (fds 3, 4, ...): the ``sockets`` list first. ``available``:
+    the names of the daemon's sockets."""
     # A variable naming no socket is left as written (the configuration
     # warned), and gives nothing.
     names = {v[len("sockets."):] for v in circus_vars(f"{spec.cmd} {spec.args or ''}")

@@ -27,6 +27,7 @@ from ..config import WatcherSpec
 from ..config.options import RESTART_OPTIONS
 from ..tasks import TaskOwner
 from . import rolling, signalling, spawning
+from .adoption import Orphan
 from .capture import OutputCapture
 from .hooks import WatcherHooks
 from .policy import RestartPolicy
@@ -125,10 +126,24 @@ class Watcher(Slots):
         self.failure = entry.get("failure")
         self.completed = set(entry.get("completed", ()))
         for item in entry.get("processes", ()):
-            process = Process.adopted(self.spec, int(item["wid"]), int(item["pid"]),
-                                      float(item["started"]), item["pipes"],
-                                      bool(item["ready"]))
+            wid, pid, started = int(item["wid"]), int(item["pid"]), float(item["started"])
+            if item.get("foreign"):  # adopted after a crash: its pidfd came along
+                pidfd, ticks = item["foreign"]
+                process = Process.orphan(self.spec, wid, pid, started, item["pipes"],
+                                         int(pidfd), int(ticks), bool(item["ready"]))
+            else:
+                process = Process.adopted(self.spec, wid, pid, started, item["pipes"],
+                                          bool(item["ready"]))
+            process.stdin_hold = item.get("stdin")
             self.adopt(process, item.get("partial", {}))
+
+    def adopt_orphan(self, orphan: Orphan) -> None:
+        """Take on a process a daemon that died left running in one of this
+        watcher's slots (adoption.py); the start fills the others."""
+        left = orphan.left
+        assert left.wid is not None
+        self._attach(Process.orphan(self.spec, left.wid, left.pid, orphan.started,
+                                    orphan.pipes, left.pidfd, left.ticks))
 
     def fill_missing(self) -> None:
         """An active watcher's empty slots (a process that was in backoff,
