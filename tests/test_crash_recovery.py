@@ -199,6 +199,10 @@ def recover(d: Daemon, tag: str, tmp_path: Path, port: int, kept: dict[str, set[
     assert "found 9 process(es) left running" in d.log_text()  # the plain ones, stopped
     now = tagged(tag)
     assert before - now == plain
+    slots = set().union(*(managed(d, name) for name in ("count", "tree", "web", "plain")))
+    trees = {c.pid for pid in slots for c in psutil.Process(pid).children(recursive=True)}
+    assert len(slots) == 20 and len(trees) == 8
+    assert now == slots | trees  # exactly the configured processes: none twice, none orphaned
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
         assert conn.recv(2) == b"hi"  # an adopted worker, on the socket taken back
     gate.write_text("220000")
