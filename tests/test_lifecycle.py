@@ -84,15 +84,18 @@ def test_crash_loop_backs_off_exponentially_then_fails(daemon, tmp_path):
     assert all(b["wid"] == 1 for b in backoffs)
     reaps = [payload for topic, payload in events if topic.endswith(".reap")]
     assert [(r["exit_code"], r["requested"]) for r in reaps] == [(3, False)] * 5
-    assert failed["reason"] == "process 1 failed 5 times in a row, last: status 3"
+    assert failed["reason"] == ("process 1 failed 5 times in a row, last: status 3 "
+                                "(4 restarts in all)")
     assert [e["exit_code"] for e in failed["exits"]][-5:] == [3] * 5
     assert len(stamps(tmp_path / "spawns")) == 5, "the first run and max_retry retries"
-    # A failed watcher spawns nothing more: it wants no process and runs
-    # none, and every backoff timer (armed only with a backoff event) has
-    # had its spawn, with none after the last exit (checked above).
+    # A failed watcher spawns nothing more: it runs none of the process it
+    # still counts as wanted, its restarts are those of the reason, and
+    # every backoff timer (armed only with a backoff event) has had its
+    # spawn, with none after the last exit (checked above).
     details = d.call("status", name="crasher", details=True)
     assert details["status"] == "failed"
-    assert (details["details"]["wanted"], details["details"]["running"]) == (0, 0)
+    assert (details["details"]["wanted"], details["details"]["running"]) == (1, 0)
+    assert details["details"]["restarts"] == 4
     assert details["details"]["failure"] == failed["reason"]
     assert d.proc.poll() is None, "the daemon keeps running"
 

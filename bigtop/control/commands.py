@@ -540,16 +540,25 @@ def details(w: Watcher) -> dict[str, Any]:
         "status": w.status,
         "running": len(w.processes),
         "ready": sum(p.is_ready for p in w.processes.values()),
-        "wanted": w.spec.numprocesses if w.state in ("active", "starting") else 0,
+        "wanted": w.wanted_processes,
         "numprocesses": w.spec.numprocesses,
         "uptime": round(now - min(started), 3) if started else None,
         "restarts": w.restarts,
-        "last_exit": w.last_exits[-1] if w.last_exits else None,
+        "last_exit": last_exit(w),
         "failure": w.failure,
         "dropped_lines": w.output_drops.lines,
         "dropped_bytes": w.output_drops.bytes,
         "pids": {str(wid): p.pid for wid, p in sorted(w.processes.items())},
     }
+
+
+def last_exit(w: Watcher) -> dict[str, Any] | None:
+    """Its last exit; for a failed watcher, the last one that failed (not
+    the stops of its other processes that followed)."""
+    exits = list(w.last_exits)
+    if w.state == "failed":
+        exits = [e for e in exits if not e["requested"]] or exits
+    return exits[-1] if exits else None
 
 
 @command("listsockets")

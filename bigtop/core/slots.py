@@ -351,6 +351,9 @@ class Slots:
         self.backoff[wid] = self.loop.call_later(decision.delay, self._fill, wid)
 
     def _give_up(self, reason: str) -> None:
+        # The restarts are said as status counts them, beside it.
+        if self.restarts:
+            reason += f" ({self.restarts} restart{'s' if self.restarts > 1 else ''} in all)"
         self.failure = reason
         self.state = "failed"
         self._cancel_pending()

@@ -80,6 +80,13 @@ class Watcher(Slots):
         waiting out a backoff delay)."""
         return "backoff" if self.state == "active" and self.backoff else self.state
 
+    @property
+    def wanted_processes(self) -> int:
+        """How many processes it should run, as every summary counts them:
+        its ``numprocesses`` while active or starting, and once failed (what
+        it could not keep running); none once stopped or done."""
+        return self.spec.numprocesses if self.state in ("active", "starting", "failed") else 0
+
     # -- what a hook may read, with Circus's names (read-only) -------------
 
     @property

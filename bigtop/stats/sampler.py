@@ -276,7 +276,7 @@ class Sampler:
                           if pid is None or p.pid == pid)
             refs.append(WatcherRef(
                 w.name, w.name.lower(), w.status,
-                w.spec.numprocesses if w.state in ("active", "starting") else 0,
+                w.wanted_processes,
                 w.spec.numprocesses, w.restarts, procs, w.output_drops.lines,
                 w.output_drops.bytes))
         live = frozenset((p.pid, p.started) for p in arbiter.registry.processes())

@@ -490,9 +490,14 @@ class TopApp(App[None]):
         if self.across is not None:
             text.append_text(self.across_line(self.across, palette))
         summary = Text("\n")
-        watchers = sum(len(n.watchers) for n in self.nodes)
-        processes = sum(len(w.processes) for n in self.nodes for w in n.watchers.values())
-        summary.append(f"{watchers} watchers, {processes} processes", style=palette.muted)
+        every = [w for n in self.nodes for w in n.watchers.values()]
+        failed = sum(w.status == "failed" for w in every)
+        running, wanted = sum(w.running for w in every), sum(w.wanted for w in every)
+        summary.append(f"{len(every)} watchers", style=palette.muted)
+        if failed:
+            summary.append(f" ({failed} failed)", style=f"bold {palette.bad}")
+        summary.append(f", {running}/{wanted} processes",
+                       style=palette.warn if running < wanted else palette.muted)
         if self.overview:
             summary.append("  cluster overview", style="bold")
             summary.append(" (c: back to the watchers)", style=palette.muted)

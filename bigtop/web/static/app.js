@@ -425,9 +425,11 @@ function allNodesPage(view) {
         const cpu = watchers.reduce((n, w) => n + w.cpu, 0);
         const rss = watchers.reduce((n, w) => n + w.rss, 0);
         const active = watchers.filter((w) => w.status === "active").length;
+        const failed = watchers.filter((w) => w.status === "failed").length;
         c.stats.hidden = !info.snapshot;
         c.stats.replaceChildren(...[
           h("span", {}, "watchers ", h("b", {}, `${active}/${watchers.length}`), " active"),
+          failed ? h("span", { class: "failed" }, h("b", {}, `${failed}`), " failed") : null,
           h("span", {}, "processes ", h("b", {}, `${running}/${wanted}`)),
           h("span", {}, "CPU ", h("b", {}, percent(cpu))),
           h("span", {}, "memory ", h("b", {}, bytes(rss))),
@@ -746,8 +748,10 @@ function nodePage(view, nodeName) {
       const watchers = snap.watchers;
       const running = watchers.reduce((n, w) => n + (w.running || 0), 0);
       const wanted = watchers.reduce((n, w) => n + (w.wanted || 0), 0);
+      const failed = watchers.filter((w) => w.status === "failed").length;
       setText(cards.watchers.value, `${watchers.filter((w) => w.status === "active").length}/${watchers.length}`);
-      setText(cards.watchers.hint, "active / all");
+      setText(cards.watchers.hint, failed ? `active / all · ${failed} failed` : "active / all");
+      cards.watchers.hint.classList.toggle("failed", failed > 0);
       setText(cards.processes.value, `${running}/${wanted}`);
       setText(cards.processes.hint, "running / wanted");
       setText(cards.cpu.value, percent(watchers.reduce((n, w) => n + w.cpu, 0)));
