@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-all chaos bench lint clean django chromium redis-server etcd-server wrk
+.PHONY: run test test-all chaos bench lint clean django chromium redis-server etcd-server wrk systemd-analyze
 
 # The real Circus, in its own venv, for the wire-compatibility tests
 # (tests/test_circus_compat.py runs its circusctl and CircusClient).
@@ -53,9 +53,13 @@ run: $(VENV)/.installed
 
 # The Django example (examples/django/README.md): served on
 # http://127.0.0.1:8000/ by two bigtop-wsgi workers and a job worker, once
-# its migrate watcher (a one-shot task) has run the migrations.
+# its migrate watcher (a one-shot task) has run the migrations. Its control
+# sockets in a runtime directory of its own, so that it runs beside `make
+# run` (bigtopctl reaches it with the same BIGTOP_RUNTIME_DIR).
+DJANGO_RUNTIME_DIR := $(CURDIR)/examples/django/var/run
+
 django: $(VENV)/.installed-test
-	$(BIN)/bigtopd examples/django/bigtop.ini
+	BIGTOP_RUNTIME_DIR=$(DJANGO_RUNTIME_DIR) $(BIN)/bigtopd examples/django/bigtop.ini
 
 # Debian's chromium, which Playwright drives in tests/test_web_browser.py
 # (it downloads no browser of its own).
@@ -76,6 +80,13 @@ wrk:
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
 	  else echo "note: no wrk and not root: the upgrade-under-load test is skipped (sudo apt-get install wrk)"; fi; }
 
+# systemd-analyze, which tests/test_startup.py checks bigtopctl startup's unit with
+# (skipped without it).
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null || { \
+	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq systemd; \
+	  else echo "note: no systemd-analyze and not root: the unit verification test is skipped (sudo apt-get install systemd)"; fi; }
+
 # etcd, which the cluster tests run as a 3-member cluster on loopback ports
 # (tests/etcd.py; skipped without it).
 etcd-server:
@@ -83,10 +94,10 @@ etcd-server:
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq etcd-server; \
 	  else echo "note: no etcd and not root: the cluster tests are skipped (sudo apt-get install etcd-server)"; fi; }
 
-test: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server etcd-server wrk
+test: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server etcd-server wrk systemd-analyze
 	$(BIN)/pytest -m "not slow"
 
-test-all: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server etcd-server wrk
+test-all: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server etcd-server wrk systemd-analyze
 	$(BIN)/pytest -m "not chaos"
 	$(MAKE) chaos
 
@@ -104,6 +115,13 @@ bench: $(VENV)/.installed
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bigtop tests bench
 	$(BIN)/mypy
+
+# The man pages of the five commands, written from their own parsers
+# (bigtop/cli/manpages.py) into man/, which is not committed:
+# man -l man/bigtopctl.1
+.PHONY: man
+man: $(VENV)/.installed
+	$(BIN)/python -m bigtop.cli.manpages man
 
 clean:
 	rm -rf $(VENV) $(CIRCUS_VENV) $(SUPERVISOR_VENV) bench/.venv-anchors .pytest_cache .mypy_cache .ruff_cache

@@ -30,9 +30,9 @@ _bigtopctl() {
     _bigtopctl_words
     local cur=$_bigtopctl_cur prev=""
     ((${#_bigtopctl_w[@]} > 1)) && prev=${_bigtopctl_w[${#_bigtopctl_w[@]}-1]}
-    local commands="add rm start stop restart reload depends incr decr signal kill status list stats dstats numprocesses numwatchers listsockets logs options get set globaloptions reloadconfig quit upgrade version cluster listen keygen completion shell help"
+    local commands="add rm start stop restart reload depends incr decr signal kill status list stats dstats numprocesses numwatchers listsockets logs options get set globaloptions reloadconfig history save diff quit upgrade version cluster listen keygen completion startup shell help"
     local globals="--endpoint --timeout --json --key --server-key --pubsub-endpoint --nodes --node-timeout --version -h --help"
-    local valued=" --childpid --count --dir --endpoint --graceful-timeout --graceful_timeout --key --lines --match --node-timeout --nodes --option --pubsub-endpoint --server-key --signum --since --timeout -n -o "
+    local valued=" --bigtopd --childpid --count --dir --endpoint --graceful-timeout --graceful_timeout --group --key --kill-mode --limit --lines --match --name --node-timeout --nodes --option --pubsub-endpoint --server-key --signum --since --timeout --timeout-stop --unit-dir --user --watchdog --working-dir -n -o "
     local cmd="" npos=0 i w opts first rest watcher
     COMPREPLY=()
     for ((i = 1; i < ${#_bigtopctl_w[@]}; i++)); do
@@ -51,6 +51,7 @@ _bigtopctl() {
         --dir) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
         --signum) COMPREPLY=($(compgen -W "HUP INT QUIT KILL USR1 USR2 TERM CONT STOP WINCH" -- "$cur")); return 0 ;;
         --match) COMPREPLY=($(compgen -W "simple glob regex" -- "$cur")); return 0 ;;
+        --kill-mode) COMPREPLY=($(compgen -W "mixed process" -- "$cur")); return 0 ;;
     esac
     if [[ $valued == *" $prev "* ]]; then
         return 0
@@ -88,6 +89,9 @@ _bigtopctl() {
         set) opts="--help --waiting"; first="watcher"; rest="keys" ;;
         globaloptions) opts="--help"; first=""; rest="" ;;
         reloadconfig) opts="--help --waiting --no-waiting"; first=""; rest="" ;;
+        history) opts="--help --limit"; first=""; rest="" ;;
+        save) opts="--help"; first=""; rest="" ;;
+        diff) opts="--help"; first=""; rest="" ;;
         quit) opts="--help --yes --waiting"; first=""; rest="" ;;
         upgrade) opts="--help"; first=""; rest="" ;;
         version) opts="--help"; first=""; rest="" ;;
@@ -95,6 +99,7 @@ _bigtopctl() {
         listen) opts="--help --count"; first=""; rest="" ;;
         keygen) opts="--help --dir"; first=""; rest="" ;;
         completion) opts="--help"; first="words:bash zsh fish"; rest="" ;;
+        startup) opts="--help --install --uninstall --name --user --group --watchdog --timeout-stop --kill-mode --working-dir --bigtopd --unit-dir --no-reload"; first=""; rest="" ;;
         shell) opts="--help"; first=""; rest="" ;;
         help) opts="--help"; first="command"; rest="" ;;
         *) return 0 ;;

@@ -15,7 +15,7 @@ end
 function __bigtopctl_positionals
     # How many arguments follow the command word.
     set -l words (commandline -opc)
-    set -l valued --childpid --count --dir --endpoint --graceful-timeout --graceful_timeout --key --lines --match --node-timeout --nodes --option --pubsub-endpoint --server-key --signum --since --timeout -n -o
+    set -l valued --bigtopd --childpid --count --dir --endpoint --graceful-timeout --graceful_timeout --group --key --kill-mode --limit --lines --match --name --node-timeout --nodes --option --pubsub-endpoint --server-key --signum --since --timeout --timeout-stop --unit-dir --user --watchdog --working-dir -n -o
     set -l n -1
     set -l skip 0
     for w in $words[2..-1]
@@ -69,6 +69,9 @@ complete -c bigtopctl -n '__fish_use_subcommand' -a get -d 'some options of a wa
 complete -c bigtopctl -n '__fish_use_subcommand' -a set -d 'change options of a watcher: set NAME KEY VALUE [KEY VALUE ...]'
 complete -c bigtopctl -n '__fish_use_subcommand' -a globaloptions -d 'the daemon\'s options, or one'
 complete -c bigtopctl -n '__fish_use_subcommand' -a reloadconfig -d 'read the configuration file again and apply the difference'
+complete -c bigtopctl -n '__fish_use_subcommand' -a history -d 'the last actions taken on the daemon: who, from where, what, the reply'
+complete -c bigtopctl -n '__fish_use_subcommand' -a save -d 'keep what add, rm, set, incr and decr changed across restarts (in CONFIG.saved.toml)'
+complete -c bigtopctl -n '__fish_use_subcommand' -a diff -d 'what the daemon runs that its configuration file does not say, and whether it is saved'
 complete -c bigtopctl -n '__fish_use_subcommand' -a quit -d 'stop every watcher, then the daemon'
 complete -c bigtopctl -n '__fish_use_subcommand' -a upgrade -d 're-execute the daemon (a new version, if installed), keeping every process, socket and pipe'
 complete -c bigtopctl -n '__fish_use_subcommand' -a version -d 'the versions of the daemon and of bigtopctl'
@@ -76,10 +79,11 @@ complete -c bigtopctl -n '__fish_use_subcommand' -a cluster -d 'the cluster: nod
 complete -c bigtopctl -n '__fish_use_subcommand' -a listen -d 'print the daemon\'s events as they come (Ctrl-C to stop)'
 complete -c bigtopctl -n '__fish_use_subcommand' -a keygen -d 'write a CurveZMQ key pair for tcp:// endpoints'
 complete -c bigtopctl -n '__fish_use_subcommand' -a completion -d 'print a completion script: completion bash|zsh|fish'
+complete -c bigtopctl -n '__fish_use_subcommand' -a startup -d 'print a systemd unit that starts bigtopd on CONFIG at boot (--install)'
 complete -c bigtopctl -n '__fish_use_subcommand' -a shell -d 'the interactive shell (also: bigtopctl with no command)'
 complete -c bigtopctl -n '__fish_use_subcommand' -a help -d 'list the commands, or show one\'s usage'
 complete -c bigtopctl -n '__fish_seen_subcommand_from rm start stop restart reload depends incr decr signal kill status list stats numprocesses logs options get set; and __bigtopctl_watcher_arg' -a '(__bigtopctl_call list)'
-complete -c bigtopctl -n '__fish_seen_subcommand_from help; and __bigtopctl_watcher_arg' -a 'add rm start stop restart reload depends incr decr signal kill status list stats dstats numprocesses numwatchers listsockets logs options get set globaloptions reloadconfig quit upgrade version cluster listen keygen completion shell help'
+complete -c bigtopctl -n '__fish_seen_subcommand_from help; and __bigtopctl_watcher_arg' -a 'add rm start stop restart reload depends incr decr signal kill status list stats dstats numprocesses numwatchers listsockets logs options get set globaloptions reloadconfig history save diff quit upgrade version cluster listen keygen completion startup shell help'
 complete -c bigtopctl -n '__fish_seen_subcommand_from signal; and not __bigtopctl_watcher_arg' -a 'HUP INT QUIT KILL USR1 USR2 TERM CONT STOP WINCH'
 complete -c bigtopctl -n '__fish_seen_subcommand_from add' -s h -l help -d 'show this help message and exit'
 complete -c bigtopctl -n '__fish_seen_subcommand_from add' -l start -d 'start it at once'
@@ -139,6 +143,10 @@ complete -c bigtopctl -n '__fish_seen_subcommand_from set' -l waiting -d 'reply 
 complete -c bigtopctl -n '__fish_seen_subcommand_from globaloptions' -s h -l help -d 'show this help message and exit'
 complete -c bigtopctl -n '__fish_seen_subcommand_from reloadconfig' -s h -l help -d 'show this help message and exit'
 complete -c bigtopctl -n '__fish_seen_subcommand_from reloadconfig' -l waiting -l no-waiting -d 'wait until it is done and show the result'
+complete -c bigtopctl -n '__fish_seen_subcommand_from history' -s h -l help -d 'show this help message and exit'
+complete -c bigtopctl -n '__fish_seen_subcommand_from history' -s n -l limit -x -d 'how many'
+complete -c bigtopctl -n '__fish_seen_subcommand_from save' -s h -l help -d 'show this help message and exit'
+complete -c bigtopctl -n '__fish_seen_subcommand_from diff' -s h -l help -d 'show this help message and exit'
 complete -c bigtopctl -n '__fish_seen_subcommand_from quit' -s h -l help -d 'show this help message and exit'
 complete -c bigtopctl -n '__fish_seen_subcommand_from quit' -s y -l yes -d 'do not ask for confirmation in the shell'
 complete -c bigtopctl -n '__fish_seen_subcommand_from quit' -l waiting -d 'reply once it is done, with the result'
@@ -152,5 +160,18 @@ complete -c bigtopctl -n '__fish_seen_subcommand_from keygen' -s h -l help -d 's
 complete -c bigtopctl -n '__fish_seen_subcommand_from keygen' -l dir -r -d 'where to write NAME.key and NAME.key_secret'
 complete -c bigtopctl -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'
 complete -c bigtopctl -n '__fish_seen_subcommand_from completion' -s h -l help -d 'show this help message and exit'
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -s h -l help -d 'show this help message and exit'
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -l install -d 'write the unit to /etc/systemd/system/bigtop-NAME.service, then systemctl daemon-reload and enable it'
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -l uninstall -d 'systemctl disable the unit, remove it, daemon-reload'
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -l name -x -d 'the unit is bigtop-NAME.service'
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -l user -x -d 'run bigtopd as this user'
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -l group -x -d 'and this group'
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -l watchdog -x -d 'WatchdogSec=: systemd restarts bigtopd if its event loop stops answering for that long'
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -l timeout-stop -x -d 'TimeoutStopSec='
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -l kill-mode -x -a 'mixed process' -d 'KillMode='
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -l working-dir -x -d 'where bigtopd starts, which relative paths of the configuration are relative to'
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -l bigtopd -x -d 'the bigtopd to run'
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -l unit-dir -x -d 'with --install or --uninstall: the unit\'s directory instead of /etc/systemd/system'
+complete -c bigtopctl -n '__fish_seen_subcommand_from startup' -l no-reload -d 'with --install or --uninstall: do not run systemctl'
 complete -c bigtopctl -n '__fish_seen_subcommand_from shell' -s h -l help -d 'show this help message and exit'
 complete -c bigtopctl -n '__fish_seen_subcommand_from help' -s h -l help -d 'show this help message and exit'

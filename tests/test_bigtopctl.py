@@ -142,8 +142,9 @@ def test_reading_commands(daemon: Factory) -> None:
     assert "needed by: worker" in ok(d, "depends", "web")
 
     logs = ok(d, "logs")
-    assert re.search(r"^worker\.1 \| hello from worker$", logs, re.M), logs
-    assert re.search(r"^crashy\.1 \| boom$", logs, re.M)
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} "  # each line's time first
+    assert re.search(rf"^{stamp}worker\.1 \| hello from worker$", logs, re.M), logs
+    assert re.search(rf"^{stamp}crashy\.1 \| boom$", logs, re.M)
     assert "hello" not in ok(d, "logs", "crashy", "-n", "1")
 
     version = ok(d, "version")
@@ -160,7 +161,10 @@ def test_json_output_and_exit_statuses(daemon: Factory) -> None:
 
     failed = ctl(d, "status", "nope")
     assert failed.returncode == 3
-    assert failed.stderr.strip() == "error: program nope not found"
+    assert failed.stderr.strip() == ("error: no watcher named 'nope'; the watchers are: "
+                                     "crashy, web, worker")
+    near = ctl(d, "status", "wbe")
+    assert near.stderr.strip() == "error: no watcher named 'wbe' (did you mean 'web'?)"
     assert failed.stdout == ""
     failed = ctl(d, "--json", "incr", "nope")
     assert failed.returncode == 3, "an error reply is 3 with --json too"
@@ -206,9 +210,9 @@ def test_changing_commands(daemon: Factory) -> None:
     assert out.strip() == f"extra: started {min(first)}"
     assert ok(d, "get", "extra", "cmd").strip() == "cmd: sh -c 'echo added; exec sleep 1000'"
 
-    assert ok(d, "incr", "extra", "2", "--waiting").strip() == "3"
+    assert ok(d, "incr", "extra", "2", "--waiting").strip() == "extra: 1 -> 3 processes"
     d.wait_pids("extra", 3)
-    assert ok(d, "decr", "extra", "--waiting").strip() == "2"
+    assert ok(d, "decr", "extra", "--waiting").strip() == "extra: 3 -> 2 processes"
     two = d.wait_pids("extra", 2)
 
     assert ok(d, "set", "extra", "graceful_timeout", "2.5", "max_retry", "4",
@@ -331,7 +335,7 @@ def test_rolling_reload_shows_progress_and_ends_with_new_pids(daemon: Factory) -
     reply = json.loads(ok(d, "--json", "reload", "web", "--sequential"))
     assert set(reply["info"]["started"]) == d.wait_pids("web", 2)
     failed = ctl(d, "reload", "nope", "--rolling")
-    assert failed.returncode == 3 and "program nope not found" in failed.stderr
+    assert failed.returncode == 3 and "no watcher named 'nope'" in failed.stderr
 
 
 # -- the shell ------------------------------------------------------------------------------
@@ -357,7 +361,7 @@ def test_shell_reads_commands_from_stdin(daemon: Factory) -> None:
     assert "Traceback" not in err
     assert "reloadconfig" in out and "exit            leave the shell" in out
     assert re.search(r"web\s+active\s+2/2", out)
-    assert "error: program nope not found" in err
+    assert "error: no watcher named 'nope'" in err
     assert "\n3\n" in out, "the command after the error ran"
     assert "usage: bigtopctl incr" in out
     assert "rm asks for confirmation: add --yes" in err
@@ -420,7 +424,7 @@ def test_completion_scripts(tmp_path: Path, daemon: Factory) -> None:
                               cwd=ROOT, timeout=30)
         return done.stdout.split()
 
-    assert complete("bigtopctl st") == ["start", "stop", "status", "stats"]
+    assert complete("bigtopctl st") == ["start", "stop", "status", "stats", "startup"]
     assert complete("bigtopctl start --ma") == ["--match"]
     assert complete("bigtopctl completion ") == ["bash", "zsh", "fish"]
     assert complete(f"bigtopctl --endpoint {d.endpoint} restart w") == ["web", "worker"]
@@ -497,3 +501,53 @@ def test_console_script_entry_point() -> None:
     done = subprocess.run([str(installed), "--version"], capture_output=True, text=True,
                           timeout=30)
     assert done.returncode == 0 and done.stdout.startswith("bigtopctl ")
+
+
+def on_a_terminal(d: Daemon, answer: str, *args: str) -> str:
+    """bigtopctl ARGS on a pseudo-terminal, answering its question; what it
+    printed there."""
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*CTL, "--endpoint", d.endpoint, *args], stdin=slave,
+                            stdout=slave, stderr=slave, env=env(), cwd=ROOT)
+    os.close(slave)
+    seen = b""
+    try:
+        while b"[y/N]" not in seen:
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, f"no question: {seen!r}"
+            seen += os.read(master, 4096)
+        os.write(master, answer.encode() + b"\n")
+        assert proc.wait(30) == 0
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:  # the terminal's other end closed
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    return seen.decode(errors="replace")
+
+
+def test_acting_on_every_watcher_is_said_or_confirmed(daemon: Factory) -> None:
+    d = start(daemon)
+    refused = ctl(d, "stop")  # no terminal: it must be said
+    assert refused.returncode == 2
+    assert "without NAME this acts on every watcher: say 'bigtopctl stop all'" in refused.stderr
+    assert d.call("status")["statuses"]["web"] == "active"
+    said = on_a_terminal(d, "n", "stop")
+    assert "Stop every watcher (crashy, web, worker)? [y/N]" in said and "cancelled" in said
+    assert d.call("status")["statuses"]["web"] == "active"
+    on_a_terminal(d, "y", "restart", "--waiting")
+    ok(d, "stop", "all", "--waiting")
+    stopped = {"web": "stopped", "worker": "stopped"}  # crashy stays failed
+    assert d.call("status")["statuses"].items() >= stopped.items()
+    ok(d, "start", "all", "--waiting")
+    assert d.call("status")["statuses"]["web"] == "active"
+    ok(d, "stop", "--yes", "--waiting")
+    assert d.call("status")["statuses"].items() >= stopped.items()

@@ -15,7 +15,8 @@ def test_quickstart_serves_from_two_workers(daemon, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     port = free_port()
     text = (ROOT / "examples" / "quickstart.ini").read_text()
-    text = text.replace("port = 8080", f"port = {port}").replace(":8080/", f":{port}/")
+    assert "port = 8090\n" in text and ":8090/" in text
+    text = text.replace("port = 8090", f"port = {port}").replace(":8090/", f":{port}/")
     text = text.replace("examples/apps", f"{ROOT}/examples/apps")
     d = daemon(text)
     wait_for(lambda: d.call("status", name="ticker")["status"] == "active", timeout=20,

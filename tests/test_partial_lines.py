@@ -27,6 +27,7 @@ from bigtop.core.writer import Writer
 
 from .conftest import ROOT, Daemon, wait_for
 from .test_bigtopctl import CTL, PY, env, ok
+from .test_logs import shown
 
 Factory = Callable[..., Daemon]
 
@@ -180,7 +181,7 @@ def test_live_tails_logs_and_the_console(daemon: Factory, tmp_path: Path) -> Non
     with d.events("stream.talk.", "watcher.talk.reap") as ev:
         d.call("start", name="talk")
         ev.wait("stream.talk.stdout", line="Password for backup: ", partial=True)
-        assert ok(d, "logs", "talk").splitlines() == ["talk.1 | Password for backup: "], (
+        assert shown(ok(d, "logs", "talk")) == ["talk.1 | Password for backup: "], (
             "an unfinished line as far as it has come")
         text, text_lines = follow(d)
         as_json, json_lines = follow(d, "--json")
@@ -190,7 +191,8 @@ def test_live_tails_logs_and_the_console(daemon: Factory, tmp_path: Path) -> Non
             ev.wait("stream.talk.stdout", line="Working...", partial=True)
             finished.touch()
             ev.wait("watcher.talk.reap")
-            wait_for(lambda: text_lines[-1:] == ["talk.1 | bye"], message="bye, followed")
+            wait_for(lambda: shown("\n".join(text_lines[-1:])) == ["talk.1 | bye"],
+                     message="bye, followed")
             wait_for(lambda: json.loads(json_lines[-1])["line"] in ("bye", ""),
                      message="the end, as JSON")
         finally:
@@ -206,7 +208,7 @@ def test_live_tails_logs_and_the_console(daemon: Factory, tmp_path: Path) -> Non
 
     # Each piece as it comes, on a line of its own; the newline that only
     # ends a line shown in pieces is not shown.
-    assert text_lines == [
+    assert shown("\n".join(text_lines)) == [
         "talk.1 | Password for backup: ", "talk.1 | accepted", "talk.1 | next",
         "talk.1 | Working...", "talk.1 | done", "talk.1 | bye"]
     records = [json.loads(line) for line in json_lines]
@@ -215,7 +217,7 @@ def test_live_tails_logs_and_the_console(daemon: Factory, tmp_path: Path) -> Non
     assert joined(records[1:]) == ["accepted", "next", "Working...", "done", "bye"]
     assert records[3] == {**records[3], "line": "Working...", "partial": True}
 
-    assert ok(d, "logs", "talk").splitlines() == [f"talk.1 | {line}" for line in whole], (
+    assert shown(ok(d, "logs", "talk")) == [f"talk.1 | {line}" for line in whole], (
         "memory has the lines whole")
 
     console = [re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} talk\.1 \| (.*)", line)

@@ -203,7 +203,8 @@ def test_logs_follow_cli(daemon):
         proc.terminate()
         proc.wait(10)
         reader.join(10)
-    assert all(line.startswith("talk.1 | err ") for line in lines), lines
+    stamp = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} talk\.1 \| err ")
+    assert all(stamp.match(line) for line in lines), lines
     numbers = [int(line.split()[-1]) for line in lines]
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), "none lost or twice"
 

@@ -224,8 +224,9 @@ async def test_wrong_token_is_refused(console: Console) -> None:
 async def test_forged_or_expired_cookie_is_refused(console: Console) -> None:
     auth = Auth(TOKEN)
     good = auth.new_session()
-    sid, expiry, mac = good.split(".")
-    forged = [f"{sid}x.{expiry}.{mac}", f"{sid}.{int(expiry) + 1}.{mac}", "garbage",
+    sid, user, expiry, mac = good.split(".")
+    forged = [f"{sid}x.{user}.{expiry}.{mac}", f"{sid}.{user}.{int(expiry) + 1}.{mac}",
+              f"{sid}.root.{expiry}.{mac}", "garbage",
               Auth("another-token").new_session(), Auth(TOKEN, session_age=-10).new_session()]
     for value in forged:
         console.client.session.cookie_jar.update_cookies({COOKIE: value})

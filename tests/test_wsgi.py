@@ -171,6 +171,9 @@ class Worker:
     def stderr(self) -> str:
         return self.log.read_text()
 
+    def stdout(self) -> str:
+        return self.log.with_suffix(".out").read_text()
+
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
@@ -197,10 +200,10 @@ def spawn(site: Path, notify: Notify) -> Iterator[functools.partial[Worker]]:
         for key in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
             if env is None or key not in env:
                 full_env.pop(key, None)
-        with open(log, "wb") as err:
+        with open(log, "wb") as err, open(log.with_suffix(".out"), "wb") as out:
             proc = subprocess.Popen(command or [str(BIGTOP_WSGI), *args], cwd=site,
                                     env=full_env, pass_fds=pass_fds,
-                                    stdout=subprocess.DEVNULL, stderr=err)
+                                    stdout=out, stderr=err)
         procs.append(proc)
         return Worker(proc, notify, log)
 
@@ -612,14 +615,14 @@ def test_access_log_is_off_unless_asked(spawn, tcp, backend):
     quiet.ready()
     assert request(port, path="/quiet")[0] == 200
     assert quiet.stop() == 0
-    assert "/quiet" not in quiet.stderr()
+    assert "/quiet" not in quiet.stdout() + quiet.stderr()
 
     logged = spawn(["--fd", str(fd), "--backend", backend, "--access-log", "hello:application"],
                    pass_fds=(fd,))
     logged.ready()
     assert request(port, path="/logged")[0] == 200
     assert logged.stop() == 0
-    assert re.search(r'"GET /logged HTTP/1\.1" 200', logged.stderr()), logged.stderr()
+    assert re.search(r'"GET /logged HTTP/1\.1" 200', logged.stdout()), logged.stdout()
 
 
 def test_chdir_and_pythonpath(spawn, site, tcp):

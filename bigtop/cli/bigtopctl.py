@@ -16,8 +16,8 @@ import os
 import sys
 
 from .. import __version__
-from ..client import Session
-from .ctlcommands import COMMANDS, GLOBAL_DESTS, UsageError
+from ..client import Session, Unreachable
+from .ctlcommands import COMMANDS, EVERY, GLOBAL_DESTS, UsageError, without_name
 from .dispatch import OK, USAGE, execute, split_argv, top_parser
 from .shell import run_shell
 
@@ -64,10 +64,35 @@ def run(argv: list[str]) -> int:
     session = Session.from_options(options)
     if spec.name == "shell":  # the one command the shell itself does not run
         return run_shell(session)
+    if spec.destructive is without_name and without_name(ns) and not ns.yes:
+        refused = ask_every(spec.name, session)
+        if refused is not None:
+            session.close()
+            return refused
     try:
         return execute(session, spec, ns, props)
     finally:
         session.close()
+
+
+def ask_every(command: str, session: Session) -> int | None:
+    """``stop`` without NAME acts on every watcher: on a terminal, ask
+    first; elsewhere it must be said (``stop all``, or --yes). None: go on;
+    else the exit status."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        sys.stderr.write(f"bigtopctl {command}: without NAME this acts on every watcher: say "
+                         f"'bigtopctl {command} {EVERY}' (or add --yes)\n")
+        return USAGE
+    try:
+        names = ", ".join(session.call("list").get("watchers") or ()) or "none"
+    except Unreachable:
+        names = "?"
+    sys.stderr.write(f"{command.capitalize()} every watcher ({names})? [y/N] ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() in ("y", "yes"):
+        return None
+    sys.stderr.write("cancelled\n")
+    return OK
 
 
 def unknown_command(parser: argparse.ArgumentParser, word: str) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..config import Config, ConfigError, load
+from ..config import Config, ConfigError
 
 if TYPE_CHECKING:
     from ..control.server import ControlServer
@@ -31,7 +31,7 @@ FLUSH_S = 0.5  # before the exec: how long replies and events may take to leave
 SETTLED_LOG = "every watcher started or waiting (for a priority, a dependency or a hook)"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bigtopd", description="The bigtop daemon.")
     parser.add_argument("config", help="configuration file: Circus's INI, supervisord's, or "
                                            "bigtop's TOML (.toml)")
@@ -53,6 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # Run by a daemon about to re-execute itself: can this image take over
     # the state on stdin? (core/handover.py)
     parser.add_argument("--handover-check", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.to and not args.check:
         parser.error("--to goes with --check")
@@ -75,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     taken = os.environ.pop(handover.ENV, None)
     if taken is not None:  # this daemon re-executed itself: same pid, same children
         return resume(args, taken)
+    from ..config.saved import load_saved
+
     try:
-        config = load(args.config, strict=args.strict)
+        config = load_saved(args.config, strict=args.strict)
     except ConfigError as err:
         print(f"bigtopd: {args.config}: invalid configuration, nothing started", file=sys.stderr)
         print(textwrap.indent(str(err), "  "), file=sys.stderr)
@@ -190,6 +197,12 @@ async def serve(config: Config, path: str, daemonized: bool = False,
     from ..tasks import TaskOwner
 
     loop = asyncio.get_running_loop()
+    systemd = None  # systemd runs this daemon as a Type=notify service (docs/boot.md)
+    if "NOTIFY_SOCKET" in os.environ:
+        from ..sdnotify import ServiceNotifier
+
+        systemd = ServiceNotifier.from_environ()  # out of the children's environment
+        systemd.start_watchdog(loop)
     log_dir = (config.settings.log_dir or default_log_dir()) if daemonized else None
     arbiter = Arbiter(config, log_dir=log_dir)
     interrupts = 0
@@ -203,23 +216,41 @@ async def serve(config: Config, path: str, daemonized: bool = False,
         nonlocal interrupts
         interrupts += 1
         if interrupts == 1:
-            log.info("got %s: stopping every watcher (again to kill now)", name)
+            log.info("got %s: stopping every watcher (%s to kill every process now)", name,
+                     "again" if name == "SIGINT" else "twice more")
+            stopping()
             spawn(arbiter.stop())
         elif name == "SIGINT" or interrupts > 2:
             log.warning("got %s again: killing every process now", name)
             arbiter.kill_all()
+
+    def ready(what: str) -> None:
+        if systemd is not None:
+            systemd.ready(f"{what}: {len(arbiter.watchers)} watcher(s) of {path}")
+
+    def stopping() -> None:
+        if systemd is not None:
+            systemd.stopping("stopping every watcher")
+
+    def on_event(topic: str, payload: dict[str, Any]) -> None:
+        if arbiter.stopping:  # a stop that `quit` asked for: said at its first event
+            stopping()
 
     async def reload() -> None:
         async with reload_lock:
             if arbiter.stopping:
                 return
             log.info("got SIGHUP: reloading %s", path)
+            if systemd is not None:
+                systemd.reloading(f"reloading {path}")
             try:
                 await arbiter.reload_from_file()
             except ConfigError as err:
                 log.error("reload refused, nothing changed:\n%s", textwrap.indent(str(err), "  "))
             except ReloadError as err:
                 log.error("reload refused, nothing changed: %s", err)
+            finally:  # refused or not, the reload is over
+                ready("running")
 
     agent: Any = None  # the cluster agent, with a [cluster] section
     server: Any = None
@@ -256,9 +287,11 @@ async def serve(config: Config, path: str, daemonized: bool = False,
                 state["cluster_lease"] = agent.lease
             await arbiter.output.close()  # everything read is written first
             fd = handover.write(state, fds)
+            env = {**os.environ, handover.ENV: str(fd)}
+            if systemd is not None:  # for the next image, which says READY=1 (docs/boot.md)
+                env.update(systemd.before_exec(f"upgrading: re-executing {sys.executable}"))
             try:
-                os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
-                          {**os.environ, handover.ENV: str(fd)})
+                os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
             except OSError as err:  # past the point of return: as if the new image failed
                 log.critical("cannot execute %s: %s; exiting, the processes are left to the "
                              "next bigtopd, which stops them (docs/upgrade.md)",
@@ -266,6 +299,8 @@ async def serve(config: Config, path: str, daemonized: bool = False,
                 os._exit(70)
 
     arbiter.upgrader = upgrade
+    if systemd is not None:
+        arbiter.bus.subscribe(on_event)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop, sig.name)
     loop.add_signal_handler(signal.SIGHUP, lambda: spawn(reload()))
@@ -315,10 +350,14 @@ async def serve(config: Config, path: str, daemonized: bool = False,
         failed = starting.done() and (starting.cancelled() or starting.exception() is not None)
         if not failed:
             log.info(SETTLED_LOG)
+            ready("running" if taken is None else f"bigtopd {__version__} took over")
             if agent is not None:  # the node's own watchers first, then the cluster's
                 agent.start()
         try:
             await starting
+        except asyncio.CancelledError:
+            if not (starting.cancelled() and arbiter.stopping):
+                raise  # not the stop's doing: this coroutine itself is cancelled
         except SocketError as err:
             log.error("%s; nothing started", err)
             await server.close()
@@ -339,6 +378,8 @@ async def serve(config: Config, path: str, daemonized: bool = False,
     left = asyncio.all_tasks() - {asyncio.current_task()}
     if left:  # a bug: every task has an owner that ends it
         log.error("tasks left at shutdown: %s", ", ".join(sorted(t.get_name() for t in left)))
+    if systemd is not None:
+        systemd.close()
     log.info("stopped")
     return 0
 

@@ -202,7 +202,16 @@ def always(ns: argparse.Namespace) -> bool:
 
 
 def without_name(ns: argparse.Namespace) -> bool:
+    """Every watcher, without saying ``all``."""
     return getattr(ns, "name", None) is None
+
+
+EVERY = "all"  # as NAME of start/stop/restart: every watcher, said (as in supervisorctl)
+
+
+def every_said(ns: argparse.Namespace) -> bool:
+    """NAME is ``all`` (with --match, NAME is only ever a name)."""
+    return getattr(ns, "name", None) == EVERY and getattr(ns, "match", None) is None
 
 
 def waiting_flag(p: Parser, default: bool = False) -> None:
@@ -336,11 +345,12 @@ def lifecycle(p: Parser) -> PropsBuilder:
     p.add_argument("--match", choices=("simple", "glob", "regex"),
                    help="how NAME selects watchers (default: glob)")
     p.add_argument("name", metavar="NAME", nargs="?",
-                   help="a watcher, or a pattern (default: every watcher)")
+                   help=f"a watcher, a pattern, or {EVERY} (every watcher; without NAME, "
+                        "bigtopctl asks first on a terminal)")
 
     def props(ns: argparse.Namespace) -> Props:
         out: Props = {}
-        if ns.name is not None:
+        if ns.name is not None and not every_said(ns):
             out["name"] = ns.name
         if ns.match:
             if ns.name is None:
@@ -657,6 +667,26 @@ def _reloadconfig(p: Parser) -> PropsBuilder:
     return lambda ns: with_waiting(ns, {})
 
 
+@command("history", "the last actions taken on the daemon: who, from where, what, the reply",
+         "daemon")
+def _history(p: Parser) -> PropsBuilder:
+    p.add_argument("-n", "--limit", type=int, default=20, metavar="N",
+                   help="how many (default: 20; the daemon keeps the last 1000)")
+    return lambda ns: {"limit": ns.limit}
+
+
+@command("save", "keep what add, rm, set, incr and decr changed across restarts (in "
+         "CONFIG.saved.toml)", "daemon")
+def _save(p: Parser) -> None:
+    return None
+
+
+@command("diff", "what the daemon runs that its configuration file does not say, and "
+         "whether it is saved", "daemon")
+def _diff(p: Parser) -> None:
+    return None
+
+
 @command("quit", "stop every watcher, then the daemon", "daemon", destructive=always)
 def _quit(p: Parser) -> PropsBuilder:
     waiting_flag(p)
@@ -748,6 +778,14 @@ def _keygen(p: Parser) -> None:
          local=True)
 def _completion(p: Parser) -> None:
     p.add_argument("shell", choices=("bash", "zsh", "fish"))
+
+
+@command("startup", "print a systemd unit that starts bigtopd on CONFIG at boot (--install)",
+         "client", local=True)
+def _startup(p: Parser) -> None:
+    from .startup import arguments
+
+    arguments(p)
 
 
 @command("shell", "the interactive shell (also: bigtopctl with no command)", "client",

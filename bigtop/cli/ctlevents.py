@@ -185,7 +185,8 @@ def reload_with_progress(session: Session, props: dict[str, Any]) -> dict[str, A
     poller.register(sub.socket, zmq.POLLIN)
     try:
         client.socket.send(protocol.encode(
-            protocol.request("reload", msg_id, **{**props, "waiting": True})))
+            protocol.request("reload", msg_id, by=protocol.this_client(),
+                             **{**props, "waiting": True})))
         quiet_since = time.monotonic()
         ping: tuple[str, float] | None = None
         while True:
@@ -243,9 +244,11 @@ def follow_logs(session: Session, ns: argparse.Namespace, props: dict[str, Any],
     (``stream.*`` events, which the daemon publishes only while someone
     subscribes to them). --json: one object a line (time, watcher, pid,
     wid, stream, line; ``partial: true`` on a live piece whose line goes on
-    in the next one of its pid and stream); else ``watcher.wid | line`` like
-    docker compose, colored per watcher and stderr in red on a terminal (not
-    with NO_COLOR), a live piece on a line of its own as it comes."""
+    in the next one of its pid and stream); else ``TIME watcher.wid | line``
+    like docker compose (the time local, ``2026-11-27 10:00:00.123``, blank
+    for a line whose file does not say), colored per watcher and stderr in
+    red on a terminal (not with NO_COLOR), a live piece on a line of its own
+    as it comes."""
     sub = None
     if ns.follow:  # subscribed first: no line falls between the last lines and the live ones
         sub = open_subscriber(session, pubsub_endpoint(session), live_topics(ns.names, ns.only))
@@ -308,7 +311,8 @@ class LogPrinter:
             return
         from .display import log_line
 
-        self.out.print(log_line(str(entry.get("watcher") or "?"), entry), soft_wrap=True)
+        self.out.print(log_line(str(entry.get("watcher") or "?"), entry, stamped=True),
+                       soft_wrap=True)
 
     def nothing(self) -> None:
         if self.out is not None:

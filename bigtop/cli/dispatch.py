@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -41,9 +42,11 @@ bigtopctl add web -- python -m http.server --bind 127.0.0.1
 reloadconfig waits for the outcome by default, so that a refused
 configuration is reported (--no-waiting replies at once, as circusctl does).
 
-In the shell, destructive commands (quit, rm, stop or restart of every
-watcher) ask first (from a pipe they need --yes); 'quit' there stops the
-daemon, as in circusctl, while 'exit' or Ctrl-D leaves the shell.
+stop and restart act on every watcher with NAME 'all'. Without NAME, they
+ask first on a terminal and need --yes elsewhere. In the shell,
+destructive commands (quit, rm, stop or restart of every watcher) ask
+first (from a pipe they need --yes); 'quit' there stops the daemon, as in
+circusctl, while 'exit' or Ctrl-D leaves the shell.
 """
 
 
@@ -152,10 +155,32 @@ def report(session: Session, command: str, reply: dict[str, Any],
     from . import display
 
     if failed:
-        display.error(str(reply.get("reason") or "the daemon gave no reason"))
+        display.error(said(session, str(reply.get("reason") or "the daemon gave no reason")))
         return FAILED
     display.show(command, reply, ns)
     return OK
+
+
+UNKNOWN_WATCHER = re.compile(r"program (.+) not found")  # Circus's reason, on the wire
+
+
+def said(session: Session, reason: str) -> str:
+    """The daemon's reason as bigtopctl says it: an unknown watcher named
+    so, with the closest names the daemon has (asked for only then)."""
+    unknown = UNKNOWN_WATCHER.fullmatch(reason)
+    if unknown is None:
+        return reason
+    import difflib
+
+    name = unknown.group(1)
+    try:
+        names = [str(n) for n in session.call("list").get("watchers") or ()]
+    except Unreachable:
+        return f"no watcher named {name!r}"
+    close = difflib.get_close_matches(name.lower(), names, n=3, cutoff=0.5)
+    if close:
+        return f"no watcher named {name!r} (did you mean {' or '.join(map(repr, close))}?)"
+    return f"no watcher named {name!r}; the watchers are: {', '.join(names) or 'none'}"
 
 
 # -- client-side commands ----------------------------------------------------------
@@ -203,6 +228,12 @@ def cmd_completion(session: Session, ns: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_startup(session: Session, ns: argparse.Namespace) -> int:
+    from .startup import run
+
+    return run(ns, session.json)
+
+
 def cmd_help(session: Session, ns: argparse.Namespace) -> int:
     text = help_text(ns.topic)
     if text is None:
@@ -224,5 +255,6 @@ LOCAL = {
     "listen": cmd_listen,
     "keygen": cmd_keygen,
     "completion": cmd_completion,
+    "startup": cmd_startup,
     "help": cmd_help,
 }

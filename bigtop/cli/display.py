@@ -348,10 +348,25 @@ def show_depends(reply: dict[str, Any], ns: argparse.Namespace, out: Console) ->
     emit(out, top)
 
 
-def log_line(name: str, entry: dict[str, Any]) -> Text:
+def log_line(name: str, entry: dict[str, Any], stamped: bool = False) -> Text:
+    """``watcher.wid | line``, stderr in red; ``stamped``: after the line's
+    time, in local time to the millisecond as in the daemon's own log
+    (``2026-11-27 10:00:00.123``), or blanks as wide when the line does not
+    say (one read from a file without a time)."""
     wid = entry.get("wid")
     label = f"{name}.{wid}" if wid else name
-    text = Text(f"{label} | ", style=watcher_style(name))
+    text = Text()
+    if stamped:
+        when = entry.get("time")
+        stamp = " " * 23
+        if isinstance(when, int | float) and not isinstance(when, bool):
+            try:
+                stamp = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+                         + f".{int(when % 1 * 1000):03d}")
+            except (OverflowError, ValueError, OSError):  # not a time a clock shows
+                pass
+        text.append(f"{stamp} ")  # unstyled: dim is no color, and NO_COLOR would keep it
+    text.append(f"{label} | ", style=watcher_style(name))
     if entry.get("stream") == "stderr":
         text.append(str(entry.get("line", "")), style="red")
     else:
@@ -365,9 +380,65 @@ def show_number(field: str) -> Callable[[dict[str, Any], argparse.Namespace, Con
             out.print(f"{reply.get(field)} (a singleton watcher: the number of processes "
                       "does not change)")
             return
+        if "was" in reply and field in reply:  # incr, decr: what changed
+            out.print(f"{ns.name}: {reply['was']} -> {reply[field]} processes")
+            return
         out.print(str(reply.get(field, "ok")))
 
     return show
+
+
+def show_history(reply: dict[str, Any], ns: argparse.Namespace, out: Console) -> None:
+    """One line an action: when, who (from where, through what), what, the reply."""
+    entries = reply.get("history") or []
+    if not entries:
+        out.print("no action taken yet")
+        return
+    for entry in entries:
+        by = entry.get("by") or {}
+        who = by.get("user", "?") + (f"@{by['host']}" if by.get("host") else "")
+        if by.get("from"):
+            who += f" from {by['from']}"
+        if by.get("via"):
+            who += f" ({by['via']})"
+        props = entry.get("properties") or {}
+        action = " ".join([str(entry.get("command"))] + [
+            f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in props.items()])
+        when = entry.get("time")
+        line = Text(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+                    if isinstance(when, (int, float)) else "?", style="dim")
+        line.append(f"  {who}  ", style="bold")
+        line.append(action)
+        if entry.get("status") == "ok":
+            line.append("  ok", style="green")
+        else:
+            line.append(f"  error: {entry.get('reason')}", style="red")
+        out.print(line, soft_wrap=True)
+
+
+def show_save(reply: dict[str, Any], ns: argparse.Namespace, out: Console) -> None:
+    lines = reply.get("lines") or []
+    if not lines:
+        out.print(f"nothing changed at run time; no saved state ({reply.get('file')})",
+                  soft_wrap=True)
+        return
+    out.print(f"saved to {reply.get('file')}:", soft_wrap=True)
+    for line in lines:
+        out.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def show_diff(reply: dict[str, Any], ns: argparse.Namespace, out: Console) -> None:
+    lines = reply.get("lines") or []
+    if not lines:
+        out.print("the daemon runs what its configuration file says")
+        return
+    unsaved = set(reply.get("unsaved") or ())
+    for line in lines:
+        text = Text(line)
+        text.append("  (not saved)" if line in unsaved else "  (saved)", style="dim")
+        out.print(text, soft_wrap=True)
+    if unsaved:
+        out.print(Text("bigtopctl save keeps them across restarts", style="dim"))
 
 
 def show_info(reply: dict[str, Any], ns: argparse.Namespace, out: Console) -> None:
@@ -499,6 +570,9 @@ RENDERERS: dict[str, Callable[[dict[str, Any], argparse.Namespace, Console], Non
     "depends": show_depends,
     "numprocesses": show_number("numprocesses"),
     "numwatchers": show_number("numwatchers"),
+    "history": show_history,
+    "save": show_save,
+    "diff": show_diff,
     "incr": show_number("numprocesses"),
     "decr": show_number("numprocesses"),
     "start": show_info,

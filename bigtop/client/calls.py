@@ -39,6 +39,7 @@ class Client:
         self._prefix = uuid.uuid4().hex[:12] + "-"
         self._counter = itertools.count()
         self._rcvtimeo = -1.0
+        self.by = protocol.this_client()  # who asks, for the daemon's activity log
 
     def close(self) -> None:
         self.socket.close()
@@ -49,13 +50,21 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, command: str, raise_on_error: bool = True, **properties: Any) -> dict[str, Any]:
+    def call(self, command: str, raise_on_error: bool = True, by: dict[str, str] | None = None,
+             **properties: Any) -> dict[str, Any]:
+        """``by``: who asks, from where (default: this process, ``self.by``)."""
         msg_id = f"{self._prefix}{next(self._counter)}"
-        self.socket.send(protocol.encode(protocol.request(command, msg_id, **properties)))
-        # A receive timeout, not a poll: no Poller built for every call.
+        # Timeouts, not a poll: no Poller built for every call. A send waits
+        # too while no connection is up (a handshake refused, say).
         if self._rcvtimeo != self.timeout:
-            self.socket.rcvtimeo = int(self.timeout * 1000)
+            self.socket.rcvtimeo = self.socket.sndtimeo = int(self.timeout * 1000)
             self._rcvtimeo = self.timeout
+        try:
+            self.socket.send(protocol.encode(protocol.request(command, msg_id, by=by or self.by,
+                                                              **properties)))
+        except zmq.Again:
+            raise CallError(f"timed out after {self.timeout:g}s: {self.endpoint} takes no "
+                            "request (no connection is up)") from None
         while True:
             try:
                 raw = self.socket.recv()
@@ -70,7 +79,8 @@ class Client:
                 return _check(reply, raise_on_error)
 
     def cast(self, command: str, **properties: Any) -> None:
-        self.socket.send(protocol.encode(protocol.request(command, cast=True, **properties)))
+        self.socket.send(protocol.encode(protocol.request(command, cast=True, by=self.by,
+                                                          **properties)))
 
 
 class AsyncClient:
@@ -85,6 +95,7 @@ class AsyncClient:
         connect_socket(self.socket, self.endpoint, key, server_key)
         self._pending: dict[str, Any] = {}
         self._reader: Any = None
+        self.by = protocol.this_client()  # who asks, for the daemon's activity log
 
     def close(self) -> None:
         if self._reader:
@@ -116,7 +127,8 @@ class AsyncClient:
                 future.set_result(reply)
 
     async def call(self, command: str, raise_on_error: bool = True,
-                   **properties: Any) -> dict[str, Any]:
+                   by: dict[str, str] | None = None, **properties: Any) -> dict[str, Any]:
+        """``by``: who asks, from where (default: this process, ``self.by``)."""
         import asyncio
 
         if self._reader is None or self._reader.done():
@@ -124,7 +136,8 @@ class AsyncClient:
         msg_id = uuid.uuid4().hex
         future = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = future
-        await self.socket.send(protocol.encode(protocol.request(command, msg_id, **properties)))
+        await self.socket.send(protocol.encode(protocol.request(command, msg_id,
+                                                                by=by or self.by, **properties)))
         try:
             reply = await asyncio.wait_for(future, self.timeout)
         except TimeoutError:

@@ -235,6 +235,11 @@ class WatcherSpec:
         doc="(bigtop) Standard input is a pipe the daemon holds open and never writes to, so a "
             "read waits instead of meeting the end of the file (as under supervisord); over "
             "`close_child_stdin`.")
+    private: bool = option(
+        to_bool, default=False, accepts=BOOLEAN,
+        doc="(bigtop) Its output is only for those who may control the daemon: the web "
+            "console's read-only users and read-only CurveZMQ keys see its state, not its "
+            "output.")
     on_daemon_crash: str = option(
         to_crash_policy, default="stop", text=True, accepts="`stop`, `adopt`",
         doc="(bigtop) What the next bigtopd on this file does with the processes a bigtopd "
@@ -455,7 +460,9 @@ class Settings:
     authorized_keys: str | None = option(
         to_str, default=None, accepts="directory",
         doc="(bigtop) The public keys (`*.key`) of the clients allowed on `tcp://` "
-            "endpoints; any other client gets no answer.")
+            "endpoints; any other client gets no answer. Keys in its `read-only` "
+            "subdirectory may only read: `status`, `stats`, `logs` and the like, never a "
+            "command that changes something.")
     pubsub_endpoint: str | None = option(
         to_str, default=None, accepts=ENDPOINT, shown="`ipc://RUNDIR/events.sock`",
         doc="The socket events are published on.")

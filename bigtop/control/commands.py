@@ -37,6 +37,14 @@ Reply = dict[str, Any] | None
 Handler = Callable[["Arbiter", dict[str, Any]], Any]
 
 
+# What only reads: every other command changes something, and is an action
+# of the activity log (activity.py).
+READS = frozenset({
+    "numprocesses", "numwatchers", "options", "get", "globaloptions", "list", "status",
+    "listsockets", "stats", "dstats", "depends", "logs", "version", "diff", "listen",
+    "history", "cluster_nodes", "cluster_placement"})
+
+
 class Command:
     """A handler that is a plain function is *instant*: it is answered
     within the loop callback that read the request. Coroutine handlers run
@@ -50,6 +58,7 @@ class Command:
         self.accepts = frozenset((*required, *accepts, *ALWAYS_ACCEPTED))
         self.doc = doc
         self.instant = not asyncio.iscoroutinefunction(handler)
+        self.changes = name not in READS
 
     def validate(self, props: dict[str, Any]) -> None:
         for key in self.required:
@@ -329,10 +338,11 @@ async def _scale(arbiter: Arbiter, props: dict[str, Any], sign: int) -> Reply:
 
     async def work() -> dict[str, Any]:
         # Counted under the lock, so queued incr/decr all add up.
-        wanted = max(target.spec.numprocesses + sign * count, 0)
+        was = target.spec.numprocesses
+        wanted = max(was + sign * count, 0)
         if sign > 0:
             room(arbiter, target.name, wanted)
-        return {"numprocesses": await target.set_numprocesses(wanted)}
+        return {"numprocesses": await target.set_numprocesses(wanted), "was": was}
 
     return await queued(arbiter, props, [target], work)
 
@@ -721,6 +731,72 @@ async def reloadconfig(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
             raise CommandError(f"configuration not reloaded, nothing changed: {err}") from None
 
     return await in_background(arbiter, props, work)
+
+
+def _run_time_changes(arbiter: Arbiter) -> tuple[Any, Any, str]:
+    """The file's configuration as it is now, what the daemon runs that it
+    does not say (plugins, the web console and cluster watchers are not
+    the file's to say), and the state file. Blocking: run in a thread."""
+    from ..config import load, saved
+    from ..config.build import with_httpd
+
+    if not arbiter.config.files:
+        raise MessageError("this daemon runs no configuration file")
+    main = arbiter.config.files[0]
+    try:
+        base = with_httpd(load(main, strict=arbiter.config.strict))
+    except ConfigError as err:
+        raise CommandError(f"{main} does not read now, nothing compared:\n{err}") from None
+    owned = set(getattr(arbiter.cluster, "owned", ()) or ())
+    running = tuple(w.spec for name, w in sorted(arbiter.watchers.items())
+                    if name not in arbiter.plugins and name not in owned)
+    return base, saved.compare(base, running), saved.state_file(base)
+
+
+@command("save")
+async def save(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+    """bigtop: keep what was changed at run time (add, rm, set, incr, decr)
+    across restarts, in the state file beside the configuration."""
+    from ..config import saved
+
+    base, changes, path = await asyncio.to_thread(_run_time_changes, arbiter)
+    try:
+        await asyncio.to_thread(saved.write, path, changes, base.files[0])
+    except OSError as err:
+        raise CommandError(f"cannot write {path}: {err.strerror}; nothing saved") from None
+    return {"file": path, "saved": changes.as_dict(), "lines": changes.lines()}
+
+
+@command("diff")
+async def diff(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+    """bigtop: what the running daemon has that its configuration file does
+    not (``lines``), and whether that is saved (``unsaved``: what a
+    ``save`` would add to the state file)."""
+    from ..config import saved
+
+    base, changes, path = await asyncio.to_thread(_run_time_changes, arbiter)
+    try:
+        kept = await asyncio.to_thread(saved.read, path)
+    except ConfigError as err:
+        kept = None
+        log.warning("%s", err)
+    unsaved = [line for line in changes.lines() if kept is None or line not in kept.lines()]
+    return {"file": path, "changes": changes.as_dict(), "lines": changes.lines(),
+            "unsaved": unsaved}
+
+
+@command("history", accepts=("limit",))
+def history(arbiter: Arbiter, props: dict[str, Any]) -> Reply:
+    """bigtop: the last actions taken on the daemon (``limit``, default 100,
+    at most the 1000 it keeps): time, command, properties, ``by`` (who
+    asked, from where, as the client said), status and reason."""
+    from .activity import MAX_ENTRIES
+
+    limit = number(props, "limit", 100)
+    if not 0 <= limit <= MAX_ENTRIES:
+        raise MessageError(f"'limit' must be between 0 and {MAX_ENTRIES}")
+    activity = arbiter.activity
+    return {"history": activity.last(limit) if activity is not None else []}
 
 
 @command("quit")

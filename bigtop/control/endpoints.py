@@ -74,10 +74,30 @@ def listening(path: str) -> bool:
     return True
 
 
+def in_use(endpoint: str) -> str:
+    """What to say of an endpoint another daemon serves: that, and how to
+    run a second daemon beside it. A default one (in the runtime directory)
+    is left by giving the second daemon a runtime directory of its own;
+    one set in the configuration, by setting another there."""
+    path = ipc_path(endpoint)
+    where = runtime_dir()
+    if path is not None and os.path.dirname(path) == where:
+        other = f"{where.rstrip('/')}-2"
+        hint = (f"To run a second one beside it, give it a runtime directory of its own "
+                f"(BIGTOP_RUNTIME_DIR={other} bigtopd CONFIG, and the same BIGTOP_RUNTIME_DIR "
+                f"for its bigtopctl) or other endpoints ([circus] endpoint, pubsub_endpoint, "
+                f"stats_endpoint)")
+    else:
+        hint = ("To run a second one beside it, give it other endpoints ([circus] endpoint, "
+                "pubsub_endpoint, stats_endpoint)")
+    return f"{endpoint} is in use: is another bigtopd running? {hint}"
+
+
 def check_free(*endpoints: str) -> None:
-    """Refuse, before anything starts, ipc endpoints another daemon serves."""
+    """Refuse, before anything starts, ipc endpoints another daemon serves
+    (the message says how to run a second daemon: ``in_use``)."""
     for endpoint in endpoints:
         path = ipc_path(endpoint)
         if path and os.path.exists(path) and listening(path):
-            raise OSError(f"{endpoint} is in use: is another bigtopd running?")
+            raise OSError(in_use(endpoint))
 

@@ -10,6 +10,7 @@ published as two frames, ``[topic, json]``.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -83,10 +84,37 @@ def encode(message: dict[str, Any]) -> bytes:
     return _ENCODER.encode(message).encode()
 
 def request(command: str, msg_id: str | None = None, cast: bool = False,
-            **properties: Any) -> dict[str, Any]:
+            by: dict[str, str] | None = None, **properties: Any) -> dict[str, Any]:
+    """``by`` (bigtop): who asks, from where, for the activity log."""
     message: dict[str, Any] = {"command": command, "properties": properties}
     if msg_id is not None:
         message["id"] = msg_id
     if cast:
         message["msg_type"] = "cast"
+    if by:
+        message["by"] = by
     return message
+
+
+_by: dict[str, str] | None = None
+
+
+def this_client() -> dict[str, str]:
+    """``by`` for a request from this process: its user, host and program."""
+    global _by
+    if _by is None:
+        import getpass
+        import socket
+        import sys
+
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = str(os.getuid())
+        program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+        program = program.removesuffix(".py")  # python -m bigtop.cli.bigtopctl: its file
+        if program in ("", "-c", "__main__"):  # python -m PACKAGE, or -c
+            spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+            program = spec.name if spec is not None else "python"
+        _by = {"user": user[:60], "host": socket.gethostname()[:60], "via": program[:60]}
+    return _by

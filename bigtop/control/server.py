@@ -19,7 +19,8 @@ import zmq
 
 from ..tasks import TaskOwner
 from . import protocol
-from .commands import COMMANDS
+from .activity import Activity, BadBy, checked_by
+from .commands import COMMANDS, log_targets
 from .endpoints import ipc_path, let_through, listening
 from .gate import HANDSHAKE_S, Gate
 from .protocol import MessageError
@@ -66,6 +67,12 @@ class ControlServer:
         self._unsubscribe: Any = None
         self.gates: list[Gate] = []
         self.discovery: Responder | None = None  # answers LAN discovery probes
+        # With CurveZMQ: each authorized public key (z85) -> its name and role.
+        self.keys: dict[str, tuple[str, str]] = {}
+        # The activity log, the daemon's (the history command reads it there).
+        if arbiter.activity is None:
+            arbiter.activity = Activity(arbiter.bus.emit)
+        self.activity: Activity = arbiter.activity
 
     async def start(self) -> None:
         try:
@@ -206,6 +213,10 @@ class ControlServer:
         self.authenticator = Authenticator(self.context, log=log)
         self.authenticator.start()
         self.authenticator.configure_curve(domain="*", location=authorized_keys)
+        self.keys = authorized(authorized_keys)
+        # The read-only keys are let in too (the authenticator reads one directory).
+        self.authenticator.certs["*"].update({key.encode(): True for key, (_, role)
+                                              in self.keys.items() if role == READ_ONLY})
         self.loop.add_reader(_fd(self.authenticator.zap_socket), self._zap)
 
     def _zap(self) -> None:
@@ -281,21 +292,23 @@ class ControlServer:
         router = self.router
         while router is not None:
             try:
-                frames = _receive(router)
+                frames, key = _receive(router, self.curve is not None)
             except zmq.Again:
                 return
             except zmq.ZMQError as err:
                 log.warning("control socket: %s", err)
                 return
             try:
-                self._handle(frames)
+                self._handle(frames, self.keys.get(key) if key else None)
             except Exception:  # never let one message stop the others
                 log.exception("control message not handled")
             router = self.router
             if router is None or not _readable(router):
                 return
 
-    def _handle(self, frames: list[bytes]) -> None:
+    def _handle(self, frames: list[bytes], key: tuple[str, str] | None = None) -> None:
+        """``key``: the name and role of the CurveZMQ key the request came
+        with (None on an endpoint without keys)."""
         identity, body = frames[0], frames[1:]
         if len(body) != 1:
             self._reply(identity, None, False, protocol.error(
@@ -337,20 +350,49 @@ class ControlServer:
             self._reply(identity, msg_id, cast, protocol.error(
                 "'properties' must be a JSON object", protocol.MESSAGE_ERROR))
             return
+        try:
+            by = checked_by(message.get("by"))
+        except BadBy as err:
+            self._reply(identity, msg_id, cast, protocol.error(str(err),
+                                                              protocol.MESSAGE_ERROR))
+            return
+        if key is not None:
+            by = {**(by or {}), "key": key[0]}  # the one part of `by` the daemon checked
+            refused = self._refused(key, command, props) if key[1] == READ_ONLY else None
+            if refused is not None:
+                reply = protocol.error(refused, protocol.COMMAND_ERROR)
+                self._done(identity, msg_id, cast, command, props, by, reply)
+                return
         if command.instant:
             try:
                 command.validate(props)
                 reply = protocol.ok(command.run(self.arbiter, props))
             except Exception as err:
                 reply = self._failure(command, err)
-            self._reply(identity, msg_id, cast, reply)
+            self._done(identity, msg_id, cast, command, props, by, reply)
             return
         # Owned by the arbiter, which ends the commands in progress when it stops.
-        self.arbiter.tasks.spawn(self._run(identity, msg_id, cast, command, props),
+        self.arbiter.tasks.spawn(self._run(identity, msg_id, cast, command, props, by),
                                  name=command.name)
 
+    def _refused(self, key: tuple[str, str], command: Any, props: dict[str, Any]) -> str | None:
+        """Why a read-only key may not run this: it changes something, or
+        it reads the output of a ``private`` watcher."""
+        if command.changes:
+            return f"the key {key[0]!r} is read-only: {command.name} changes something"
+        if command.name == "logs":
+            try:
+                targets = log_targets(self.arbiter, props)
+            except MessageError:
+                return None  # the command says what is wrong with it
+            private = sorted(w.name for w in targets if w.spec.private)
+            if private:
+                return (f"the key {key[0]!r} is read-only: the output of {', '.join(private)} "
+                        "is private")
+        return None
+
     async def _run(self, identity: bytes, msg_id: Any, cast: bool, command: Any,
-                   props: dict[str, Any]) -> None:
+                   props: dict[str, Any], by: dict[str, str] | None) -> None:
         try:
             command.validate(props)
             reply = protocol.ok(await command.execute(self.arbiter, props))
@@ -361,7 +403,7 @@ class ControlServer:
             raise
         except Exception as err:
             reply = self._failure(command, err)
-        self._reply(identity, msg_id, cast, reply)
+        self._done(identity, msg_id, cast, command, props, by, reply)
         if command.name == "quit" and reply["status"] == "ok":
             self.tasks.spawn(self.arbiter.stop(), name="quit")
 
@@ -374,6 +416,13 @@ class ControlServer:
         log.exception("command %s failed", command.name, exc_info=err)
         return protocol.error(f"command {command.name!r}: {err}", protocol.COMMAND_ERROR,
                               "".join(traceback.format_exception(err)))
+
+    def _done(self, identity: bytes, msg_id: Any, cast: bool, command: Any,
+              props: dict[str, Any], by: dict[str, str] | None, reply: dict[str, Any]) -> None:
+        """Reply; an action (a command that changes something) is logged."""
+        if command.changes:
+            self.activity.record(command.name, props, by, reply)
+        self._reply(identity, msg_id, cast, reply)
 
     def _reply(self, identity: bytes, msg_id: Any, cast: bool, reply: dict[str, Any]) -> None:
         if cast:
@@ -411,13 +460,49 @@ def _readable(sock: zmq.Socket[bytes]) -> bool:
     return bool(int(sock.getsockopt(_EVENTS)) & _POLLIN)
 
 
-def _receive(sock: zmq.Socket[bytes]) -> list[bytes]:
+def _receive(sock: zmq.Socket[bytes], keyed: bool) -> tuple[list[bytes], str | None]:
     """recv_multipart without the flag enums. A ROUTER's message is the
-    sender's identity and at least one frame, all there once the first is."""
-    frames = [sock.recv(_NOBLOCK), sock.recv(_NOBLOCK)]
+    sender's identity and at least one frame, all there once the first is.
+    ``keyed`` (CurveZMQ): also the sender's public key, which the ZAP
+    handler made the frame's User-Id (z85)."""
+    key = None
+    if keyed:
+        identity, first = sock.recv(_NOBLOCK), sock.recv(_NOBLOCK, copy=False)
+        user = first.get("User-Id")
+        key = user if isinstance(user, str) and user else None
+        frames = [identity, first.bytes]
+    else:
+        frames = [sock.recv(_NOBLOCK), sock.recv(_NOBLOCK)]
     while sock.getsockopt(_RCVMORE):
         frames.append(sock.recv(_NOBLOCK))
-    return frames
+    return frames, key
+
+
+READ_ONLY = "read"
+READ_ONLY_DIR = "read-only"  # in authorized_keys: the keys that may only read
+
+
+def authorized(directory: str) -> dict[str, tuple[str, str]]:
+    """The public keys in ``authorized_keys`` (full control) and in its
+    ``read-only`` subdirectory: z85 key -> (the file's name, role)."""
+    import zmq.auth
+
+    keys: dict[str, tuple[str, str]] = {}
+    for where, role in ((os.path.join(directory, READ_ONLY_DIR), READ_ONLY),
+                        (directory, "control")):
+        try:
+            names = sorted(os.listdir(where))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith(".key"):
+                continue
+            try:
+                public, _ = zmq.auth.load_certificate(os.path.join(where, name))
+            except (OSError, ValueError):
+                continue
+            keys[public.decode()] = (name.removesuffix(".key"), role)
+    return keys
 
 
 def _bound(sock: zmq.Socket[bytes]) -> str:

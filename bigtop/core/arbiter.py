@@ -74,6 +74,7 @@ class Arbiter:
         # waits for something (ordering.start_in_order), or the start is
         # over: bigtopd logs it, for whoever waits for a daemon to be up.
         self.settled = asyncio.Event()
+        self._starting: asyncio.Task[None] | None = None  # start() or resume(), while it runs
         # Background work: commands in progress (the control server's too),
         # on-demand starts, the plugins' start; ended first by stop().
         self.tasks = TaskOwner("arbiter")
@@ -84,6 +85,9 @@ class Arbiter:
         # The cluster agent when this daemon is a node ([cluster]); set by
         # bigtopd for the control commands. The core never calls it.
         self.cluster: Any = None
+        # The activity log (control/activity.py), made by the control server;
+        # handed over by an upgrade. The core never calls it.
+        self.activity: Any = None
         # bigtopd's re-execution of itself (handover.py), for `upgrade`: a
         # coroutine function answering why not, or None once on its way.
         self.upgrader: Any = None
@@ -112,9 +116,11 @@ class Arbiter:
     async def start(self) -> None:
         """Bind every socket, then start the watchers in order. A socket that
         cannot be bound aborts the start with nothing running."""
+        self._starting = asyncio.current_task()
         try:
             await self._start()
         finally:
+            self._starting = None
             self.settled.set()
 
     async def _start(self) -> None:
@@ -167,13 +173,17 @@ class Arbiter:
         """Take over from the image this daemon re-executed from
         (handover.py): its sockets, its processes (still ours: same pid),
         each watcher's state; start what is missing from active watchers."""
+        self._starting = asyncio.current_task()
         try:
             await self._resume(state)
         finally:
+            self._starting = None
             self.settled.set()
 
     async def _resume(self, state: dict[str, Any]) -> None:
         self.started = float(state.get("started") or self.started)
+        if self.activity is not None:  # the control server's log, made before
+            self.activity.entries.extend(state.get("activity") or ())
         self.tag = state.get("tag")
         notify = state.get("notify")
         self.notify = NotifyListener(self.loop, self._on_notify, fd=notify)
@@ -239,6 +249,12 @@ class Arbiter:
             return
         self.stopping = True
         log.info("stopping")
+        starting = self._starting
+        if starting is not None and starting is not asyncio.current_task():
+            # A stop asked during the start: the start goes no further, and
+            # what it started is stopped below.
+            starting.cancel()
+            await asyncio.wait([starting])
         self.on_demand.disarm()
         await self.tasks.cancel_all()
         await self.stop_watchers(list(self.watchers.values()))
@@ -374,10 +390,11 @@ class Arbiter:
         ConfigError or ReloadError with nothing changed. A file with no
         section at all (emptied, or cut short by an editor) would stop
         everything: refused, unless nothing runs."""
-        from ..config import ConfigError, load
+        from ..config import ConfigError
+        from ..config.saved import load_saved
 
         main = self.config.files[0]
-        new = await asyncio.to_thread(load, main, strict=self.config.strict)
+        new = await asyncio.to_thread(load_saved, main, strict=self.config.strict)
         if not (new.watchers or new.sockets) and (self.watchers or self.config.sockets) \
                 and not await asyncio.to_thread(has_section, main):
             raise ConfigError(f"{main}: no section at all: a reload would stop every watcher "

@@ -104,6 +104,7 @@ def capture(arbiter: Arbiter) -> tuple[dict[str, Any], list[int]]:
     arbiter.on_demand.disarm()
     fds: list[int] = []
     state["started"] = arbiter.started
+    state["activity"] = list(arbiter.activity.entries) if arbiter.activity is not None else []
     state["tag"] = arbiter.tag
     state["children_nofile"] = limits.children_nofile
     state["sockets"] = {name: sock.fd for name, sock in arbiter.sockets.items()}

@@ -12,6 +12,9 @@ POST also needs the CSRF token in ``X-CSRF-Token`` and a same-origin
 - ``GET /api/cluster``: the followed cluster (``--cluster``): nodes, leader, and
   where each cluster watcher runs, with its state there
 - ``GET /api/nodes/{node}/watchers/{name}``: the watcher's latest state and its history
+- ``GET /api/history?node=N&range=10m|1h|24h[&watcher=W]``: the charts' history
+  of a node (its daemon and watchers) or of a watcher (and its process slots)
+- ``GET /api/options``: the watcher option table (docs and defaults)
 - ``GET /api/nodes/{node}/watchers/{name}/options``
 - ``GET /api/nodes/{node}/watchers/{name}/logs?lines=N&stream=S&format=text|json``
 - ``POST /api/nodes/{node}/watchers/{name}/{action}``: start, stop, restart,
@@ -57,6 +60,7 @@ TAIL_LINES = 200  # lines a live log view starts with
 TAIL_MAX = 2000
 DOWNLOAD_MAX = 10_000  # the daemon's own limit for `logs`
 OUTPUT_BATCH = 1000  # live lines a page gets at most per send; more are counted as dropped
+POINTS_BATCH = 120  # history points a page gets at most per send (a slow page: the latest)
 
 
 # -- the security layer -------------------------------------------------------------------------
@@ -97,6 +101,8 @@ async def guard(request: web.Request,
             response = redirect("/login")
     elif request.method in UNSAFE and not auth.csrf_ok(request, sid):
         response = _refuse(request, 403, "missing or wrong CSRF token")
+    elif request.method in UNSAFE and request.path != "/logout" and not _controls(request):
+        response = _refuse(request, 403, "a read-only user changes nothing")
     else:
         response = await _handle(handler, request)
     if not response.prepared:  # a WebSocket has sent its headers already
@@ -107,6 +113,34 @@ async def guard(request: web.Request,
         headers.setdefault("Referrer-Policy", "same-origin")
         headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+PRIVATE = "this watcher's output is private: a read-only user does not see it"
+
+
+def _controls(request: web.Request) -> bool:
+    user = request.app[AUTH].user(request)
+    return user is not None and user.controls
+
+
+def by(request: web.Request) -> dict[str, str]:
+    """Who asks the daemon, for its activity log: the console's user and
+    the browser's address."""
+    user = request.app[AUTH].user(request)
+    return {"user": user.name if user else "?", "via": "bigtop-web",
+            "from": request.remote or "?"}
+
+
+async def private_output(request: web.Request, target: Node, name: str) -> bool:
+    """Is this watcher's output kept from the request's user (a read-only
+    user, and a watcher marked ``private``)?"""
+    if _controls(request):
+        return False
+    try:
+        reply = await target.call("get", name=name, keys=["private"])
+    except (CommandFailed, NodeDown):
+        return True  # not known: not shown
+    return bool(reply.get("options", {}).get("private"))
 
 
 async def _handle(handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
@@ -149,20 +183,20 @@ async def login(request: web.Request) -> web.StreamResponse:
     address = request.remote or "?"
     form = await request.post()
     token = form.get("token")
-    right = isinstance(token, str) and auth.token_ok(token)
+    user = auth.login(token) if isinstance(token, str) else None
     # The right token always gets in: a neighbour's wrong guesses from the
     # same address cannot lock the operator out. Past the throttle a wrong
     # guess is answered a second late, and not logged again.
-    if not right and auth.throttled(address):
+    if user is None and auth.throttled(address):
         await asyncio.sleep(THROTTLE_DELAY_S)
         return login_page("Too many failed attempts: wait a minute.", 429)
-    if not right:
+    if user is None:
         auth.failed(address)
         log.warning("failed login from %s", address)
         return login_page("That token is not right.", 401)
     response = redirect("/", 303)
-    auth.set_cookie(response, request, auth.new_session())
-    log.info("login from %s", address)
+    auth.set_cookie(response, request, auth.new_session(user.name))
+    log.info("login of %s (%s) from %s", user.name, user.role, address)
     return response
 
 
@@ -187,10 +221,14 @@ async def session_info(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     sid = auth.request_session(request) or ""  # the guard let only a session through
     cluster = request.app[CLUSTER]
+    user = auth.user(request)
     return web.json_response({"csrf": auth.csrf(sid), "version": __version__,
+                              "user": user.name if user else None,
+                              "role": user.role if user else None,
                               "nodes": list(cluster.nodes),
                               "cluster": cluster.following is not None,
-                              "discovery": discovery(cluster)})
+                              "discovery": discovery(cluster),
+                              "history": cluster.history.info()})
 
 
 def discovery(cluster: Cluster) -> dict[str, Any] | None:
@@ -200,7 +238,8 @@ def discovery(cluster: Cluster) -> dict[str, Any] | None:
 
 
 async def fresh(node: Node) -> Node:
-    """With no page open, the snapshot holds no resource use: ask now."""
+    """With no page open, the snapshot's resource use is as old as the last
+    idle sample (up to --idle-sample seconds): sample now."""
     if not node.viewers and node.reachable:
         await node.poll(full=True)
     return node
@@ -235,11 +274,42 @@ async def watcher(request: web.Request) -> web.Response:
     if found is None:
         return web.json_response({"ok": False, "error": f"no watcher {name!r} on {target.name}"},
                                  status=404)
-    pids = {str(p["pid"]) for p in found["processes"]}
-    history = [{"t": p["t"], "w": p["w"].get(found["name"]),
-                "p": {pid: v for pid, v in p["p"].items() if pid in pids}}
-               for p in target.history]
-    return web.json_response({"watcher": found, "history": history})
+    return web.json_response({"watcher": found,
+                              "history": target.history.recent(watcher=found["name"])})
+
+
+HISTORY_QUERY = ("node", "range", "watcher")
+
+
+async def history(request: web.Request) -> web.Response:
+    """The charts' history: ``node`` (required), ``range`` (one of the
+    layout's: 10m, 1h, 24h; default 10m) and ``watcher`` (its processes'
+    slots; without, the node's daemon and watchers), as columns."""
+    query = request.query
+    layout = request.app[CLUSTER].history
+    names = ", ".join(r.name for r in layout.ranges)
+    unknown = sorted(set(query) - set(HISTORY_QUERY))
+    if unknown:
+        return _bad(BadRequest(f"unknown parameter {unknown[0]!r} (the parameters are "
+                               f"{', '.join(HISTORY_QUERY)})"))
+    if any(len(query.getall(k)) > 1 for k in HISTORY_QUERY if k in query):
+        return _bad(BadRequest("each parameter may be given once"))
+    if not query.get("node"):
+        return _bad(BadRequest("node is required"))
+    range_name = query.get("range", layout.ranges[0].name)
+    if layout.range(range_name) is None:
+        shown = range_name if len(range_name) <= 20 else range_name[:20] + "…"
+        return _bad(BadRequest(f"unknown range {shown!r}: the range is one of {names}"))
+    target = request.app[CLUSTER].get(query["node"])
+    if target is None:
+        return web.json_response({"ok": False, "error": "no such node"}, status=404)
+    watcher_name = query.get("watcher")
+    data = target.history.read(range_name, time.time(), watcher=watcher_name)
+    assert data is not None
+    if watcher_name is not None and data["watcher"] is None:
+        return web.json_response({"ok": False, "error": f"no history of a watcher "
+                                  f"{watcher_name[:100]!r} on {target.name}"}, status=404)
+    return web.json_response({"ok": True, "node": target.name, **data})
 
 
 async def call(node: Node, command: str, timeout: float | None = None,
@@ -261,6 +331,50 @@ async def options(request: web.Request) -> web.Response:
     return await call(_node(request), "options", name=request.match_info["name"])
 
 
+def option_info() -> dict[str, Any]:
+    """The watcher options as the Options tab explains them, from the option
+    table (bigtop.config.options: the one place they are declared): each
+    one's doc line, its default as ``options`` would show it, the default
+    as the docs word it, what it accepts, whether ``set`` may change it and
+    whether a change restarts the processes, and ``signal`` for one whose
+    value is a signal number (the page names it). Built once, at startup."""
+    from ..config.convert import to_signal
+    from ..config.model import WatcherSpec
+    from ..config.options import table
+
+    defaults = WatcherSpec(name="-", cmd="-").option_values()
+    defaults["stdout_stream_conf"] = defaults["stdout_stream"]  # as the daemon adds them
+    defaults["stderr_stream_conf"] = defaults["stderr_stream"]
+    out: dict[str, Any] = {}
+    for name, option in table("watcher").items():
+        out[name] = {"key": option.key, "doc": option.doc, "default": defaults.get(name),
+                     "shown": option.shown, "accepts": option.accepts,
+                     "required": option.required, "runtime": option.runtime,
+                     "restarts": option.restarts, "signal": option.convert is to_signal}
+    for alias, of in (("stdout_stream_conf", "stdout_stream"),
+                      ("stderr_stream_conf", "stderr_stream")):
+        out[alias] = {**out[of], "key": alias, "alias": of,
+                      "doc": f"Circus's name for `{of}`: {out[of]['doc']}"}
+    # Not options of the table, or not comparable with their default: the
+    # name is the section's; without working_dir the daemon answers its own
+    # directory, so the value never looks like the default.
+    out["name"] = {"key": "name", "doc": "The watcher's name: its section's, `[watcher:NAME]`.",
+                   "default": None, "shown": "", "accepts": "", "required": True,
+                   "runtime": False, "restarts": False, "signal": False, "compare": False}
+    out["working_dir"]["compare"] = False
+    import signal as signals
+
+    return {"options": out, "signals": {str(int(s)): s.name for s in signals.Signals}}
+
+
+OPTION_INFO: web.AppKey[dict[str, Any]] = web.AppKey("options", dict)
+
+
+async def option_table(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPTION_INFO],
+                             headers={"Cache-Control": "private, max-age=3600"})
+
+
 async def logs(request: web.Request) -> web.StreamResponse:
     """The last lines of a watcher: JSON, or ``format=text`` to download."""
     target = _node(request)
@@ -273,6 +387,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     props: dict[str, Any] = {"name": name, "lines": lines}
     if query.get("stream") in ("stdout", "stderr"):
         props["stream"] = query["stream"]
+    if await private_output(request, target, name):
+        return web.json_response({"ok": False, "error": PRIVATE}, status=403)
     try:
         reply = await target.call("logs", **props)
     except CommandFailed as err:
@@ -394,7 +510,7 @@ async def watcher_action(request: web.Request) -> web.Response:
     command = action
     log.info("%s: %s %s %s", target.name, command, request.match_info["name"], props)
     try:
-        return await call(target, command, timeout=timeout,
+        return await call(target, command, timeout=timeout, by=by(request),
                           name=request.match_info["name"], **props)
     finally:
         target.refresh_soon()
@@ -423,7 +539,7 @@ async def add_watcher(request: web.Request) -> web.Response:
         return _bad(err)
     log.info("%s: add %s", target.name, props["name"])
     try:
-        return await call(target, "add", timeout=ACTION_TIMEOUT, **props)
+        return await call(target, "add", timeout=ACTION_TIMEOUT, by=by(request), **props)
     finally:
         target.refresh_soon()
 
@@ -432,7 +548,8 @@ async def reloadconfig(request: web.Request) -> web.Response:
     target = _node(request)
     log.info("%s: reloadconfig", target.name)
     try:
-        return await call(target, "reloadconfig", timeout=ACTION_TIMEOUT, waiting=True)
+        return await call(target, "reloadconfig", timeout=ACTION_TIMEOUT, by=by(request),
+                          waiting=True)
     finally:
         target.refresh_soon()
 
@@ -496,12 +613,23 @@ class Viewer:
         self.wake.set()
 
     def on_node(self, kind: str, message: dict[str, Any]) -> None:
-        if kind == "snapshot":
-            previous = self.pending.get(message["node"])
-            points = (previous or {}).get("points", []) + [message["point"]]
-            self.pending[message["node"]] = {"type": "snapshot", "node": message["node"],
-                                             "snapshot": message["snapshot"],
-                                             "info": message["info"], "points": points[-60:]}
+        if kind in ("snapshot", "points"):
+            # The history's new points ride with the node's latest snapshot.
+            name = message["node"]
+            previous = self.pending.get(name)
+            points = (previous or {}).get("points", []) + message.get("points", [])
+            if kind == "snapshot":
+                snapshot, info = message["snapshot"], message["info"]
+            elif previous is not None and previous["type"] == "snapshot":
+                snapshot, info = previous["snapshot"], previous["info"]
+            else:
+                node = self.cluster.get(name)
+                if node is None or node.snapshot is None:
+                    return
+                snapshot = node.snapshot
+                info = {k: v for k, v in node.info().items() if k != "snapshot"}
+            self.pending[name] = {"type": "snapshot", "node": name, "snapshot": snapshot,
+                                  "info": info, "points": points[-POINTS_BATCH:]}
         elif kind == "node":
             self.pending[message["name"]] = {"type": "node", "node": message["name"],
                                              "info": message}
@@ -622,6 +750,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                     and isinstance(data.get("watcher"), str):
                 lines = data.get("lines")
                 lines = lines if isinstance(lines, int) and 0 < lines <= TAIL_MAX else TAIL_LINES
+                node = cluster.get(data["node"])
+                if node is not None and await private_output(request, node, data["watcher"]):
+                    await viewer.send({"type": "log", "node": data["node"],
+                                       "watcher": data["watcher"], "reset": True, "lines": [],
+                                       "error": PRIVATE})
+                    continue
                 await viewer.tail(data["node"], data["watcher"], lines)
             elif data.get("op") == "untail":
                 viewer.untail()
@@ -640,6 +774,7 @@ def make_app(cluster: Cluster, auth: Auth, start_nodes: bool = True) -> web.Appl
     app[AUTH] = auth
     app[CLUSTER] = cluster
     app[VIEWERS] = set()
+    app[OPTION_INFO] = option_info()
     app.router.add_get("/", index)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
@@ -654,6 +789,8 @@ def make_app(cluster: Cluster, auth: Auth, start_nodes: bool = True) -> web.Appl
     app.router.add_get("/api/nodes/{node}/watchers/{name}", watcher)
     app.router.add_get("/api/nodes/{node}/watchers/{name}/options", options)
     app.router.add_get("/api/nodes/{node}/watchers/{name}/logs", logs)
+    app.router.add_get("/api/history", history)
+    app.router.add_get("/api/options", option_table)
     app.router.add_post("/api/nodes/{node}/watchers/{name}/{action}", watcher_action)
     app.router.add_static("/static/", STATIC)
 

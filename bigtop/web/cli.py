@@ -59,6 +59,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fd", type=int, help="serve on this inherited listening socket instead")
     p.add_argument("--token-file", metavar="PATH",
                    help="where the login token is kept (default ~/.config/bigtop/web-token)")
+    p.add_argument("--users", metavar="FILE",
+                   help="named users instead of the one token: a TOML file of [users.NAME] "
+                        "tables with token (or token_sha256) and role (control or read)")
     p.add_argument("--key", help="CurveZMQ client key (.key_secret) for tcp:// endpoints "
                                  "(default $BIGTOPCTL_KEY)")
     p.add_argument("--server-key", help="the daemons' public key (default "
@@ -67,6 +70,10 @@ def parser() -> argparse.ArgumentParser:
                    help="another origin pages may come from (a reverse proxy's https://host)")
     p.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--keyfile", help="... and this private key")
+    p.add_argument("--idle-sample", type=float, metavar="SECONDS",
+                   help="while no page is open, sample each node's processes for the charts' "
+                        "history every SECONDS (default 10; 0: not at all, the history then "
+                        "has a gap while nobody looks)")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     p.add_argument("--version", action="version", version=f"bigtop-web {__version__}")
@@ -165,7 +172,7 @@ def merged(ns: argparse.Namespace, file: configparser.ConfigParser | None) -> No
     web = file["web"] if file is not None and file.has_section("web") else {}
     for key, cast in (("host", str), ("port", int), ("token_file", str), ("key", str),
                       ("server_key", str), ("certfile", str), ("keyfile", str),
-                      ("cluster", str)):
+                      ("cluster", str), ("idle_sample", float)):
         if getattr(ns, key) is None and web.get(key):
             try:
                 setattr(ns, key, cast(web[key]))
@@ -184,6 +191,30 @@ def merged(ns: argparse.Namespace, file: configparser.ConfigParser | None) -> No
             ns.discover = discover
     ns.host = ns.host or "127.0.0.1"
     ns.port = 8080 if ns.port is None else ns.port
+
+
+HISTORY_SCALE = "BIGTOP_WEB_HISTORY_SCALE"  # for tests: every duration of the history times this
+
+
+def history_layout(ns: argparse.Namespace) -> Any:
+    """The charts' history (history.py): the tiers and ranges, scaled by
+    $BIGTOP_WEB_HISTORY_SCALE (tests: 0.05 makes "24 h" 72 minutes), and
+    the idle sampling interval of --idle-sample."""
+    from .history import layout
+
+    text = os.environ.get(HISTORY_SCALE, "").strip()
+    scale = 1.0
+    if text:
+        try:
+            scale = float(text)
+        except ValueError:
+            scale = -1.0
+        if not 0.001 <= scale <= 1.0:
+            raise UsageError(f"${HISTORY_SCALE}: {text!r} is not a number from 0.001 to 1")
+    idle = getattr(ns, "idle_sample", None)
+    if idle is not None and not (idle == 0 or 0.1 <= idle <= 3600):
+        raise UsageError("--idle-sample: 0, or from 0.1 to 3600 seconds")
+    return layout(scale, idle)
 
 
 def login_token(ns: argparse.Namespace) -> str:
@@ -205,20 +236,22 @@ def login_token(ns: argparse.Namespace) -> str:
     return token
 
 
-async def serve(ns: argparse.Namespace, token: str, specs: list[dict[str, Any]],
+async def serve(ns: argparse.Namespace, token: str | None, specs: list[dict[str, Any]],
                 follow: dict[str, Any] | None = None,
-                discover: dict[str, Any] | None = None) -> None:
+                discover: dict[str, Any] | None = None, history: Any = None,
+                users: dict[str, Any] | None = None) -> None:
     from aiohttp import web
 
     from .app import make_app
     from .auth import LOOPBACK, Auth, default_token_file, revoked_file
     from .nodes import Cluster, Discovering, Following, Node
 
-    cluster = Cluster([Node(**spec) for spec in specs],
+    cluster = Cluster([Node(**spec, history=history) for spec in specs],
                       Following(**follow) if follow is not None else None,
-                      Discovering(**discover) if discover is not None else None)
-    auth = Auth(token, tuple(ns.allow_origin),
-                revoked_path=revoked_file(ns.token_file or default_token_file()))
+                      Discovering(**discover) if discover is not None else None,
+                      history=history)
+    auth = Auth(token, tuple(ns.allow_origin), users=users,
+                revoked_path=revoked_file(ns.users or ns.token_file or default_token_file()))
     app = make_app(cluster, auth)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -273,12 +306,18 @@ def main(argv: list[str] | None = None) -> int:
         specs = node_specs(ns, file)
         follow = following_spec(ns)
         discover = discovery_spec(ns)
-        token = login_token(ns)
-    except UsageError as err:
+        history = history_layout(ns)
+        token = None if ns.users else login_token(ns)
+        users = None
+        if ns.users:
+            from .auth import load_users
+
+            users = load_users(ns.users)
+    except (UsageError, ValueError) as err:
         print(f"bigtop-web: {err}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(ns, token, specs, follow, discover))
+        asyncio.run(serve(ns, token, specs, follow, discover, history, users))
     except OSError as err:
         print(f"bigtop-web: cannot serve: {err}", file=sys.stderr)
         return 1

@@ -1,13 +1,17 @@
 """The daemons the console shows ("nodes"), each followed by one poller and
 one event subscriber shared by every browser session.
 
-A node asks its daemon, once a second while someone looks (every few
-seconds otherwise): ``status`` with details, ``stats`` (every process, and
-the sockets with their accept queues) and ``dstats`` (the daemon itself).
-Each answer becomes a *snapshot*, the state the pages show, and a *point*
-in a short history, the charts. When the daemon publishes ``stat.*``
-topics on a stats endpoint, the processes' numbers come from there
-instead of ``stats``/``dstats``.
+A node asks its daemon for ``status`` with details once a second while
+someone looks (every few seconds otherwise): the *snapshot*, the state the
+pages show. Resource use is *sampled* for the charts' history
+(history.py) whether anyone looks or not: while a page is open, from the
+daemon's stats endpoint (``stat.*`` topics, a round every
+``stats_interval``), or ``stats`` (every process, and the sockets with
+their accept queues) and ``dstats`` (the daemon itself) once a second if
+it has none; while no page is open, ``stats`` and ``dstats`` every
+``idle`` seconds (10), at the middle of each 10-second step, and nothing
+is subscribed: the daemon samples only then (its sampler runs while
+someone subscribes).
 
 Events (``watcher.*``, ``arbiter.*``) and live output (``stream.*``, only
 for the watchers some browser tails) come from the daemon's events
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -52,15 +57,16 @@ from ..client import (
 from ..client.directory import REFRESH_S, ClusterFollower, ClusterNode, ClusterView
 from ..client.discovery import DEFAULT_ENDPOINT, TTL, DiscoveryFollower
 from .cli import node_name as endpoint_name
+from .history import DEFAULT as DEFAULT_HISTORY
+from .history import History, Layout, Proc, Sample
 
 log = logging.getLogger("bigtop.web")
 
-HISTORY = 600  # points kept per node: 10 minutes at one a second
 EVENTS_KEPT = 100  # recent events per node, for a page that opens
 POLL_TIMEOUT = 3.0  # seconds a poll waits for the daemon before calling it unreachable
 ACTION_TIMEOUT = 600.0  # a waited-for action (a rolling reload) may take this long
 BUSY_INTERVAL = 1.0  # seconds between polls while a browser is connected
-IDLE_INTERVAL = 5.0  # ... and while none is
+IDLE_INTERVAL = 5.0  # ... and while none is (status only: samples come every layout.idle)
 RETRY_INTERVAL = 2.0  # seconds between tries to reach a node that did not answer
 STATS_FRESH = 3.0  # stat.* messages older than this no longer replace polling
 # A cluster reading waits this long: longer than a node's own 2 s for etcd,
@@ -89,19 +95,38 @@ def number(value: Any) -> float:
     return float(value)
 
 
-def process_entry(pid: str, info: Any, wid: int | None = None) -> dict[str, Any]:
-    """One process for the pages: its own numbers and its children's added
-    to CPU and memory (what the process costs, as an operator counts)."""
-    if not isinstance(info, dict):
-        return {"pid": int(pid), "wid": wid, "gone": True, "cpu": 0.0, "mem": 0.0, "rss": 0,
-                "children": 0, "age": None}
+def tree_figures(info: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
+    """CPU, memory % and RSS of a process with its descendants: bigtopd's
+    figures count them already (its infos carry ``wid``), Circus's are the
+    process's alone, its children's are added."""
+    def known(value: Any) -> float | None:
+        return None if isinstance(value, bool) or not isinstance(value, int | float) \
+            else float(value)
+
+    cpu, mem, rss = known(info.get("cpu")), known(info.get("mem")), known(info.get("rss"))
+    if "wid" in info:
+        return cpu, mem, rss
     kids = [k for k in info.get("children") or [] if isinstance(k, dict)]
+    return tuple(  # type: ignore[return-value]
+        None if value is None else value + sum(number(k.get(key)) for k in kids)
+        for value, key in ((cpu, "cpu"), (mem, "mem"), (rss, "rss")))
+
+
+def process_entry(pid: str, info: Any, wid: int | None = None) -> dict[str, Any]:
+    """One process for the pages: what it costs with its descendants (as an
+    operator counts). A process without a sample (not sampled yet, or gone
+    since) has none of these figures: null, never 0."""
+    if not isinstance(info, dict):
+        return {"pid": int(pid), "wid": wid, "gone": True, "cpu": None, "mem": None,
+                "rss": None, "children": 0, "age": None}
+    kids = [k for k in info.get("children") or [] if isinstance(k, dict)]
+    cpu, mem, rss = tree_figures(info)
     return {
         "pid": int(info.get("pid") or pid),
         "wid": info.get("wid", wid),
-        "cpu": round(number(info.get("cpu")) + sum(number(k.get("cpu")) for k in kids), 1),
-        "mem": round(number(info.get("mem")) + sum(number(k.get("mem")) for k in kids), 2),
-        "rss": int(number(info.get("rss")) + sum(number(k.get("rss")) for k in kids)),
+        "cpu": None if cpu is None else round(cpu, 1),
+        "mem": None if mem is None else round(mem, 2),
+        "rss": None if rss is None else int(rss),
         "age": info.get("age"),
         "children": len(kids),
         "child_pids": [k.get("pid") for k in kids],
@@ -111,6 +136,15 @@ def process_entry(pid: str, info: Any, wid: int | None = None) -> dict[str, Any]
         "username": info.get("username"),
         "started": info.get("started"),
     }
+
+
+def _total(processes: list[dict[str, Any]], key: str, digits: int) -> float | None:
+    """A watcher's sum of a figure over its processes that have it (None
+    when none has: not known, rather than 0)."""
+    known = [p[key] for p in processes if p[key] is not None]
+    if processes and not known:
+        return None
+    return round(sum(known), digits)
 
 
 def build_snapshot(status: dict[str, Any], infos: dict[str, Any], sockets: list[Any],
@@ -126,6 +160,7 @@ def build_snapshot(status: dict[str, Any], infos: dict[str, Any], sockets: list[
         processes = [process_entry(pid, own.get(pid), by_pid.get(pid))
                      for pid in by_pid]
         processes.sort(key=lambda p: (p["wid"] is None, p["wid"] or 0, p["pid"]))
+        rss = _total(processes, "rss", 0)
         watchers.append({
             "name": name,
             "status": d.get("status"),
@@ -139,9 +174,9 @@ def build_snapshot(status: dict[str, Any], infos: dict[str, Any], sockets: list[
             "failure": d.get("failure"),
             "dropped_lines": d.get("dropped_lines"),
             "dropped_bytes": d.get("dropped_bytes"),
-            "cpu": round(sum(p["cpu"] for p in processes), 1),
-            "mem": round(sum(p["mem"] for p in processes), 2),
-            "rss": sum(p["rss"] for p in processes),
+            "cpu": _total(processes, "cpu", 1),
+            "mem": _total(processes, "mem", 2),
+            "rss": None if rss is None else int(rss),
             "processes": processes,
         })
     own = None
@@ -154,16 +189,43 @@ def build_snapshot(status: dict[str, Any], infos: dict[str, Any], sockets: list[
             "sockets": [s for s in sockets if isinstance(s, dict)], "daemon": own}
 
 
-def history_point(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """[cpu %, rss bytes] of the daemon, each watcher and each process."""
-    daemon = snapshot.get("daemon") or {}
-    return {
-        "t": round(snapshot["time"], 3),
-        "d": [daemon.get("cpu", 0), daemon.get("rss", 0)],
-        "w": {w["name"]: [w["cpu"], w["rss"]] for w in snapshot["watchers"]},
-        "p": {str(p["pid"]): [p["cpu"], p["rss"]]
-              for w in snapshot["watchers"] for p in w["processes"]},
-    }
+def build_sample(infos: dict[str, Any], daemon: dict[str, Any] | None,
+                 wids: dict[str, dict[str, int]] | None = None) -> Sample:
+    """A history sample from one reading of the processes (a ``stats``
+    reply, or one round of the stats endpoint): every watcher it names,
+    each process in its slot (``wid``; for a daemon whose infos have none,
+    the slot ``status`` gives it, from ``wids``: watcher -> pid -> wid). A
+    process gone since the daemon's snapshot has no figures: it is left
+    out, as it is out of its slot."""
+    sample = Sample()
+    for name, processes in infos.items():
+        if not isinstance(processes, dict):
+            continue
+        slots: dict[str, Proc] = {}
+        for pid, info in processes.items():
+            if not isinstance(info, dict) or not str(pid).isdigit():
+                continue
+            cpu, _, rss = tree_figures(info)
+            wid = info.get("wid")
+            if not isinstance(wid, int) or isinstance(wid, bool):
+                wid = (wids or {}).get(str(name), {}).get(str(pid))
+            slot = str(wid) if wid is not None else f"pid {pid}"
+            slots[slot] = Proc(int(pid), cpu, rss)
+        sample.watchers[str(name)] = slots
+    if isinstance(daemon, dict) and str(daemon.get("pid", "")).isdigit():
+        cpu, _, rss = tree_figures({**daemon, "wid": 0})
+        sample.daemon = Proc(int(daemon["pid"]), cpu, rss)
+    return sample
+
+
+def status_wids(status: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """watcher -> pid -> wid, from ``status`` with details."""
+    out: dict[str, dict[str, int]] = {}
+    for name, d in (status.get("details") or {}).items():
+        if isinstance(d, dict):
+            out[name] = {str(pid): int(wid) for wid, pid in (d.get("pids") or {}).items()
+                         if str(wid).isdigit()}
+    return out
 
 
 class Node:
@@ -172,7 +234,7 @@ class Node:
 
     def __init__(self, name: str, endpoint: str | None = None, key: str | None = None,
                  server_key: str | bytes | None = None, pubsub_endpoint: str | None = None,
-                 source: str = "hand"):
+                 source: str = "hand", history: Layout | None = None):
         # The endpoint and keys resolve as bigtopctl's do (options, then
         # BIGTOPCTL_* variables, then the default endpoint). server_key is
         # the daemon's public key file, or (bytes) the Z85 key itself, as a
@@ -196,7 +258,15 @@ class Node:
         self.since = time.time()  # of the current reachability
         self.version: str | None = None
         self.snapshot: dict[str, Any] | None = None
-        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self.history = History(history or DEFAULT_HISTORY)
+        self._next_sample = 0.0  # time.monotonic() of the next idle sample
+        self._sampled: tuple[dict[str, Any], list[Any], dict[str, Any] | None] = ({}, [], None)
+        self.stats_interval = 1.0  # the daemon's, from globaloptions: its rounds' pace
+        # The stats endpoint's round being received: watcher -> pid -> info, the
+        # watchers whose aggregate came, the daemon's info.
+        self._round: dict[str, dict[str, Any]] = {}
+        self._round_watchers: set[str] = set()
+        self._round_daemon: dict[str, Any] | None = None
         self.events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
         self.listeners: list[Listener] = []
         self.viewers = 0  # browsers connected: polls are faster while there are some
@@ -215,12 +285,12 @@ class Node:
 
     @classmethod
     def from_cluster(cls, entry: ClusterNode, key: str | None,
-                     server_key: str | None) -> Node:
+                     server_key: str | None, history: Layout | None = None) -> Node:
         """A node the cluster lists: its endpoint and public key from its
         record (``server_key``, the console's own option, when the record
         has none), down if the record says so."""
         wire = (entry.endpoint or "", record_key(entry, server_key))
-        node = cls(entry.name, wire[0], key, wire[1], source="cluster")
+        node = cls(entry.name, wire[0], key, wire[1], source="cluster", history=history)
         node.endpoint = wire[0]  # none: never the default daemon
         node._wire = wire
         node.record = entry.record
@@ -238,7 +308,7 @@ class Node:
                                "snapshot": self.snapshot, "source": self.source,
                                "down": self.down, "record": self.record}
         if with_history:
-            out["history"] = list(self.history)
+            out["history"] = self.history.recent()
             out["events"] = list(self.events)
         return out
 
@@ -365,50 +435,82 @@ class Node:
             interval = BUSY_INTERVAL if self.viewers else IDLE_INTERVAL
             if not self.reachable:
                 interval = RETRY_INTERVAL
+            elif not self.viewers and self.history.layout.idle > 0:
+                interval = min(interval, max(0.0, self._next_sample - time.monotonic()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
             # Several events at once (a restart) make one poll, not one each.
             await asyncio.sleep(0.05)
 
     async def poll(self, full: bool = False) -> None:
-        """Ask the daemon for the state; the resource use too while someone
-        looks (a page open, or ``full``: an API request)."""
+        """Ask the daemon for the state, and sample the resource use when one
+        is due (``full``: an API request, sampled now): each sample is a
+        point of the history."""
         if self.down is not None:
             return
         try:
             if self.reachable is not True:
                 await self._connect()
-            use_stats = (self._stats is not None
+            busy = bool(self.viewers)
+            streaming = (busy and self._stats is not None
                          and time.monotonic() - self._stat_seen < STATS_FRESH)
-            if use_stats:
-                status, sockets = await asyncio.gather(
-                    self.call("status", details=True), self.call("listsockets"))
-                self._prune_stats(status)
-                infos, socket_list, daemon = (self._stat_infos, sockets.get("sockets") or [],
-                                              self._stat_daemon)
-            elif not (self.viewers or full):
-                # Nobody looks: the state only, no process is sampled.
-                status = await self.call("status", details=True)
-                infos, socket_list, daemon = {}, [], None
-            else:
+            sampling = full or (busy and not streaming) or (not busy and self._sample_due())
+            if sampling:
                 status, stats, dstats = await asyncio.gather(
                     self.call("status", details=True), self.call("stats"),
                     self.call("dstats"))
-                infos, socket_list, daemon = (stats.get("infos") or {},
-                                              stats.get("sockets") or [], dstats.get("info"))
+            elif streaming:
+                status, sockets = await asyncio.gather(
+                    self.call("status", details=True), self.call("listsockets"))
+            else:
+                status = await self.call("status", details=True)
         except NodeDown as err:
             self._set_reachable(False, str(err))
             return
         except CommandFailed as err:
             self._set_reachable(False, f"the daemon refused: {err}")
             return
+        sample = None
+        if sampling:
+            infos = stats.get("infos") or {}
+            self._sampled = (infos, stats.get("sockets") or [], dstats.get("info"))
+            sample = build_sample(infos, dstats.get("info"), status_wids(status))
+            if not busy:
+                self._schedule_sample()
+        if streaming:
+            self._prune_stats(status)
+            infos, socket_list, daemon = (self._stat_infos, sockets.get("sockets") or [],
+                                          self._stat_daemon)
+        else:
+            # The last sample's figures, for the processes still there (the
+            # others: none until sampled).
+            infos, socket_list, daemon = self._sampled
         self.snapshot = build_snapshot(status, infos, socket_list, daemon)
-        point = history_point(self.snapshot)
-        self.history.append(point)
         self._set_reachable(True, None)
         state = {k: v for k, v in self.info().items() if k != "snapshot"}
-        self.emit("snapshot", {"node": self.name, "snapshot": self.snapshot, "point": point,
-                               "info": state})
+        self.emit("snapshot", {"node": self.name, "snapshot": self.snapshot, "info": state})
+        if sample is not None:
+            self.add_sample(sample, BUSY_INTERVAL if busy
+                            else self.history.layout.idle or IDLE_INTERVAL)
+
+    def _sample_due(self) -> bool:
+        return self.history.layout.idle > 0 and time.monotonic() >= self._next_sample
+
+    def _schedule_sample(self) -> None:
+        """The next idle sample: at the middle of the next ``idle`` step of
+        the clock, so that each step of the coarse tier gets one whatever
+        the polls' jitter."""
+        every = self.history.layout.idle
+        if every <= 0:
+            return
+        now = time.time()
+        at = (math.floor((now - every / 2) / every) + 1) * every + every / 2
+        self._next_sample = time.monotonic() + max(0.0, at - now)
+
+    def add_sample(self, sample: Sample, expected: float) -> None:
+        """A sample into the history, and its points to the open pages."""
+        points = self.history.add(time.time(), sample, expected)
+        self.emit("points", {"node": self.name, "points": points})
 
     async def _connect(self) -> None:
         """First contact (or contact again): the version, and the events
@@ -420,10 +522,13 @@ class Node:
         told: dict[str, Any] = {}
         with contextlib.suppress(CommandFailed):
             told = (await self.call("globaloptions")).get("options") or {}
+        interval = told.get("stats_interval")
+        if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:
+            self.stats_interval = float(interval)
         pubsub = self.pubsub_option or told.get("pubsub_endpoint")
         pubsub = reachable_host(pubsub, self.endpoint) if pubsub else guess_pubsub(self.endpoint)
         try:
-            topics = ["watcher.", "arbiter."] + [f"stream.{w}." for w in self._tails]
+            topics = ["watcher.", "arbiter.", "activity"] + [f"stream.{w}." for w in self._tails]
             self._events = self._feed(pubsub, topics, self._on_event)
             stats = told.get("stats_endpoint")
             if isinstance(stats, str) and stats:
@@ -471,6 +576,7 @@ class Node:
         self._readers = []
         self._events = self._stats = None
         self._stat_infos, self._stat_daemon, self._stat_seen = {}, None, 0.0
+        self._round, self._round_watchers, self._round_daemon = {}, set(), None
 
     def _set_reachable(self, reachable: bool, error: str | None) -> None:
         if self.down is not None:  # a poll that ended after the node went down
@@ -486,6 +592,8 @@ class Node:
                 log.warning("%s: unreachable: %s", self.name, error)
                 self._close_feeds()
                 self._drop_client()
+        if not reachable:
+            self.history.missing()
         if changed or not reachable:
             self.emit("node", self.info())
 
@@ -503,23 +611,49 @@ class Node:
             self.refresh_soon()
 
     def _on_stat(self, topic: str, payload: dict[str, Any]) -> None:
-        """stat.<watcher>.<pid>: one process; stat.circus.<pid>: the daemon
-        (stat.<watcher> aggregates and stat.sockets.* are not needed: the
-        pages add up the processes, and listsockets has the queues)."""
+        """stat.<watcher>.<pid>: one process; stat.circus.<pid>: the daemon;
+        stat.<watcher>: the end of that watcher's processes in the round;
+        stat.circus: the end of the round (bigtopd sends it last), which is
+        then a sample of the history while a page is open. (The sockets'
+        topics are not needed: listsockets has the queues.)"""
+        self._stat_seen = time.monotonic()
+        if topic == "stat.circus":
+            self._end_round()
+            return
+        if topic.startswith("stat.sockets"):
+            return
+        if isinstance(payload.get("pid"), list):  # stat.<watcher>: an aggregate
+            self._round_watchers.add(str(payload.get("watcher") or topic[len("stat."):]))
+            return
         rest, _, pid = topic[len("stat."):].rpartition(".")
         if not rest or not pid.isdigit():
             return
-        self._stat_seen = time.monotonic()
         if rest == "circus":
-            self._stat_daemon = {**payload, "pid": int(pid)}
+            self._stat_daemon = self._round_daemon = {**payload, "pid": int(pid)}
             return
-        if rest == "sockets" and "address" in payload:
-            return  # stat.sockets.<fd>
         watcher = str(payload.get("watcher") or payload.get("name") or rest)
         for known in (self.snapshot or {}).get("watchers", []):
             if known["name"].lower() == watcher.lower():
                 watcher = known["name"]
-        self._stat_infos.setdefault(watcher, {})[pid] = {**payload, "pid": int(pid)}
+        info = {**payload, "pid": int(pid)}
+        self._stat_infos.setdefault(watcher, {})[pid] = info
+        self._round.setdefault(watcher, {})[pid] = info
+
+    def _end_round(self) -> None:
+        """A round of the stats endpoint is complete: its processes, at one
+        instant, are a sample (while a page is open: else the idle samples
+        are the history's)."""
+        round_, watchers, daemon = self._round, self._round_watchers, self._round_daemon
+        self._round, self._round_watchers, self._round_daemon = {}, set(), None
+        if not self.viewers or self.reachable is not True:
+            return
+        infos: dict[str, Any] = {name: {} for name in watchers}
+        for name, processes in round_.items():
+            infos.setdefault(name, {}).update(processes)
+        wids = status_wids({"details": {w["name"]: {"pids": {
+            str(p["wid"]): p["pid"] for p in w["processes"] if p["wid"] is not None}}
+            for w in (self.snapshot or {}).get("watchers", [])}})
+        self.add_sample(build_sample(infos, daemon, wids), self.stats_interval)
 
     def _prune_stats(self, status: dict[str, Any]) -> None:
         """Forget the stat.* samples of processes that are gone."""
@@ -545,6 +679,8 @@ class Node:
                 self._stats.unsubscribe("stat.")
         if self.viewers:
             self.refresh_soon()
+        elif before:
+            self._schedule_sample()  # idle from now on: the next step's sample
 
     def tail(self, watcher: str) -> None:
         """Start receiving a watcher's output (``output`` to the listeners)."""
@@ -748,8 +884,9 @@ class Cluster:
     LAN, as they come."""
 
     def __init__(self, nodes: list[Node], following: Following | None = None,
-                 discovering: Discovering | None = None):
+                 discovering: Discovering | None = None, history: Layout | None = None):
         self.nodes = {node.name: node for node in nodes}
+        self.history = history or DEFAULT_HISTORY  # the tiers of the nodes it adds
         self.following = following
         self.discovering = discovering
         self.listeners: list[ClusterListener] = []  # told of nodes added and removed
@@ -809,7 +946,8 @@ class Cluster:
                 node = self.nodes.get(name)  # none, unless a probe took the name meanwhile
             if node is None:
                 log.info("%s: listed by the cluster, at %s", name, entry.endpoint)
-                self.add(Node.from_cluster(entry, following.key, following.server_key))
+                self.add(Node.from_cluster(entry, following.key, following.server_key,
+                                           self.history))
             elif node.source == "hand":
                 if name not in following.told:
                     following.told.add(name)
@@ -889,7 +1027,7 @@ class Cluster:
             log.info("%s: heard on the LAN, at %s", name, endpoint)
             found.add(endpoint)
             self.add(Node(name, endpoint, discovering.key, discovering.server_key,
-                          source="discovered"))
+                          source="discovered", history=self.history))
 
     def overview(self) -> dict[str, Any] | None:
         """The followed cluster: its nodes (up or down, and as the console

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .. import __version__
@@ -121,9 +122,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+# bigtopd names the watcher and slot of every child it starts in these
+# variables (bigtop/core/tree.py; not imported: bigtop-wsgi stands alone).
+DAEMON_VARS = ("BIGTOP_WATCHER", "BIGTOP_WID")
+STANDALONE_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
+MANAGED_FORMAT = "%(levelname)s %(name)s: %(message)s"  # bigtopd adds the time and who
+
+
+def under_bigtopd(environ: Mapping[str, str]) -> bool:
+    """Whether bigtopd started this process, and so stamps every line of
+    its output with the time and the watcher's process."""
+    return all(environ.get(name) for name in DAEMON_VARS)
+
+
+class _BelowWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+def _setup_logging(level: str, environ: Mapping[str, str] | None = None) -> None:
+    """DEBUG and INFO on stdout, WARNING and above on stderr, so that what
+    goes to stderr (red in bigtop's consoles) is what needs a look. The time
+    and the pid lead each line when standalone; under bigtopd, whose
+    consoles and files add their own, they are left out."""
+    managed = under_bigtopd(os.environ if environ is None else environ)
+    formatter = logging.Formatter(MANAGED_FORMAT if managed else STANDALONE_FORMAT)
+    info = logging.StreamHandler(sys.stdout)
+    info.addFilter(_BelowWarning())
+    problems = logging.StreamHandler(sys.stderr)
+    problems.setLevel(logging.WARNING)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    for handler in (info, problems):
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(level.upper())
 
 
 def _split_paths(values: list[str]) -> list[str]:

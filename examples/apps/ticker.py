@@ -4,7 +4,7 @@ import sys
 import time
 import urllib.request
 
-url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080/"
+url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8090/"
 tick = 0
 while True:
     tick += 1

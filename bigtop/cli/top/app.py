@@ -149,9 +149,10 @@ class TopApp(App[None]):
     TITLE = "bigtop-top"
     CSS = """
     #status { height: auto; padding: 0 1; background: $panel; }
-    #watchers { height: 1fr; }
+    #watchers { height: auto; max-height: 70%; }
+    #watchers.alone { height: 1fr; max-height: 100%; }
     #logs {
-        height: 35%; border-top: solid $primary; border-title-align: left;
+        height: 1fr; min-height: 4; border-top: solid $primary; border-title-align: left;
         padding: 0 1;
     }
     #logs.hidden { display: none; }
@@ -220,6 +221,7 @@ class TopApp(App[None]):
         self.shown_keys: list[str] = []
         self.shown_cells: dict[str, dict[str, Text]] = {}
         self.column_signature: tuple[Any, ...] = ()
+        self.spark_width = view.SPARK_WIDTH  # as the columns last fitted
         self.render_pending = False
         self.palettes: dict[str, view.Palette] = {}
         self.show_logs = logs
@@ -238,6 +240,7 @@ class TopApp(App[None]):
                                 highlight=False, auto_scroll=True)
         self.log_pane.can_focus = False
         self.log_pane.set_class(not self.show_logs, "hidden")
+        self.table.set_class(not self.show_logs, "alone")
         self.filter_line = FilterInput(id="filter", placeholder="filter watchers by name "
                                                                 "(Enter keeps it, Esc clears it)")
         yield self.status
@@ -610,21 +613,31 @@ class TopApp(App[None]):
             cols = list(view.OVERVIEW_COLUMNS)
             rows = view.overview_rows(self.cluster, self.nodes, self.filter_text,
                                       self.palette())
+            widths = [None if c.width is None else max(c.width, len(c.label) + 2) for c in cols]
+            short: frozenset[str] = frozenset()
         else:
-            cols = view.columns(self.multi())
-            rows = view.build_rows(self.nodes, self.sort, self.reverse, self.filter_text,
-                                   self.expanded, self.palette(),
-                                   leader=self.cluster.leader if self.cluster else None,
-                                   empty_nodes=self.multi())
+            # The columns fit the table's width: sparklines narrowed, then dropped.
+            every = view.columns(self.multi())
+            rows = self.watcher_rows()
+            fitted = view.fit_columns(every, rows, self.size.width, self.sort,
+                                      scrollbar=self.table_overflows(len(rows)))
+            if fitted.spark and fitted.spark != self.spark_width:
+                self.spark_width = fitted.spark
+                rows = self.watcher_rows()
+            rows = view.crop(rows, fitted)
+            cols = [column for column, _ in fitted.columns]
+            widths = [width for _, width in fitted.columns]
+            short = fitted.short
         keep = self.cursor_key()
         index = table.cursor_row
-        signature = (self.overview, tuple(c.key for c in cols), self.sort, self.reverse)
+        signature = (self.overview, tuple(c.key for c in cols), tuple(widths), short,
+                     self.sort, self.reverse)
         if signature != self.column_signature:
             table.clear(columns=True)
-            for column in cols:
-                width = None if column.width is None else max(column.width, len(column.label) + 2)
+            for column, width in zip(cols, widths, strict=True):
                 table.add_column(view.header(column, "" if self.overview else self.sort,
-                                             self.reverse), key=column.key, width=width)
+                                             self.reverse, column.key in short),
+                                 key=column.key, width=width)
             self.column_signature = signature
             self.shown_keys = []
         keys = [row.key for row in rows]
@@ -635,7 +648,7 @@ class TopApp(App[None]):
                     cell = row.cells[column.key]
                     if old.get(column.key) != cell:
                         table.update_cell(row.key, column.key, cell,
-                                          update_width=column.width is None)
+                                          update_width=self.overview and column.width is None)
         else:
             table.clear()
             for row in rows:
@@ -647,6 +660,24 @@ class TopApp(App[None]):
                 table.move_cursor(row=min(index, len(keys) - 1), animate=False)
         self.shown_cells = {row.key: row.cells for row in rows}
         self.rows = {row.key: row for row in rows}
+
+    def watcher_rows(self) -> list[view.Row]:
+        return view.build_rows(self.nodes, self.sort, self.reverse, self.filter_text,
+                               self.expanded, self.palette(),
+                               leader=self.cluster.leader if self.cluster else None,
+                               empty_nodes=self.multi(), spark_width=self.spark_width)
+
+    def table_overflows(self, rows: int) -> bool:
+        """Will the table scroll (and so show its vertical scrollbar)? It
+        may take 70% of the rows under the status lines while the output
+        pane is shown (its CSS), all of them while not."""
+        space = self.size.height - self.status.size.height - 1  # the footer
+        if self.show_logs:
+            space = int(space * 0.7)
+        return rows + 1 > space
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.render_now)  # the columns fit the new size
 
     # -- the selection --------------------------------------------------------------
 
@@ -967,7 +998,8 @@ class TopApp(App[None]):
     def action_toggle_logs(self) -> None:
         self.show_logs = not self.show_logs
         self.log_pane.set_class(not self.show_logs, "hidden")
-        self.follow_selection()
+        self.table.set_class(not self.show_logs, "alone")
+        self.render_now()  # the table's height changed: its scrollbar may come or go
 
     def follow_selection(self) -> None:
         """Point the output pane at the selected watcher: subscribe to its

@@ -6,6 +6,10 @@ Pure functions of the model, the sort and the filter, returning rich
 place and keep the cursor on the same watcher while rows move (and while
 cluster nodes come and go: a row names its node by ``NodeState.id``).
 
+The columns fit the terminal (:func:`fit_columns`): each as wide as its
+content, the sparklines narrowed and then dropped first when the width
+runs short, then MEM% (RSS says the same), and LAST EXIT gets what is left.
+
 With ``--cluster``, the overview is a second table: one row per cluster
 watcher and node it is assigned to. A node found with ``--discover`` is
 marked ``lan`` in the NODE column: a hint, never a cluster node.
@@ -32,7 +36,16 @@ from .model import (
 )
 from .sparkline import sparkline
 
-SPARK_WIDTH = 20
+SPARK_WIDTH = 20  # the widest a sparkline is drawn
+MIN_SPARK = 8  # the narrowest (else it is not shown)
+PADDING = 2  # what the table adds to each column (a space either side)
+SCROLLBAR = 2  # kept free for the table's vertical scrollbar
+# The narrowest a column is, whatever it holds now (numbers grow; the
+# table is rebuilt when a width changes, so this keeps it from doing so
+# at every tick).
+FLOORS = {"state": 7, "procs": 5, "cpu": 5, "mem": 5, "rss": 6, "uptime": 5, "restarts": 3}
+LAST_EXIT_MIN = 20  # LAST EXIT's, before sparklines get room ("SIGTERM, 12m01s ago")
+NAME_MIN = 10  # a NODE or WATCHER column shrinks to this at the very least
 SEP = "\x1f"  # joins the parts of a row key (never in a watcher name or a label)
 
 
@@ -56,6 +69,7 @@ class Column:
     width: int | None  # None: as wide as the content
     numeric: bool = False  # right-aligned; sorted highest first
     sortable: bool = True
+    short: str = ""  # the header where the width runs short
 
 
 COLUMNS = (
@@ -68,8 +82,8 @@ COLUMNS = (
     Column("mem", "MEM%", 6, numeric=True),
     Column("mem_spark", "MEM 60s", SPARK_WIDTH, sortable=False),
     Column("rss", "RSS", 7, numeric=True),
-    Column("uptime", "UPTIME", 7, numeric=True),
-    Column("restarts", "RESTARTS", 8, numeric=True),
+    Column("uptime", "UPTIME", 7, numeric=True, short="UP"),
+    Column("restarts", "RESTARTS", 8, numeric=True, short="RST"),
     Column("last_exit", "LAST EXIT", None, sortable=False),
 )
 BY_KEY = {column.key: column for column in COLUMNS}
@@ -97,8 +111,102 @@ def sort_keys(multi_node: bool) -> list[str]:
     return [c.key for c in columns(multi_node) if c.sortable]
 
 
-def header(column: Column, sort: str, reverse: bool) -> Text:
-    label = Text(column.label, justify="right" if column.numeric else "left")
+@dataclass(frozen=True)
+class Fitted:
+    """The columns to show, each with its width, the sparklines' width (0:
+    none shown), and the columns whose header is abbreviated."""
+
+    columns: tuple[tuple[Column, int], ...]
+    spark: int
+    short: frozenset[str] = frozenset()
+
+
+def fit_columns(cols: list[Column], rows: list[Row], width: int, sort: str = "",
+                scrollbar: bool = True) -> Fitted:
+    """Columns that fit ``width`` terminal cells (less the vertical
+    scrollbar's, with ``scrollbar``): each as wide as its widest cell or
+    header (the sorted one's arrow included), never under its floor, and
+    LAST EXIT with all that is left. When that is too wide, in this order:
+    the sparklines narrow, then go (MEM's first); MEM% goes (RSS says the
+    same); headers are abbreviated (RESTARTS: RST, UPTIME: UP); NODE and
+    WATCHER shrink; and last, LAST EXIT below LAST_EXIT_MIN."""
+    budget = width - (SCROLLBAR if scrollbar else 0)
+    content = {c.key: max((row.cells[c.key].cell_len for row in rows if c.key in row.cells),
+                          default=0) for c in cols}
+    sparks = [c for c in cols if c.key.endswith("_spark")]
+    others = [c for c in cols if c not in sparks]
+    dropped: set[str] = set()
+    short: set[str] = set()
+
+    def natural(column: Column) -> int:
+        label = column.short if column.key in short else column.label
+        shown = len(label) + (2 if column.key == sort else 0)
+        return max(shown, FLOORS.get(column.key, 0), content[column.key])
+
+    def measure() -> dict[str, int]:
+        widths = {c.key: natural(c) for c in others if c.key not in dropped}
+        if "last_exit" in widths:  # the least it asks for; it gets the rest below
+            widths["last_exit"] = min(widths["last_exit"], LAST_EXIT_MIN)
+        return widths
+
+    def cost(widths: dict[str, int]) -> int:
+        return sum(w + PADDING for w in widths.values())
+
+    widths = measure()
+    shown: list[Column] = []
+    spark = 0
+    room = budget - cost(widths)
+    if room >= 0:
+        if len(sparks) >= 2 and room >= 2 * (MIN_SPARK + PADDING):
+            spark, shown = min(SPARK_WIDTH, room // 2 - PADDING), sparks
+        elif sparks and room >= MIN_SPARK + PADDING:
+            spark, shown = min(SPARK_WIDTH, room - PADDING), sparks[:1]  # CPU's: it moves
+    else:
+        for step in ("mem", "short"):
+            if cost(widths) <= budget:
+                break
+            if step == "mem":
+                dropped.add("mem")
+            else:
+                short.update(c.key for c in cols if c.short)
+            widths = measure()
+        for key in ("name", "node"):
+            over = cost(widths) - budget
+            if over > 0 and widths.get(key, 0) > NAME_MIN:
+                widths[key] = max(NAME_MIN, widths[key] - over)
+    room = budget - cost(widths) - sum(spark + PADDING for _ in shown)
+    if "last_exit" in widths:
+        # All that is left (so it changes only when another column does);
+        # short of room, it gives what it must.
+        widths["last_exit"] = max(4, widths["last_exit"] + room)
+    fitted = tuple((c, spark if c in shown else widths[c.key]) for c in cols
+                   if c in shown or c.key in widths)
+    return Fitted(fitted, spark, frozenset(short))
+
+
+def crop(rows: list[Row], fitted: Fitted) -> list[Row]:
+    """The rows with each cell wider than its column cut with an ellipsis
+    (the table would cut it without one)."""
+    widths = {column.key: width for column, width in fitted.columns}
+    out = []
+    for row in rows:
+        cells = row.cells
+        for key, width in widths.items():
+            cell = cells.get(key)
+            if cell is not None and cell.cell_len > width:
+                if cells is row.cells:
+                    cells = dict(row.cells)
+                cut = cell.copy()
+                cut.truncate(width, overflow="ellipsis")
+                cells[key] = cut
+        out.append(row if cells is row.cells else Row(row.key, row.node, row.watcher,
+                                                          row.pid, cells))
+    return out
+
+
+def header(column: Column, sort: str, reverse: bool, short: bool = False) -> Text:
+    label = Text(column.short if short and column.short else column.label,
+                 justify="right" if column.numeric else "left")
     if column.key == sort:
         # The arrow shows the order rows are in: highest first is "down".
         label.append(" ▼" if reverse else " ▲")
@@ -166,7 +274,7 @@ def watcher_key(node: int, watcher: str) -> str:
 def build_rows(nodes: list[NodeState], sort: str = "name", reverse: bool = False,
                text: str = "", expanded: Iterable[str] = (), palette: Palette | None = None,
                now: float | None = None, leader: str | None = None,
-               empty_nodes: bool = False) -> list[Row]:
+               empty_nodes: bool = False, spark_width: int = SPARK_WIDTH) -> list[Row]:
     """Every row to show, in order: each watcher that passes the filter,
     followed by its processes when it is expanded (its key in ``expanded``);
     with ``empty_nodes``, then a row for each node that has no watcher to
@@ -181,7 +289,8 @@ def build_rows(nodes: list[NodeState], sort: str = "name", reverse: bool = False
     for node, key, view in found:
         row_key = watcher_key(node.id, key)
         rows.append(Row(row_key, node.id, key, None,
-                        watcher_cells(view, node, row_key in open_keys, palette, now, leader)))
+                        watcher_cells(view, node, row_key in open_keys, palette, now, leader,
+                                      spark_width)))
         if row_key not in open_keys:
             continue
         processes = sorted(view.processes.values(), key=process_sort_key(sort, now),
@@ -189,7 +298,7 @@ def build_rows(nodes: list[NodeState], sort: str = "name", reverse: bool = False
         for position, process in enumerate(processes):
             last = position == len(processes) - 1
             rows.append(Row(f"{row_key}{SEP}{process.pid}", node.id, key, process.pid,
-                            process_cells(process, node, last, palette, now)))
+                            process_cells(process, node, last, palette, now, spark_width)))
     if empty_nodes:
         needle = text.strip().lower()
         for node in nodes:
@@ -251,12 +360,14 @@ def size(value: float | None) -> Text:
     return Text("-" if value is None else display.human_bytes(int(value)), justify="right")
 
 
-def spark(samples: Iterable[float | None], floor: float, style: str) -> Text:
-    return Text(sparkline(samples, SPARK_WIDTH, floor), style=style)
+def spark(samples: Iterable[float | None], floor: float, style: str,
+          width: int = SPARK_WIDTH) -> Text:
+    return Text(sparkline(samples, max(1, width), floor), style=style)
 
 
 def watcher_cells(view: WatcherView, node: NodeState, is_open: bool, palette: Palette,
-                  now: float, leader: str | None = None) -> dict[str, Text]:
+                  now: float, leader: str | None = None,
+                  spark_width: int = SPARK_WIDTH) -> dict[str, Text]:
     live = node.state == CONNECTED
     mark = ("▾ " if is_open else "▸ ") if view.processes else "  "
     name = Text(mark, style=palette.muted)
@@ -271,9 +382,9 @@ def watcher_cells(view: WatcherView, node: NodeState, is_open: bool, palette: Pa
         "state": state_text(view, node, palette),
         "procs": procs,
         "cpu": percent(view.cpu if live else None),
-        "cpu_spark": spark(view.cpu_history, 1.0, palette.chart),
+        "cpu_spark": spark(view.cpu_history, 1.0, palette.chart, spark_width),
         "mem": percent(view.mem if live else None),
-        "mem_spark": spark(view.mem_history, 0.0, palette.chart),
+        "mem_spark": spark(view.mem_history, 0.0, palette.chart, spark_width),
         "rss": size(view.rss if live else None),
         "uptime": Text(display.duration(view.uptime), justify="right"),
         "restarts": Text(str(view.restarts), justify="right",
@@ -289,7 +400,7 @@ def watcher_cells(view: WatcherView, node: NodeState, is_open: bool, palette: Pa
 
 
 def process_cells(process: ProcessView, node: NodeState, last: bool, palette: Palette,
-                  now: float) -> dict[str, Text]:
+                  now: float, spark_width: int = SPARK_WIDTH) -> dict[str, Text]:
     use = process.usage
     name = Text("  └ " if last else "  ├ ", style=palette.muted)
     name.append(str(process.pid))
@@ -307,9 +418,9 @@ def process_cells(process: ProcessView, node: NodeState, last: bool, palette: Pa
         "state": state,
         "procs": children,
         "cpu": percent(use.cpu),
-        "cpu_spark": spark(process.cpu_history, 1.0, palette.chart),
+        "cpu_spark": spark(process.cpu_history, 1.0, palette.chart, spark_width),
         "mem": percent(use.mem),
-        "mem_spark": spark(process.mem_history, 0.0, palette.chart),
+        "mem_spark": spark(process.mem_history, 0.0, palette.chart, spark_width),
         "rss": size(use.rss),
         "uptime": Text(display.duration(process.age(now)), justify="right"),
         "restarts": Text(""),

@@ -8,7 +8,14 @@ import {
   session, setText, toast,
 } from "./ui.js";
 
-const HISTORY_SECONDS = 600;
+// The ranges the charts offer, as /api/session's history gives them (these
+// until it answers); the first is the live one, which the WebSocket feeds.
+let RANGES = [
+  { name: "10m", label: "10 min", seconds: 600, step: 1 },
+  { name: "1h", label: "1 h", seconds: 3600, step: 10 },
+  { name: "24h", label: "24 h", seconds: 86400, step: 10 },
+];
+let chosenRange = "10m"; // the charts' range, kept from page to page
 const LOG_KEEP = 2000; // lines kept in a log view
 const NODE_TIMEOUT = 30; // seconds an action on every node waits for each, unless told
 
@@ -53,7 +60,7 @@ function removeNode(name) {
 }
 
 function trimHistory(history) {
-  const oldest = Date.now() / 1000 - HISTORY_SECONDS - 30;
+  const oldest = Date.now() / 1000 - RANGES[0].seconds - 30;
   while (history.length && history[0].t < oldest) history.shift();
 }
 
@@ -253,15 +260,23 @@ function chartPanel(title, format, min = 0) {
   const element = h("section", { class: "panel" },
     h("div", { class: "panel-head" }, h("h2", {}, title), span),
     h("div", { class: "panel-body" }, box), legend);
-  const chart = new LineChart(box, { format, windowSeconds: HISTORY_SECONDS, min });
+  const chart = new LineChart(box, { format, windowSeconds: RANGES[0].seconds, min });
   return {
     element,
     chart,
-    set(series) {
-      chart.set(series);
-      const minutes = Math.round((chart.shownSeconds || 60) / 60);
-      setText(span, minutes > 1 ? `last ${minutes} minutes` : "last minute");
-      box.dataset.points = String(Math.max(0, ...series.map((s) => s.points.length)));
+    set(series, range) {
+      chart.set(series, range.seconds);
+      const young = chart.oldest && chart.shownSeconds < range.seconds - 1;
+      setText(span, `last ${range.label}${young ? ` · kept since ${clock(chart.oldest)}` : ""}`);
+      const drawn = chart.drawn || { points: 0, gaps: 0, min: null, first: null };
+      Object.assign(box.dataset, {
+        range: range.name,
+        points: String(Math.max(0, ...series.map((s) => s.points.filter((pt) => pt[1] !== null).length))),
+        drawn: String(drawn.points),
+        gaps: String(drawn.gaps),
+        min: drawn.min === null ? "" : String(drawn.min),
+        first: drawn.first === null ? "" : String(drawn.first),
+      });
       const names = series.map((s) => s.name).join("\u0000");
       if (legend.dataset.names !== names) {
         legend.dataset.names = names;
@@ -273,6 +288,95 @@ function chartPanel(title, format, min = 0) {
       }
     },
   };
+}
+
+// The range buttons above a page's charts; onChange(range) when one is picked.
+function rangeBar(onChange) {
+  const buttons = RANGES.map((r) => {
+    const button = h("button", { class: "btn btn-sm", type: "button", "data-range": r.name,
+      "aria-pressed": String(r.name === chosenRange), title: `The last ${r.label}` }, r.label);
+    button.addEventListener("click", () => {
+      chosenRange = r.name;
+      for (const b of buttons) b.setAttribute("aria-pressed", String(b === button));
+      onChange(r);
+    });
+    return button;
+  });
+  return h("div", { class: "range-bar" }, h("span", { class: "muted" }, "Charts:"),
+    h("div", { class: "segmented", role: "group", "aria-label": "Time range of the charts" }, ...buttons));
+}
+
+function currentRange() {
+  return RANGES.find((r) => r.name === chosenRange) || RANGES[0];
+}
+
+// The points a page's charts draw, in the live feed's shape ({t, d, w: {name:
+// [cpu, rss, {slot: [cpu, rss, pid]}]}}; a gap is a point without values):
+// the live range from the node's history, a longer one from GET /api/history,
+// fetched again every step while shown.
+function chartHistory(nodeName, watcherName, onLoaded) {
+  const cache = new Map(); // range -> {points, fetched, error}
+  let loading = null;
+  let destroyed = false;
+
+  async function load(range) {
+    if (loading === range.name) return;
+    loading = range.name;
+    const query = new URLSearchParams({ node: nodeName, range: range.name });
+    if (watcherName) query.set("watcher", watcherName);
+    try {
+      const data = await api(`/api/history?${query}`);
+      cache.set(range.name, { points: pointsFrom(data), fetched: Date.now() / 1000, error: null });
+    } catch (err) {
+      cache.set(range.name, { points: [], fetched: Date.now() / 1000, error: err.message });
+    } finally {
+      loading = null;
+    }
+    if (!destroyed && chosenRange === range.name) onLoaded();
+  }
+
+  return {
+    points(range) {
+      const node = state.nodes.get(nodeName);
+      if (range.name === RANGES[0].name) return node ? node.history : [];
+      const held = cache.get(range.name);
+      if (!held || Date.now() / 1000 - held.fetched >= Math.max(2, range.step)) load(range);
+      return held ? held.points : [];
+    },
+    destroy() {
+      destroyed = true;
+    },
+  };
+}
+
+// GET /api/history's columns as points.
+function pointsFrom(data) {
+  const out = [];
+  const watcher = data.watcher || null;
+  for (let i = 0; i < data.t.length; i += 1) {
+    const w = {};
+    for (const [name, s] of Object.entries(data.watchers || {})) w[name] = [s.cpu[i], s.rss[i], {}];
+    if (watcher) {
+      const slots = {};
+      for (const [slot, s] of Object.entries(watcher.slots)) slots[slot] = [s.cpu[i], s.rss[i], s.pid];
+      w[watcher.name] = [watcher.cpu[i], watcher.rss[i], slots];
+    }
+    const d = data.daemon ? [data.daemon.cpu[i], data.daemon.rss[i]] : null;
+    out.push({ t: data.t[i], d, w });
+  }
+  return out;
+}
+
+// A value of a point: the watcher's [cpu, rss][which], or null (no data).
+function watcherValue(point, name, which) {
+  const w = point.w[name];
+  return w && w[which] !== undefined ? w[which] : null;
+}
+
+function slotValue(point, name, slot, which) {
+  const w = point.w[name];
+  const s = w && w[2] && w[2][slot];
+  return s && s[which] !== undefined ? s[which] : null;
 }
 
 // Keep a table body's rows in step with a list: a row per key, made once by
@@ -645,7 +749,21 @@ function nodePage(view, nodeName) {
 
   const cpuChart = chartPanel("CPU by watcher", cpuLabel);
   const memChart = chartPanel("Memory by watcher", bytes, 1 << 20);
-  view.append(h("div", { class: "grid charts" }, cpuChart.element, memChart.element));
+  const charts = chartHistory(nodeName, null, () => drawCharts());
+  view.append(rangeBar(() => drawCharts()),
+    h("div", { class: "grid charts" }, cpuChart.element, memChart.element));
+
+  function drawCharts() {
+    const snap = node.info.snapshot;
+    if (!snap) return;
+    const range = currentRange();
+    const points = charts.points(range);
+    const names = snap.watchers.map((w) => w.name);
+    cpuChart.set(names.map((name, i) => ({ name, colorIndex: i,
+      points: points.map((p) => [p.t, watcherValue(p, name, 0)]) })), range);
+    memChart.set(names.map((name, i) => ({ name, colorIndex: i,
+      points: points.map((p) => [p.t, watcherValue(p, name, 1)]) })), range);
+  }
 
   const tbody = h("tbody");
   view.append(h("section", { class: "panel" },
@@ -661,7 +779,7 @@ function nodePage(view, nodeName) {
   const socketBody = h("tbody");
   const socketPanel = h("section", { class: "panel" },
     h("div", { class: "panel-head" }, h("h2", {}, "Sockets")),
-    h("div", { class: "table-wrap" }, h("table", {},
+    h("div", { class: "table-wrap" }, h("table", { class: "sockets" },
       h("thead", {}, h("tr", {}, h("th", {}, "Socket"), h("th", {}, "Address"), h("th", { class: "num" }, "fd"),
         h("th", { class: "num" }, "Backlog"), h("th", { class: "num" }, "Accept queue"))),
       socketBody)));
@@ -721,7 +839,7 @@ function nodePage(view, nodeName) {
     const exit = row.querySelector(".last-exit");
     setText(exit, w.failure ? `failed: ${w.failure}` : lastExit(w.last_exit));
     exit.classList.toggle("bad-text", Boolean(w.failure));
-    const values = node.history.slice(-120).map((p) => (p.w[w.name] ? p.w[w.name][0] : null));
+    const values = node.history.slice(-120).map((p) => watcherValue(p, w.name, 0));
     sparkline(row.querySelector("canvas"), values, "--c1");
   }
 
@@ -765,24 +883,22 @@ function nodePage(view, nodeName) {
       if (!watchers.length) tbody.replaceChildren(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No watchers.")));
       socketPanel.hidden = !snap.sockets.length;
       syncRows(socketBody, snap.sockets, (s) => s.name, () => h("tr", {},
-        h("td", { class: "name" }), h("td", { class: "mono addr" }), h("td", { class: "num fd" }),
-        h("td", { class: "num backlog" }), h("td", { class: "num queue" })), (row, s) => {
+        h("td", { class: "name" }), h("td", { class: "mono addr" }), h("td", { class: "num fd", "data-label": "fd" }),
+        h("td", { class: "num backlog", "data-label": "Backlog" }),
+        h("td", { class: "num queue", "data-label": "Accept queue" })), (row, s) => {
         setText(row.querySelector(".name"), s.name);
         setText(row.querySelector(".addr"), s.path || `${s.host}:${s.port}`);
         setText(row.querySelector(".fd"), s.fd);
         setText(row.querySelector(".backlog"), s.backlog);
         setText(row.querySelector(".queue"), s.accept_queue ?? "n/a");
       });
-      const names = watchers.map((w) => w.name);
-      cpuChart.set(names.map((name, i) => ({ name, colorIndex: i,
-        points: node.history.map((p) => [p.t, p.w[name] ? p.w[name][0] : null]) })));
-      memChart.set(names.map((name, i) => ({ name, colorIndex: i,
-        points: node.history.map((p) => [p.t, p.w[name] ? p.w[name][1] : null]) })));
+      drawCharts();
     },
     onEvents(items) {
       if (items.some((e) => e.node === nodeName)) drawEvents();
     },
     destroy() {
+      charts.destroy();
       cpuChart.chart.destroy();
       memChart.chart.destroy();
     },
@@ -795,6 +911,12 @@ function cpuLabel(v) {
 
 function eventText(e) {
   const p = e.payload || {};
+  if (e.topic === "activity") { // an action taken on the daemon, and by whom
+    const by = p.by || {};
+    const who = `${by.user || "?"}${by.host ? `@${by.host}` : ""}${by.from ? ` from ${by.from}` : ""}`;
+    const target = p.properties && p.properties.name ? ` ${p.properties.name}` : "";
+    return `${who}${by.via ? ` (${by.via})` : ""}: ${p.command}${target} · ${p.status === "ok" ? "ok" : `error: ${p.reason}`}`;
+  }
   const bits = [];
   if (p.process_pid) bits.push(`pid ${p.process_pid}`);
   if (p.exit_code !== undefined) bits.push(`exit ${p.exit_code}`);
@@ -837,6 +959,18 @@ function addWatcherDialog(nodeName) {
 
 // -- one watcher ---------------------------------------------------------------------------------
 
+// The watcher option table (GET /api/options), asked once.
+let optionTablePromise = null;
+function optionTable() {
+  if (!optionTablePromise) {
+    optionTablePromise = api("/api/options").catch((err) => {
+      optionTablePromise = null;
+      throw err;
+    });
+  }
+  return optionTablePromise;
+}
+
 const SIGNAL_CHOICES = ["HUP", "USR1", "USR2", "INT", "TERM", "QUIT", "KILL", "TTIN", "TTOU", "WINCH"];
 const GENTLE_SIGNALS = new Set(["HUP", "USR1", "USR2", "TTIN", "TTOU", "WINCH"]);
 
@@ -866,9 +1000,33 @@ function watcherPage(view, nodeName, watcherName) {
   const facts = h("div", { class: "facts" });
   view.append(h("section", { class: "panel" }, h("div", { class: "panel-body" }, facts)));
 
-  const cpuChart = chartPanel("CPU by process", cpuLabel);
-  const memChart = chartPanel("Memory by process", bytes, 1 << 20);
-  view.append(h("div", { class: "grid charts" }, cpuChart.element, memChart.element));
+  const cpuChart = chartPanel("CPU by process slot", cpuLabel);
+  const memChart = chartPanel("Memory by process slot", bytes, 1 << 20);
+  const charts = chartHistory(nodeName, watcherName, () => drawCharts());
+  view.append(rangeBar(() => drawCharts()),
+    h("div", { class: "grid charts" }, cpuChart.element, memChart.element));
+
+  // A line per slot (wid): a replaced process's successor goes on with it.
+  function drawCharts() {
+    const w = currentWatcher();
+    if (!w) return;
+    const range = currentRange();
+    const points = charts.points(range);
+    const since = Date.now() / 1000 - range.seconds;
+    const slots = new Map(); // slot -> pid: its current process, else its last in the points
+    for (const p of points) {
+      const own = p.w[w.name];
+      if (!own || !own[2] || p.t < since) continue;
+      for (const [slot, value] of Object.entries(own[2])) slots.set(slot, value[2]);
+    }
+    for (const p of w.processes) if (p.wid !== null && p.wid !== undefined) slots.set(String(p.wid), p.pid);
+    const order = [...slots.keys()].sort((a, b) => (Number(a) || 1e9) - (Number(b) || 1e9) || a.localeCompare(b));
+    const label = (slot) => `#${slot}${slots.get(slot) ? ` pid ${slots.get(slot)}` : ""}`;
+    cpuChart.set(order.map((slot, i) => ({ name: label(slot), colorIndex: i,
+      points: points.map((p) => [p.t, slotValue(p, w.name, slot, 0)]) })), range);
+    memChart.set(order.map((slot, i) => ({ name: label(slot), colorIndex: i,
+      points: points.map((p) => [p.t, slotValue(p, w.name, slot, 1)]) })), range);
+  }
 
   const procBody = h("tbody");
   view.append(h("section", { class: "panel" },
@@ -896,7 +1054,13 @@ function watcherPage(view, nodeName, watcherName) {
   const logTools = h("div", { class: "log-tools" }, pause, streamSelect, filter, clear, downloadCount, download, logStatus);
   const optionsBody = h("tbody");
   const optionsTable = h("div", { class: "table-wrap", hidden: true },
-    h("table", { class: "options" }, h("thead", {}, h("tr", {}, h("th", {}, "Option"), h("th", {}, "Value"), h("th", {}, ""))), optionsBody));
+    h("div", { class: "options-tools" }, h("label", { class: "check" },
+      h("input", { type: "checkbox", class: "changed-only" }), "Changed from the default only"),
+    h("span", { class: "muted options-count" })),
+    h("table", { class: "options" }, h("thead", {}, h("tr", {}, h("th", {}, "Option"), h("th", {}, "Value"),
+      h("th", {}, "Default"), h("th", {}, ""))), optionsBody));
+  const changedOnly = optionsTable.querySelector(".changed-only");
+  changedOnly.addEventListener("change", () => drawOptions());
   view.append(h("section", { class: "panel" },
     h("div", { class: "panel-head" }, h("div", { class: "tabs", role: "tablist" }, tabLogs, tabOptions),
       h("span", { class: "spacer" }), logTools),
@@ -909,6 +1073,7 @@ function watcherPage(view, nodeName, watcherName) {
   let reloadTotal = 0;
   let destroyed = false;
   let optionValues = null;
+  let optionInfo = null;
 
   function matches(entry) {
     if (streamSelect.value && entry.stream && entry.stream !== streamSelect.value) return false;
@@ -1007,13 +1172,53 @@ function watcherPage(view, nodeName, watcherName) {
   tabOptions.addEventListener("click", () => showTab("options"));
 
   // -- options ------------------------------------------------------------
-  const READ_ONLY = new Set(["name", "stdout_stream_conf", "stderr_stream_conf", "hooks"]);
+  // Each option with its doc line and default, from bigtop-web's option
+  // table (GET /api/options: the daemon's own declarations), a "changed" mark
+  // when the value is not the default, and signals by name.
+  const READ_ONLY = new Set(["stdout_stream_conf", "stderr_stream_conf", "hooks"]); // edited in the file
 
   function shown(value) {
     if (value === null || value === undefined) return "";
     if (Array.isArray(value)) return value.join(" ");
     if (typeof value === "object") return JSON.stringify(value);
     return String(value);
+  }
+
+  function signalName(table, value) {
+    const name = table && table.signals[String(value)];
+    return name || (value === null || value === undefined ? "" : `signal ${value}`);
+  }
+
+  // How a value reads: a signal by name, nothing as "none".
+  function valueText(table, info, value) {
+    if (info && info.signal && typeof value === "number") return signalName(table, value);
+    const text = shown(value);
+    if (text !== "") return text;
+    return Array.isArray(value) || value === null || value === undefined ? "none" : "{}";
+  }
+
+  // An option's doc line (the docs' Markdown): `code` as code, links as their text.
+  function docText(doc) {
+    const plain = doc.replace(/\*\*/g, "").replace(/\[([^\]]+)\]\([^)]*\)/g, "$1");
+    return plain.split("`").map((part, i) => (i % 2 ? h("code", {}, part) : part));
+  }
+
+  function defaultText(table, info) {
+    if (info.shown) return info.shown.replace(/`/g, "");
+    return valueText(table, info, info.default);
+  }
+
+  // Equal as JSON with sorted keys (5 and 5.0 are one value).
+  function canonical(value) {
+    if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+    if (value !== null && typeof value === "object") {
+      return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(",")}}`;
+    }
+    return JSON.stringify(value === undefined ? null : value);
+  }
+
+  function changed(info, value) {
+    return Boolean(info) && info.compare !== false && canonical(info.default) !== canonical(value);
   }
 
   function parseEdit(original, text) {
@@ -1030,31 +1235,50 @@ function watcherPage(view, nodeName, watcherName) {
 
   async function loadOptions() {
     try {
-      const data = await api(`${path}/options`);
+      const [data, table] = await Promise.all([api(`${path}/options`), optionTable()]);
       optionValues = data.reply.options;
+      optionInfo = table;
       drawOptions();
     } catch (err) {
-      optionsBody.replaceChildren(h("tr", {}, h("td", { colspan: 3, class: "bad-text" }, err.message)));
+      optionsBody.replaceChildren(h("tr", {}, h("td", { colspan: 4, class: "bad-text" }, err.message)));
     }
   }
 
   function drawOptions() {
     if (!optionValues) return;
-    optionsBody.replaceChildren(...Object.entries(optionValues).map(([key, value]) => {
-      const valueCell = h("td", { class: "val" }, shown(value));
+    const table = optionInfo;
+    const entries = Object.entries(optionValues);
+    const differ = entries.filter(([key, value]) => changed(table.options[key], value)).length;
+    setText(optionsTable.querySelector(".options-count"),
+      `${entries.length} options, ${differ} changed from the default`);
+    const shownEntries = changedOnly.checked
+      ? entries.filter(([key, value]) => changed(table.options[key], value)) : entries;
+    optionsBody.replaceChildren(...shownEntries.map(([key, value]) => {
+      const info = table.options[key] || null;
+      const isChanged = changed(info, value);
+      const valueCell = h("td", { class: "val" }, valueText(table, info, value));
+      if (info && info.signal && typeof value === "number") valueCell.title = `signal ${value}`;
+      const keyCell = h("td", { class: "key" }, h("div", { class: "name" }, h("span", { class: "mono" }, key),
+        isChanged ? h("span", { class: "badge badge-changed", title: "Not the default value" }, "changed") : null),
+      info ? h("div", { class: "doc" }, ...docText(info.doc)) : null);
+      const defaultCell = h("td", { class: "default" },
+        info && info.compare !== false ? defaultText(table, info) : (info && info.shown ? info.shown : ""));
+      const editable = !READ_ONLY.has(key) && (!info || info.runtime);
       const edit = h("button", { class: "btn btn-sm", type: "button", "data-option": key }, "Edit");
-      const row = h("tr", { "data-option": key }, h("td", { class: "key" }, key), valueCell,
-        h("td", {}, READ_ONLY.has(key) ? "" : edit));
-      edit.addEventListener("click", () => editOption(row, key, value));
+      const row = h("tr", { "data-option": key, class: isChanged ? "changed" : null },
+        keyCell, valueCell, defaultCell, h("td", { class: "edit" }, editable ? edit : ""));
+      edit.addEventListener("click", () => editOption(row, key, value, info));
       return row;
     }));
   }
 
-  function editOption(row, key, value) {
+  function editOption(row, key, value, info) {
     const valueCell = row.querySelector(".val");
     const multi = value !== null && typeof value === "object" && !Array.isArray(value);
+    const text = info && info.signal && typeof value === "number" ? signalName(optionInfo, value) : shown(value);
     const input = multi ? h("textarea", { rows: "3", name: key }, JSON.stringify(value, null, 1))
-      : h("input", { name: key, value: shown(value), autocomplete: "off", spellcheck: "false" });
+      : h("input", { name: key, value: text, autocomplete: "off", spellcheck: "false",
+        placeholder: info && info.accepts ? info.accepts.replace(/`/g, "") : null });
     const error = h("div", { class: "field-error", role: "alert", hidden: true });
     const save = h("button", { class: "btn btn-sm btn-primary", type: "submit" }, "Save");
     const cancel = h("button", { class: "btn btn-sm", type: "button" }, "Cancel");
@@ -1210,11 +1434,7 @@ function watcherPage(view, nodeName, watcherName) {
         w.dropped_lines ? fact("Dropped lines", `${w.dropped_lines} (${bytes(w.dropped_bytes || 0)})`, "bad-text") : null].filter(Boolean));
       syncRows(procBody, w.processes, (p) => p.pid, processRow, updateProcess);
       if (!w.processes.length) procBody.replaceChildren(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No process running.")));
-      const pids = w.processes.map((p) => String(p.pid));
-      cpuChart.set(pids.map((pid, i) => ({ name: `pid ${pid}`, colorIndex: i,
-        points: node.history.map((pt) => [pt.t, pt.p[pid] ? pt.p[pid][0] : null]) })));
-      memChart.set(pids.map((pid, i) => ({ name: `pid ${pid}`, colorIndex: i,
-        points: node.history.map((pt) => [pt.t, pt.p[pid] ? pt.p[pid][1] : null]) })));
+      drawCharts();
     },
     onEvents(items) {
       for (const e of items) {
@@ -1245,6 +1465,7 @@ function watcherPage(view, nodeName, watcherName) {
     destroy() {
       destroyed = true;
       send({ op: "untail" });
+      charts.destroy();
       cpuChart.chart.destroy();
       memChart.chart.destroy();
     },
@@ -1289,6 +1510,13 @@ async function start() {
   window.addEventListener("hashchange", render);
   const info = await api("/api/session");
   session.csrf = info.csrf;
+  // A read-only user is shown no action: the server would refuse them anyway.
+  document.body.classList.toggle("read-only", info.role === "read");
+  if (info.user) document.getElementById("logout").title = `Log out ${info.user} (${info.role})`;
+  if (info.history && info.history.ranges && info.history.ranges.length) {
+    RANGES = info.history.ranges;
+    if (!RANGES.some((r) => r.name === chosenRange)) chosenRange = RANGES[0].name;
+  }
   state.following = Boolean(info.cluster);
   for (const name of info.nodes) nodeState(name);
   fillNodeSelect();

@@ -1,5 +1,7 @@
-// Line charts on a canvas: a time axis (the last minutes), a value axis from
-// zero, one line per series. Colors and grid follow the theme's variables.
+// Line charts on a canvas: a time axis (the range shown, up to now), a value
+// axis from zero, one line per series. A null value is no data: the line
+// breaks there (bigtop-web puts a null row where a gap is), and nothing is
+// drawn where there is no point. Colors and grid follow the theme's variables.
 
 const PALETTE = ["--c1", "--c2", "--c3", "--c4", "--c5", "--c6", "--c7", "--c8"];
 
@@ -20,6 +22,17 @@ function niceMax(value) {
   return 10 * power;
 }
 
+// The time axis's labels: "now", then every step back ("-30s", "-10m", "-4h").
+const TICKS = [15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200];
+// The spans a young history is shown over (up to the range's).
+const SPANS = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+
+function agoLabel(seconds) {
+  if (seconds < 60) return `-${Math.round(seconds)}s`;
+  if (seconds < 3600) return `-${+(seconds / 60).toFixed(1)}m`;
+  return `-${+(seconds / 3600).toFixed(1)}h`;
+}
+
 export class LineChart {
   // format(value) labels the value axis; windowSeconds is the time shown.
   constructor(container, { format = String, windowSeconds = 600, min = 0 } = {}) {
@@ -37,9 +50,10 @@ export class LineChart {
     this.media.addEventListener("change", this.onScheme);
   }
 
-  // series: [{name, colorIndex, points: [[t, v], ...]}]
-  set(series) {
+  // series: [{name, colorIndex, points: [[t, v], ...]}] (v null: no data)
+  set(series, windowSeconds = this.windowSeconds) {
     this.series = series;
+    this.windowSeconds = windowSeconds;
     this.draw();
   }
 
@@ -66,13 +80,22 @@ export class LineChart {
     const font = `11px ${cssVar(container, "--sans")}`;
 
     const now = Date.now() / 1000;
-    // The window grows with the history, from a minute up to windowSeconds.
-    let oldest = now;
+    // The range, or less while the history is younger than it (bigtop-web
+    // keeps it since it started): from its oldest point, in nice steps.
+    let oldest = null;
     for (const s of this.series) {
-      if (s.points.length && s.points[0][0] < oldest) oldest = s.points[0][0];
+      for (const [t, v] of s.points) {
+        if (v !== null && v !== undefined && t >= now - this.windowSeconds) {
+          if (oldest === null || t < oldest) oldest = t;
+          break;
+        }
+      }
     }
-    const span = Math.min(this.windowSeconds, Math.max(60, Math.ceil((now - oldest) / 60) * 60));
+    const age = oldest === null ? 0 : now - oldest;
+    const nice = SPANS.find((seconds) => seconds >= age) || this.windowSeconds;
+    const span = Math.min(this.windowSeconds, Math.max(Math.min(60, this.windowSeconds), nice));
     this.shownSeconds = span;
+    this.oldest = oldest;
     const start = now - span;
     let top = this.floor;
     for (const s of this.series) {
@@ -108,11 +131,10 @@ export class LineChart {
     });
     ctx.textAlign = "center";
     ctx.textBaseline = "alphabetic";
-    const step = [15, 30, 60, 120, 300].find((seconds) => span / seconds <= 6) || 600;
-    for (let ago = 0; ago <= span; ago += step) {
+    const step = TICKS.find((seconds) => span / seconds <= 6) || span / 6;
+    for (let ago = 0; ago <= span + 1e-6; ago += step) {
       const xx = x(now - ago);
-      let label = "now";
-      if (ago) label = ago % 60 ? `-${ago}s` : `-${ago / 60}m`;
+      const label = ago ? agoLabel(ago) : "now";
       ctx.fillText(label, Math.min(Math.max(xx, left + 12), width - right - 12), height - 5);
     }
 
@@ -120,29 +142,47 @@ export class LineChart {
     ctx.beginPath();
     ctx.rect(left, topPad - 1, plotW, plotH + 2);
     ctx.clip();
+    // What was drawn, for tests and the curious: points, line breaks (gaps),
+    // the lowest value and the oldest point's time.
+    const drawn = { points: 0, gaps: 0, min: null, first: null };
     this.series.forEach((s, index) => {
       const color = cssVar(container, PALETTE[(s.colorIndex ?? index) % PALETTE.length]);
       ctx.strokeStyle = color;
+      ctx.fillStyle = color;
       ctx.lineWidth = 1.6;
       ctx.lineJoin = "round";
       ctx.beginPath();
       let drawing = false;
-      let previous = null;
+      let broken = false; // a null came after something was drawn
+      let run = 0; // points in the line being drawn
+      let last = null;
+      const dot = () => { // a lone point between two gaps: a dot, not nothing
+        if (run === 1 && last) ctx.fillRect(last[0] - 1, last[1] - 1, 2.5, 2.5);
+      };
       for (const [t, v] of s.points) {
-        if (t < start - 10 || v === null || v === undefined) {
+        if (t < start) continue;
+        if (v === null || v === undefined) {
+          if (drawing) broken = true;
+          dot();
           drawing = false;
+          run = 0;
           continue;
         }
-        // A gap of more than 15 s (the node was unreachable) breaks the line.
-        if (drawing && previous !== null && t - previous > 15) drawing = false;
+        if (!drawing && broken) drawn.gaps += 1;
+        drawn.points += 1;
+        if (drawn.min === null || v < drawn.min) drawn.min = v;
+        if (drawn.first === null || t < drawn.first) drawn.first = t;
         if (drawing) ctx.lineTo(x(t), y(v));
         else ctx.moveTo(x(t), y(v));
         drawing = true;
-        previous = t;
+        run += 1;
+        last = [x(t), y(v)];
       }
+      dot();
       ctx.stroke();
     });
     ctx.restore();
+    this.drawn = drawn;
   }
 }
 
