@@ -59,3 +59,14 @@ def chromium() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+def watched_page(browser: object, timeout_ms: int = 15_000,
+                 **context: object) -> tuple[object, list[str]]:
+    """A page in a new browser context (``context``: its options, such as
+    ``viewport``), and the list its script errors are put in."""
+    page = browser.new_context(**context).new_page()  # type: ignore[attr-defined]
+    page.set_default_timeout(timeout_ms)
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    return page, errors

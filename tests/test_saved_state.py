@@ -104,3 +104,19 @@ def test_a_saved_state_that_does_not_hold_leaves_the_file_alone(tmp_path: Path) 
     assert any("the saved state is not applied" in w for w in loaded.warnings)
     Path(state_file(base)).write_text("[saved]\nversion = 99\n")
     assert any("state version 99" in w for w in load_saved(str(config)).warnings)
+
+
+def test_an_option_the_file_leaves_unset_is_saved(tmp_path: Path) -> None:
+    """TOML has no null: an unset option (working_dir) is saved all the same."""
+    from bigtop.config.build import update_watcher
+
+    config = tmp_path / "bigtop.ini"
+    config.write_text(CONFIG)
+    base = load(str(config))
+    running = tuple(update_watcher(w, {"working_dir": str(tmp_path)}) if w.name == "web" else w
+                    for w in base.watchers)
+    changes = compare(base, running)
+    write(state_file(base), changes, str(config))
+    assert read(state_file(base)) == changes
+    web = next(w for w in load_saved(str(config)).watchers if w.name == "web")
+    assert web.working_dir == str(tmp_path)

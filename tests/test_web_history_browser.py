@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
-from .browser import chromium, expect, web_on_socket  # skips without them
+from .browser import chromium, expect, watched_page, web_on_socket  # skips without them
 from .conftest import Daemon, wait_for
 
 TOKEN = "history-test-token"
@@ -94,11 +94,7 @@ def test_history_without_a_browser_gaps_and_ranges(console: tuple[Daemon, str, i
     opened = time.time()
 
     with chromium() as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda err: errors.append(str(err)))
+        page, errors = watched_page(browser, viewport={"width": 1280, "height": 900})
         page.goto(base + "/")
         page.fill("#token", TOKEN)
         page.click("button[type=submit]")

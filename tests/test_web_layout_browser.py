@@ -17,7 +17,7 @@ import pytest
 
 from bigtop.config.options import table
 
-from .browser import chromium, expect, web_on_socket  # skips without them
+from .browser import chromium, expect, watched_page, web_on_socket  # skips without them
 from .conftest import Daemon
 
 TOKEN = "layout-test-token"
@@ -139,11 +139,7 @@ def test_the_options_tab_explains_each_option(console: tuple[Daemon, str]) -> No
     _, base = console
     watcher = table("watcher")
     with chromium() as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda err: errors.append(str(err)))
+        page, errors = watched_page(browser, viewport={"width": 1280, "height": 900})
         log_in(page, base)
         page.goto(base + "/#/n/app-1/w/api")
         expect(page.locator("h1")).to_have_text("api")
@@ -183,4 +179,4 @@ def test_the_options_tab_explains_each_option(console: tuple[Daemon, str]) -> No
         expect(page.locator('tr[data-option="stop_signal"] .val')).to_have_text("SIGTERM")
         expect(page.locator('tr[data-option="stop_signal"] .badge-changed')).to_have_count(0)
         assert not errors, errors
-        context.close()
+        page.context.close()  # type: ignore[attr-defined]

@@ -73,27 +73,27 @@ def render(config: Config, form: str = "toml") -> str:
 _TOML_TABLES = {"socket": "sockets", "watcher": "watchers", "plugin": "plugins"}
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}"
+        return "{" + ", ".join(f"{toml_key(k)} = {toml_value(v)}"
                                for k, v in value.items()) + "}"
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def _toml_key(key: str) -> str:
+def toml_key(key: str) -> str:
     return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
 
 
 def _toml(kind: str, name: str, values: dict[str, Any]) -> list[str]:
-    header = f"{_TOML_TABLES[kind]}.{_toml_key(name)}" if name else kind
+    header = f"{_TOML_TABLES[kind]}.{toml_key(name)}" if name else kind
     lines = [f"[{header}]"]
-    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items()
+    lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in values.items()
               if v is not None and v != {}]
     return lines + [""]
 

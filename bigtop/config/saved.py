@@ -27,7 +27,7 @@ from .build import build, update_watcher
 from .errors import ConfigError
 from .loader import load
 from .model import Config, WatcherSpec
-from .render import render, watcher_values
+from .render import render, toml_key, toml_value, watcher_values
 from .toml import read_toml
 
 VERSION = 1
@@ -105,15 +105,18 @@ def write(path: str, changes: Changes, config_file: str) -> None:
     lines = [f"# bigtop's saved state for {config_file}: written by `bigtopctl save`,",
              "# applied over that file at each start and reload (docs/config.md#saved-state).",
              "# `bigtopctl save` again replaces it; deleting it forgets what it holds.",
-             "", "[saved]", f"version = {VERSION}", f"removed = {_toml(changes.removed)}", ""]
+             "", "[saved]", f"version = {VERSION}", f"removed = {toml_value(changes.removed)}",
+             ""]
     for name, options in sorted(changes.changed.items()):
-        lines += [f"[changed.{_key(name)}]"]
-        lines += [f"{_key(k)} = {_toml({'file': was, 'saved': now})}"
+        lines += [f"[changed.{toml_key(name)}]"]
+        # TOML has no null: an option the file (or the daemon) leaves unset has no key
+        lines += [f"{toml_key(k)} = " + toml_value(
+                      {tag: v for tag, v in (("file", was), ("saved", now)) if v is not None})
                   for k, (was, now) in sorted(options.items())]
         lines.append("")
     for name, values in sorted(changes.added.items()):
-        lines += [f"[added.{_key(name)}]"]
-        lines += [f"{_key(k)} = {_toml(v)}" for k, v in values.items() if v is not None]
+        lines += [f"[added.{toml_key(name)}]"]
+        lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in values.items() if v is not None]
         lines.append("")
     temporary = f"{path}.{os.getpid()}.tmp"
     with open(temporary, "w", encoding="utf-8") as handle:
@@ -121,21 +124,6 @@ def write(path: str, changes: Changes, config_file: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-
-
-def _key(key: str) -> str:
-    return json.dumps(key)
-
-
-def _toml(value: Any) -> str:
-    """A TOML value (JSON's strings, numbers, booleans and arrays are TOML's;
-    objects become inline tables)."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_toml(v)}" for k, v in value.items()
-                               if v is not None) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(value)
 
 
 def read(path: str) -> Changes | None:
@@ -159,7 +147,8 @@ def read(path: str) -> Changes | None:
         return Changes(
             added={str(name): dict(values) for name, values in table.get("added", {}).items()},
             removed=[str(name) for name in saved.get("removed", [])],
-            changed={str(name): {str(k): (v["file"], v["saved"]) for k, v in options.items()}
+            changed={str(name): {str(k): (v.get("file"), v.get("saved"))
+                                 for k, v in options.items()}
                      for name, options in table.get("changed", {}).items()})
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ConfigError(f"{path}: not a saved state: {err}") from None

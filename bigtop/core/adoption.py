@@ -154,23 +154,22 @@ def _sockets(spec: WatcherSpec, left: Leftover, sockets: dict[str, SocketSpec],
     """The daemon sockets it listens on and that are not taken back yet,
     from the fds it was given them at (3, 4, ...)."""
     found: dict[str, int] = {}
-    for index, name in enumerate(socket_names(spec, sockets)):
-        if name in taken or sockets[name].so_reuseport:
-            continue  # an so_reuseport socket is bound again beside its own
-        try:
-            fd = pidfd_getfd(left.pidfd, LISTEN_FDS_START + index)
-        except OSError as err:
-            for fd in found.values():
-                os.close(fd)
-            raise CannotAdopt(f"socket {name!r} cannot be taken back from it: "
-                              f"{err.strerror}") from None
-        if not _listens_as(fd, sockets[name]):
+    try:
+        for index, name in enumerate(socket_names(spec, sockets)):
+            if name in taken or sockets[name].so_reuseport:
+                continue  # an so_reuseport socket is bound again beside its own
+            at = LISTEN_FDS_START + index
+            try:
+                found[name] = pidfd_getfd(left.pidfd, at)
+            except OSError as err:
+                raise CannotAdopt(f"socket {name!r} cannot be taken back from it: "
+                                  f"{err.strerror}") from None
+            if not _listens_as(found[name], sockets[name]):
+                raise CannotAdopt(f"its fd {at} is not socket {name!r} as configured now")
+    except CannotAdopt:
+        for fd in found.values():
             os.close(fd)
-            for fd in found.values():
-                os.close(fd)
-            raise CannotAdopt(f"its fd {LISTEN_FDS_START + index} is not socket {name!r} "
-                              "as configured now")
-        found[name] = fd
+        raise
     return found
 
 

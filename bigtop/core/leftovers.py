@@ -26,7 +26,7 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .tree import WATCHER_ENV, WID_ENV, environ
+from .tree import WATCHER_ENV, WID_ENV, environ, stat_fields
 
 log = logging.getLogger("bigtop.leftovers")
 
@@ -58,13 +58,9 @@ class Leftover:
 
 
 def _stat(pid: int) -> tuple[int, int] | None:
-    """Its process group and start time, from /proc/PID/stat."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return int(fields[2]), int(fields[19])  # fields 5 and 22 of proc(5)
+    """Its process group and start time (fields 5 and 22 of proc(5))."""
+    fields = stat_fields(pid)
+    return (int(fields[2]), int(fields[19])) if fields else None
 
 
 def find(tag: str) -> list[Leftover]:

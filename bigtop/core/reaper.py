@@ -22,6 +22,8 @@ import signal
 import struct
 from collections.abc import Callable
 
+from .tree import stat_fields
+
 log = logging.getLogger("bigtop.reaper")
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -60,13 +62,8 @@ def foreign_status(pidfd: int, pid: int, started: int) -> int | None:
             return int(struct.unpack_from("=i", info, EXIT_CODE_OFFSET)[0])
     except OSError:
         pass  # an older kernel
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    # fields[0] is field 3 of proc(5): state; 22: starttime; 52: exit_code
-    if fields[0] == "Z" and int(fields[19]) == started and len(fields) > 49:
+    fields = stat_fields(pid)  # state, starttime (field 22) and exit_code (52)
+    if fields and fields[0] == "Z" and int(fields[19]) == started and len(fields) > 49:
         return int(fields[49])
     return None
 

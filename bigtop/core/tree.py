@@ -46,6 +46,16 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command's name: item 0 is field 3 of
+    proc(5) (the state), so field N is item N - 3. None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
 def environ(pid: int) -> dict[str, str]:
     try:
         with open(f"/proc/{pid}/environ", "rb") as handle:

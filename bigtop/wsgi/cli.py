@@ -194,8 +194,8 @@ def _listener(args: argparse.Namespace) -> Listener:
 
 def run(args: argparse.Namespace) -> int:
     # Imports here, not at module level: `bigtop-wsgi --help` stays fast.
+    from ..sdnotify import Notifier
     from . import appload, backends
-    from .notify import Notifier
 
     if args.fd is not None and (args.host is not None or args.port is not None):
         raise UsageError("--fd and --host/--port are exclusive")
@@ -210,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
 
     # Read (and taken out of the environment) before the application is
     # imported, so that nothing it starts takes them for its own.
-    notifier = Notifier.from_environ()
+    notifier = Notifier(os.environ.pop("NOTIFY_SOCKET", None),
+                        logger=log)
     # A named backend is prepared first: gevent must patch the standard
     # library before anything else makes sockets or locks.
     backend_name = None if args.backend == "auto" else args.backend
