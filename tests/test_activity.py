@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,6 +109,79 @@ def test_a_read_only_key_reads_and_the_log_names_each_key(daemon: Callable[..., 
     history = json.loads(as_key("ops", "--json", "history").stdout)["history"]
     assert [(e["command"], e["status"], e["by"]["key"]) for e in history] == [
         ("incr", "error", "viewer"), ("incr", "ok", "ops")]
+
+
+def test_a_read_only_key_never_gets_a_private_watchers_live_output(
+        daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    """On the events endpoint too: whatever a read-only key subscribes to
+    ("", stream., the private watcher's own topic, even the mark), it gets
+    every other event and line but none of the private watcher's lines; a
+    key with full control gets them, under the topic it subscribed to."""
+    from bigtop.client import Subscriber
+
+    from .conftest import free_port
+
+    keys, clients = tmp_path / "keys", tmp_path / "clients"
+    for name in ("server", "ops", "viewer"):
+        assert ctl_plain("keygen", name, "--dir", str(keys)).returncode == 0
+    (clients / "read-only").mkdir(parents=True)
+    (clients / "ops.key").write_text((keys / "ops.key").read_text())
+    (clients / "read-only" / "viewer.key").write_text((keys / "viewer.key").read_text())
+    pubsub = f"tcp://127.0.0.1:{free_port()}"
+    daemon(f"""
+        [circus]
+        endpoint = tcp://127.0.0.1:{free_port()}
+        pubsub_endpoint = {pubsub}
+        server_key = {keys / "server.key_secret"}
+        authorized_keys = {clients}
+
+        [watcher:web]
+        cmd = sh -c 'while true; do echo hello; sleep 0.05; done'
+
+        [watcher:vault]
+        cmd = sh -c 'while true; do echo s3cret; sleep 0.05; done'
+        private = true
+    """)
+
+    def subscriber(name: str, *topics: str) -> Subscriber:
+        sub = Subscriber(pubsub, key=str(keys / f"{name}.key_secret"),
+                         server_key=str(keys / "server.key"))
+        sub.subscribe(*topics)
+        sub.handshake()
+        return sub
+
+    viewers = [subscriber("viewer", ""), subscriber("viewer", "stream."),
+               subscriber("viewer", "stream.vault.", "~stream.vault.", "~", "stream.web.")]
+    ops = subscriber("ops", "stream.vault.")
+    try:
+        got: dict[int, list[tuple[str, dict]]] = {i: [] for i in range(len(viewers) + 1)}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+                len(got[3]) >= 20 and all(any(p.get("line") == "hello" for _, p in got[i])
+                                          for i in range(3))):
+            for i, sub in enumerate([*viewers, ops]):
+                event = sub.recv(0.01)
+                if event is not None:
+                    got[i].append(event)
+        assert all(t == "stream.vault.stdout" and p["line"] == "s3cret" and p["private"]
+                   for t, p in got[3]) and len(got[3]) >= 20
+        for i in range(3):
+            assert any(p.get("line") == "hello" for _, p in got[i]), i
+            assert not [e for e in got[i] if "s3cret" in json.dumps(e)], i
+        # A subscriber gone, the others' subscriptions stay in force.
+        viewers.pop(0).close()
+        ops.close()
+        ops = subscriber("ops", "")
+        seen = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(seen) < 2:
+            event = ops.recv(1)
+            if event is not None and event[0].startswith("stream."):
+                seen.add(event[1]["watcher"])
+        assert seen == {"web", "vault"}
+    finally:
+        for sub in [*viewers, ops]:
+            sub.close()
 
 
 def ctl_plain(*args: str) -> subprocess.CompletedProcess[str]:

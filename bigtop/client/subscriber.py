@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import zmq
 
-from ..control.protocol import SYNC_PREFIX
+from ..control.protocol import PRIVATE_MARK, SYNC_PREFIX
 from .connect import DEFAULT_TIMEOUT, connect_socket
 from .endpoints import resolve_pubsub
 from .errors import CallError, Unreachable
@@ -38,6 +38,19 @@ if TYPE_CHECKING:
 Event = tuple[str, dict[str, Any]]  # (topic, payload)
 
 _SYNC = SYNC_PREFIX.encode()
+_PRIVATE = PRIVATE_MARK.encode()
+
+
+def _with_private(topics: tuple[str, ...]) -> list[bytes]:
+    """The topics, and for each that a watcher's output may begin with,
+    the same with the private mark (a SUB socket passes on only what it
+    subscribed to): whether a watcher is private is the daemon's business."""
+    out = []
+    for topic in topics:
+        out.append(topic.encode())
+        if topic and ("stream.".startswith(topic) or topic.startswith("stream.")):
+            out.append(_PRIVATE + out[-1])
+    return out
 
 
 class _Feed:
@@ -60,12 +73,12 @@ class _Feed:
     def subscribe(self, *topics: str) -> None:
         """Receive the events whose topic starts with one of these ("": every
         event); in force once a handshake after it has returned."""
-        for topic in topics:
-            self.socket.subscribe(topic.encode())
+        for topic in _with_private(topics):
+            self.socket.subscribe(topic)
 
     def unsubscribe(self, *topics: str) -> None:
-        for topic in topics:
-            self.socket.unsubscribe(topic.encode())
+        for topic in _with_private(topics):
+            self.socket.unsubscribe(topic)
 
     def close(self) -> None:
         self.socket.close(linger=0)
@@ -81,6 +94,8 @@ class _Feed:
         """Queue the event these frames hold, note a handshake's answer, or
         drop what is not an event (a payload that is not JSON)."""
         topic = frames[0]
+        if topic.startswith(_PRIVATE):  # a private watcher's output: stream.NAME.STREAM
+            topic = topic[1:]
         if topic.startswith(_SYNC):
             if topic in self._tokens:
                 self._tokens.discard(topic)

@@ -239,7 +239,7 @@ class WatcherSpec:
         to_bool, default=False, accepts=BOOLEAN,
         doc="(bigtop) Its output is only for those who may control the daemon: the web "
             "console's read-only users and read-only CurveZMQ keys see its state, not its "
-            "output.")
+            "output (neither `logs` nor live lines on the events endpoint).")
     on_daemon_crash: str = option(
         to_crash_policy, default="stop", text=True, accepts="`stop`, `adopt`",
         doc="(bigtop) What the next bigtopd on this file does with the processes a bigtopd "

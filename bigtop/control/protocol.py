@@ -51,6 +51,11 @@ def sync_reply(message: bytes) -> list[bytes] | None:
 
 _SYNC = SYNC_PREFIX.encode()
 
+# Begins the topic of a private watcher's output (``~stream.NAME.STREAM``),
+# which a read-only key's subscriptions never reach. A subscriber of
+# ``stream.NAME.`` with full control gets it too; clients drop the mark.
+PRIVATE_MARK = "~"
+
 
 class MessageError(Exception):
     """A request that is well-formed JSON but asks for something invalid."""

@@ -80,7 +80,7 @@ class ControlServer:
                 self._start_authenticator(self.curve[2])
             self.router = self._bind(zmq.ROUTER, self.endpoint)
             # XPUB: a PUB that also tells who subscribes to what.
-            self.pub = self._bind(zmq.XPUB, self.pubsub_endpoint)
+            self.pub = self._bind(zmq.XPUB, self.pubsub_endpoint, manual=True)
             if self.stats_endpoint:
                 from ..stats.publisher import SNDHWM
 
@@ -130,7 +130,8 @@ class ControlServer:
             return
         log.info("discovery: answering probes on %s with %s", group, answer)
 
-    def _bind(self, kind: int, endpoint: str, sndhwm: int | None = None) -> zmq.Socket[bytes]:
+    def _bind(self, kind: int, endpoint: str, sndhwm: int | None = None,
+              manual: bool = False) -> zmq.Socket[bytes]:
         path = ipc_path(endpoint)
         if path and os.path.exists(path):
             if listening(path):
@@ -140,6 +141,9 @@ class ControlServer:
         sock.linger = 0
         if sndhwm is not None:  # before bind: the listener copies the options
             sock.sndhwm = sndhwm
+        if manual:  # an XPUB whose subscriptions _subscriptions applies, each told
+            sock.setsockopt(zmq.XPUB_MANUAL, 1)
+            sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         if self.curve and endpoint.startswith("tcp://"):
             sock.curve_publickey, sock.curve_secretkey = self.curve[0], self.curve[1]
             sock.curve_server = True
@@ -239,33 +243,59 @@ class ControlServer:
     # -- events ----------------------------------------------------------
 
     def _subscriptions(self) -> None:
-        """Subscribe (1 + prefix) and unsubscribe (0 + prefix) messages: the
-        output of watchers is published only while a prefix wants it."""
+        """Subscribe (1 + prefix) and unsubscribe (0 + prefix) messages.
+        The socket is in manual mode: what a subscriber asks for is in force
+        once applied here (``_in_force``). The output of watchers is
+        published only while a prefix wants it (``tails``, a count per
+        prefix, the private mark left out: each subscriber's messages come
+        up)."""
         pub = self.pub
         while pub is not None and _readable(pub):
             try:
-                message = pub.recv(_NOBLOCK)
+                frame = pub.recv(_NOBLOCK, copy=False)
             except zmq.ZMQError:
                 return
+            message = frame.bytes
             if not message:
                 continue
+            subscribe = message[0] == 1
+            # libzmq's own message for a subscriber gone has no metadata:
+            # what it applies then reaches no one (the subscriptions went
+            # with the subscriber).
+            option = zmq.SUBSCRIBE if subscribe else zmq.UNSUBSCRIBE
+            for topic in self._in_force(message[1:], _user(frame)):
+                pub.setsockopt(option, topic)
             if protocol.is_sync(message):
                 handshake = protocol.sync_reply(message)
                 if handshake is not None:
                     with contextlib.suppress(zmq.ZMQError):
                         pub.send_multipart(handshake, flags=zmq.NOBLOCK)
                 continue
-            prefix = message[1:].decode("utf-8", "replace")
+            prefix = message[1:].decode("utf-8", "replace").removeprefix(protocol.PRIVATE_MARK)
             if not ("stream.".startswith(prefix) or prefix.startswith("stream.")):
                 continue
-            if message[0] == 1:
-                self.arbiter.output.tails.add(prefix)
+            tails = self.arbiter.output.tails
+            if subscribe:
+                tails[prefix] += 1
+            elif tails[prefix] > 1:
+                tails[prefix] -= 1
             else:
-                self.arbiter.output.tails.discard(prefix)
+                tails.pop(prefix, None)
+
+    def _in_force(self, prefix: bytes, key: str | None) -> list[bytes]:
+        """The prefixes a subscription applies for this key: as asked with
+        full control, else (``private_safe``) none reaching a private
+        watcher's output. Without a key, on an endpoint with keys, as for
+        a read-only one."""
+        keyed = self.curve is not None and self.pubsub_endpoint.startswith("tcp://")
+        role = self.keys.get(key, ("", READ_ONLY))[1] if key else READ_ONLY if keyed else ""
+        return private_safe(prefix) if role == READ_ONLY else [prefix]
 
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
         if self.pub is None:
             return
+        if payload.get("private") is True and topic.startswith("stream."):
+            topic = protocol.PRIVATE_MARK + topic
         try:
             self.pub.send_multipart([topic.encode(), protocol.encode(payload)], flags=zmq.NOBLOCK)
         except zmq.ZMQError:
@@ -468,14 +498,37 @@ def _receive(sock: zmq.Socket[bytes], keyed: bool) -> tuple[list[bytes], str | N
     key = None
     if keyed:
         identity, first = sock.recv(_NOBLOCK), sock.recv(_NOBLOCK, copy=False)
-        user = first.get("User-Id")
-        key = user if isinstance(user, str) and user else None
+        key = _user(first)
         frames = [identity, first.bytes]
     else:
         frames = [sock.recv(_NOBLOCK), sock.recv(_NOBLOCK)]
     while sock.getsockopt(_RCVMORE):
         frames.append(sock.recv(_NOBLOCK))
     return frames, key
+
+
+_PRIVATE = protocol.PRIVATE_MARK.encode()
+
+
+def private_safe(prefix: bytes) -> list[bytes]:
+    """What a read-only key's subscription applies: the prefix, as long as
+    no topic of a private watcher's output (``PRIVATE_MARK`` first) can
+    start with it. Every topic but those: each first byte but the mark."""
+    if prefix.startswith(_PRIVATE):
+        return []
+    if not prefix:
+        return [bytes([byte]) for byte in range(256) if byte != _PRIVATE[0]]
+    return [prefix]
+
+
+def _user(frame: zmq.Frame) -> str | None:
+    """The sender's public key (z85), which the ZAP handler made the
+    frame's User-Id; None for a frame without one."""
+    try:
+        user = frame.get("User-Id")
+    except zmq.ZMQError:
+        return None
+    return user if isinstance(user, str) and user else None
 
 
 READ_ONLY = "read"

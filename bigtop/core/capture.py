@@ -89,6 +89,8 @@ class OutputCapture:
             if tailed:
                 base = {"watcher": self.name, "pid": process.pid, "wid": process.wid,
                         "stream": stream, "time": now}
+                if self._spec().private:
+                    base["private"] = True  # for keys with full control only
                 for line in lines[:-1]:
                     self.bus.emit(topic, {**base, "line": line})
                 if inside:

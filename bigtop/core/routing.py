@@ -9,6 +9,7 @@ published as ``stream.<watcher>.<stdout|stderr>`` only while one matches).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from .streams import ConsoleSink, Writer
@@ -21,7 +22,7 @@ class OutputRouting:
         self._writer: Writer | None = None
         self.console: Console = console or ConsoleSink(self.writer)
         self.log_dir = log_dir
-        self.tails: set[str] = set()  # topic prefixes subscribed to
+        self.tails: Counter[str] = Counter()  # topic prefixes subscribed to: by how many
 
     def writer(self) -> Writer:
         if self._writer is None:
