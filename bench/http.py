@@ -11,9 +11,30 @@ Two parts, each system in a fresh temporary directory, on a free port of
                   with ``numprocesses = 2`` and ``ready = notify``;
                 gunicorn ``-w 2 -k sync`` and ``-k gevent``;
                 Circus 0.19 + Chaussette (wsgiref, the backend that still
-                  serves), with the same kind of Circus INI file.
-              Figures: requests/s, and the ratio to gunicorn's best worker
-              class measured in the same run.
+                  serves), with the same kind of Circus INI file;
+                the serving floor: each of bigtop-wsgi's backends that the
+                  repo venv can import, bare (bench/_floors.py http): a
+                  parent binds the port (backlog 2048, as bigtopd), forks 2
+                  workers that inherit the socket, and each serves the same
+                  app with the library's own server API and the settings
+                  bigtop-wsgi gives it (waitress 4 threads with its queue
+                  warnings off, gevent pywsgi with TCP_NODELAY and no access
+                  log, uvicorn without access log, on uvloop and httptools
+                  when installed, bjoern's server_run); no bigtop code runs.
+              Figures: requests/s, and the ratios to gunicorn's best worker
+              class, to the serving floor (the fastest bare backend) and to
+              the same backend bare, all measured in the same run.
+
+              Why that floor: bigtop-wsgi is a thin layer over those servers,
+              so what bigtop can cost is the difference between a backend
+              under bigtopd + bigtop-wsgi and the same backend alone, with
+              the same app, the same worker count and the same pre-forked
+              shared socket. A bare asyncio (or uvloop) responder would not
+              run the WSGI/ASGI test app at all, so it would measure a
+              different program; the fastest of the bare backends is the
+              best this app can be served with what the repo installs, and
+              that is what "best bigtop backend within 10% of the serving
+              floor" compares with.
 
   reload      the workers are replaced --reloads times under each of two
               loads (--reload-load):
@@ -102,6 +123,9 @@ LOAD_BEFORE_S = 2.0       # load alone before the first reload
 LOAD_GAP_S = 1.0          # load alone after each reload
 REQUEST_TIMEOUT_S = 10.0  # the load client gives up on a request after this
 TARGET_SPEED = 1.2        # best bigtop req/s >= this x gunicorn's best
+TARGET_FLOOR = 0.9        # best bigtop req/s >= this x the serving floor
+WAITRESS_THREADS = 4      # bigtop-wsgi's default --threads, given to the bare floor too
+FLOORS_PY = Path(_BENCH_DIR) / "_floors.py"
 BODY = b"Hello, World!"
 
 APP = '''\
@@ -263,7 +287,7 @@ class LoadClient:
 class Setup:
     key: str
     label: str
-    system: str            # bigtop, gunicorn, circus or supervisord
+    system: str            # bigtop, gunicorn, circus, supervisord or floor
     option: str            # bigtop-wsgi backend, gunicorn worker class, ...
     app: str = "hello:application"
 
@@ -284,6 +308,11 @@ THROUGHPUT = [
     Setup("gunicorn-gevent", "gunicorn gevent", "gunicorn", "gevent"),
     Setup("circus-chaussette", "Circus 0.19 + Chaussette wsgiref", "circus", "wsgiref",
           "hello.application"),
+    Setup("floor-waitress", "floor: waitress bare (no bigtop)", "floor", "waitress"),
+    Setup("floor-gevent", "floor: gevent pywsgi bare (no bigtop)", "floor", "gevent"),
+    Setup("floor-bjoern", "floor: bjoern bare (no bigtop)", "floor", "bjoern"),
+    Setup("floor-uvicorn", "floor: uvicorn bare (ASGI app, no bigtop)", "floor", "uvicorn",
+          "hello:asgi"),
 ]
 RELOADS = [
     Setup("reload-bigtop", "bigtop + waitress: reload web --rolling", "bigtop", "waitress"),
@@ -317,6 +346,9 @@ def launch(setup: Setup, workdir: Path, port: int) -> tuple[list[str], dict[str,
                f"{setup.option} --log-level warning --graceful-timeout 5 {setup.app}")
         config = circus_ini(workdir, port, cmd, "ready = notify\ngraceful_timeout = 10\n")
         return [str(REPO_BIN / "bigtopd"), str(config)], {"BIGTOP_RUNTIME_DIR": str(runtime)}
+    if setup.system == "floor":
+        return [str(REPO_BIN / "python"), str(FLOORS_PY), "http", setup.option, HOST,
+                str(port), str(WORKERS), str(WAITRESS_THREADS), str(workdir), setup.app], {}
     if setup.system == "circus":
         cmd = (f"{_anchors.anchor_bin('chaussette')} --fd $(circus.sockets.web) --backend "
                f"{setup.option} {setup.app}")
@@ -719,7 +751,7 @@ def unavailable(keys: list[str], versions: dict, chaussette_reason: str | None,
         setup = SETUPS[key]
         if setup in THROUGHPUT and wrk_reason:
             why[key] = wrk_reason
-        elif setup.system == "bigtop" and not versions["bigtop"].get(
+        elif setup.system in ("bigtop", "floor") and not versions["bigtop"].get(
                 BIGTOP_LIBRARIES[setup.option]):
             hint = ("apt-get install -y libev-dev && .venv/bin/pip install bjoern"
                     if setup.option == "bjoern" else ".venv/bin/pip install 'bigtop[wsgi]'")
@@ -756,28 +788,35 @@ def print_throughput(results: dict[str, list[ThroughputResult]], why: dict[str, 
                      args) -> None:
     medians = throughput_medians(results)
     gunicorn = best_of(medians, "gunicorn")
+    floor = best_of(medians, "floor")
     circus = medians.get("circus-chaussette")
-    header = ["configuration (2 workers)", "req/s", "/ gunicorn's best",
-              "/ Circus+Chaussette", "wrk errors (all runs)", "runs [req/s]"]
+    header = ["configuration (2 workers)", "req/s", "/ serving floor", "/ same backend bare",
+              "/ gunicorn's best", "/ Circus+Chaussette", "wrk errors (all runs)",
+              "runs [req/s]"]
     rows = []
     for setup in THROUGHPUT:
         if setup.key not in results and setup.key not in why:
             continue
         if setup.key in why:
-            rows.append([setup.label, "n/a", "—", "—", "—", "—"])
+            rows.append([setup.label, "n/a", *["—"] * 6])
             continue
         runs = results[setup.key]
         errors = Counter()
         for r in runs:
             errors.update(r.wrk_errors)
         value = medians[setup.key]
+        bare = (medians.get(f"floor-{setup.option}") if setup.system == "bigtop" else None)
         rows.append([setup.label, fmt(value, "{:,.0f}"),
+                     ratio(value, floor[1] if floor else None), ratio(value, bare),
                      ratio(value, gunicorn[1] if gunicorn else None), ratio(value, circus),
                      ", ".join(f"{k} {v:,}" for k, v in errors.items()) or "0",
                      ", ".join(fmt(r.rps, "{:,.0f}") for r in runs)])
     print(f"\nThroughput: wrk -t2 -c{args.connections} -d{args.seconds}s, median of "
           f"{args.runs} runs\n")
     lifecycle.print_markdown(header, rows)
+    if floor:
+        print(f"\nserving floor: {SETUPS[floor[0]].label}, {floor[1]:,.0f} req/s (the "
+              "fastest bare backend of this run)")
 
 
 def print_reloads(results: dict[tuple[str, str], list[ReloadResult]], why: dict[str, str],
@@ -839,6 +878,25 @@ def evaluate_targets(throughput: dict[str, list[ThroughputResult]],
                       "not measured for both bigtop and gunicorn")
         targets.append({"target": name, "pass": None, "detail": reason})
 
+    name = (f"best bigtop backend within {1 - TARGET_FLOOR:.0%} of the serving floor "
+            "(fastest bare backend)")
+    floor = best_of(medians, "floor")
+    if big and floor:
+        times = big[1] / floor[1]
+        detail = (f"{times:.2f}x, need {TARGET_FLOOR:g}x ({SETUPS[big[0]].label} "
+                  f"{big[1]:,.0f} req/s, {SETUPS[floor[0]].label} {floor[1]:,.0f} req/s)")
+        bare = medians.get(f"floor-{SETUPS[big[0]].option}")
+        if bare and f"floor-{SETUPS[big[0]].option}" != floor[0]:
+            detail += f"; against the same backend bare: {big[1] / bare:.2f}x"
+        targets.append({"target": name, "pass": times >= TARGET_FLOOR, "bigtop": big[1],
+                        "floor": floor[1], "floor_key": floor[0], "ratio": times,
+                        "detail": detail})
+    elif any(k in keys for k in GROUPS["throughput"]):
+        reason = next((why[k] for k in GROUPS["throughput"]
+                       if k in why and "wrk" in why[k]),
+                      "not measured for both bigtop and a bare backend")
+        targets.append({"target": name, "pass": None, "detail": reason})
+
     for load in loads:
         name = f"0 failed requests during bigtop rolling reloads ({LOADS[load]})"
         runs = reloads.get(("reload-bigtop", load), [])
@@ -864,6 +922,11 @@ def print_notes(args, throughput, reloads, why) -> None:
     print(f"  - every server runs {WORKERS} worker processes accepting on one listening "
           "socket (bigtopd's and circusd's are bound by the daemon and inherited by the "
           "workers; gunicorn binds its own); the app answers a 13-byte body.")
+    if any(SETUPS[k].system == "floor" for k in throughput):
+        print("  - serving floor: the same app on each bigtop-wsgi backend bare (bench/"
+              "_floors.py http: a parent binds the port and forks the workers, which "
+              "serve with the library's own server and bigtop-wsgi's settings), no bigtop "
+              "code; the floor is the fastest of them in this run.")
     print(f"  - wrk runs on the same {os.cpu_count()} cores as the servers and takes a "
           "share of them; the machine is shared, so runs vary: compare within one run.")
     print("  - Chaussette's wsgiref (HTTP/1.0) and gunicorn's sync worker (`Connection: "
@@ -938,7 +1001,8 @@ def summary_reload(result: ReloadResult) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="HTTP benchmark: bigtop + bigtop-wsgi vs gunicorn vs Circus + "
-                    "Chaussette; failed requests during reloads.")
+                    "Chaussette, beside the serving floor (the same backends bare); "
+                    "failed requests during reloads.")
     parser.add_argument("--only", default="throughput,reload",
                         help="comma-separated configurations or groups (throughput, "
                              "reload): " + ",".join(SETUPS))
@@ -1102,6 +1166,8 @@ def write_json(path: Path, command: str, args, versions, why, throughput, reload
         "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "versions": versions["servers"],
         "unavailable": why,
+        "serving_floor": dict(zip(("key", "median_rps"), best_of(medians, "floor") or (),
+                                  strict=False)),
         "throughput": {key: {"label": SETUPS[key].label, "median_rps": medians[key],
                              "runs": [{**asdict(r), "problems": r.problems()} for r in runs]}
                        for key, runs in throughput.items()},
