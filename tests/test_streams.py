@@ -750,3 +750,52 @@ def test_large_chunks_reach_the_writer_uncopied_and_small_ones_joined(tmp_path):
     assert b"".join(submitted) == b"".join(chunks)
     assert submitted[1] is chunks[1]  # not a copy
     assert submitted == [chunks[0], chunks[1], b"".join(chunks[2:5]), chunks[5]]
+
+
+def test_a_read_takes_what_there_is_and_a_closed_reader_lets_go() -> None:
+    """A read allocates the bytes that came, not READ_SIZE shrunk to them
+    (which fragmented the heap: docs/benchmarks.md, Soak); a closed reader
+    drops its sink, whose closure holds the process that holds the reader,
+    so that both go by reference counting, without a full collection."""
+    import fcntl
+    import gc
+    import weakref
+
+    from bigtop.core.output import READ_SIZE, PipeReader, read_available
+
+    r, w = os.pipe()
+    try:
+        os.write(w, b"a line\n")
+        data = read_available(r)
+        assert data == b"a line\n" and sys.getsizeof(data) < sys.getsizeof(b"") + 16
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 2 * READ_SIZE)  # the write must not block
+        os.write(w, b"x" * (READ_SIZE + 10))
+        assert len(read_available(r)) == READ_SIZE and read_available(r) == b"x" * 10
+    finally:
+        os.close(r)
+        os.close(w)
+
+    class Process:
+        reader: PipeReader
+
+    loop = asyncio.new_event_loop()
+    r, w = os.pipe()
+    try:
+        process = Process()
+
+        def sink(chunk: bytes, last: bool = False, process: Process = process) -> None:
+            pass
+
+        process.reader = PipeReader(loop, r, sink)
+        gone = weakref.ref(process)
+        os.write(w, b"last words\n")
+        os.close(w)
+        process.reader.close()
+        gc.disable()
+        try:
+            del process, sink
+            assert gone() is None
+        finally:
+            gc.enable()
+    finally:
+        loop.close()

@@ -33,6 +33,8 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import struct
+import termios
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -47,6 +49,17 @@ HOLD_POLL = 0.01  # while the sinks are behind: look again this often
 CUT_MARKER = b" [...cut]"
 PARTIAL_DELAY = 0.05  # seconds an unfinished line waits for its newline
 EARLY = 0.001  # a timer this close to its time has come
+
+def read_available(fd: int) -> bytes:
+    """What the pipe holds, READ_SIZE at most, as os.read: asked for at the
+    size there is (FIONREAD). A read of READ_SIZE mallocs that much and
+    shrinks it to the few lines that came: the small blocks left, kept a
+    while (the recent output, the writer's queue), sit between freed holes
+    too small for the next read, and glibc's heap grew by megabytes over
+    the daemon's first hour. Nothing there (empty, or the end): a read of
+    READ_SIZE, which raises BlockingIOError or returns b""."""
+    size = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    return os.read(fd, min(size, READ_SIZE) or READ_SIZE)
 
 
 class ChunkSink(Protocol):
@@ -147,7 +160,7 @@ class PipeReader:
         for _ in range(READS_A_TURN):
             assert self.fd is not None
             try:
-                data = os.read(self.fd, READ_SIZE)
+                data = read_available(self.fd)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -282,7 +295,7 @@ class PipeReader:
             self.loop.remove_reader(fd)
         while True:
             try:
-                data = os.read(fd, READ_SIZE)
+                data = read_available(fd)
             except OSError:
                 break
             if not data:
@@ -292,3 +305,13 @@ class PipeReader:
         pipes.release(self._grown)
         piece, self._partial = self._partial, b""
         self.on_chunk(piece, True)
+        # Closed: let go of the sink, whose closure holds the process that
+        # holds this reader, so that the process and all it refers to are
+        # freed by reference counting once forgotten, not by a full
+        # collection of the cycle collector, much later.
+        self.on_chunk = _closed
+        self.hold = None
+
+
+def _closed(chunk: bytes, last: bool = False) -> None:
+    """The sink of a reader closed: nothing more comes."""
