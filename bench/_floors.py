@@ -61,10 +61,10 @@ def _on_stop_signals() -> None:
         signal.signal(signum, _raise_stop)
 
 
-def _kill_and_reap(pids) -> None:
+def _kill_and_reap(pids, signum: int = signal.SIGKILL) -> None:
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signum)
         except ProcessLookupError:
             pass
     for pid in pids:
@@ -207,16 +207,7 @@ def http_floor(backend: str, host: str, port: int, workers: int, threads: int,
         return 0
     finally:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for pid in pids:
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+        _kill_and_reap(pids, signal.SIGTERM)
 
 
 def main(argv: list[str]) -> int:

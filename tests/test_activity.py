@@ -68,12 +68,7 @@ def test_a_read_only_key_reads_and_the_log_names_each_key(daemon: Callable[..., 
                                                           tmp_path: Path) -> None:
     from .conftest import free_port
 
-    keys, clients = tmp_path / "keys", tmp_path / "clients"
-    for name in ("server", "ops", "viewer"):
-        assert ctl_plain("keygen", name, "--dir", str(keys)).returncode == 0
-    (clients / "read-only").mkdir(parents=True)
-    (clients / "ops.key").write_text((keys / "ops.key").read_text())
-    (clients / "read-only" / "viewer.key").write_text((keys / "viewer.key").read_text())
+    keys, clients = make_keys(tmp_path)
     port = free_port()
     d = daemon(f"""
         [circus]
@@ -121,12 +116,7 @@ def test_a_read_only_key_never_gets_a_private_watchers_live_output(
 
     from .conftest import free_port
 
-    keys, clients = tmp_path / "keys", tmp_path / "clients"
-    for name in ("server", "ops", "viewer"):
-        assert ctl_plain("keygen", name, "--dir", str(keys)).returncode == 0
-    (clients / "read-only").mkdir(parents=True)
-    (clients / "ops.key").write_text((keys / "ops.key").read_text())
-    (clients / "read-only" / "viewer.key").write_text((keys / "viewer.key").read_text())
+    keys, clients = make_keys(tmp_path)
     pubsub = f"tcp://127.0.0.1:{free_port()}"
     daemon(f"""
         [circus]
@@ -182,6 +172,18 @@ def test_a_read_only_key_never_gets_a_private_watchers_live_output(
     finally:
         for sub in [*viewers, ops]:
             sub.close()
+
+
+def make_keys(tmp_path: Path) -> tuple[Path, Path]:
+    """The server's key, ops (full control) and viewer (read-only): the
+    key files' directory and the daemon's authorized_keys."""
+    keys, clients = tmp_path / "keys", tmp_path / "clients"
+    for name in ("server", "ops", "viewer"):
+        assert ctl_plain("keygen", name, "--dir", str(keys)).returncode == 0
+    (clients / "read-only").mkdir(parents=True)
+    (clients / "ops.key").write_text((keys / "ops.key").read_text())
+    (clients / "read-only" / "viewer.key").write_text((keys / "viewer.key").read_text())
+    return keys, clients
 
 
 def ctl_plain(*args: str) -> subprocess.CompletedProcess[str]:
