@@ -16,6 +16,16 @@ daemon would be), this file is one of the floors:
                        100 children in ~100 ms against ~120-130 ms with
                        fork + execve, from a small interpreter; the gap
                        grows with the parent's memory).
+  start-fork N SLEEP   the same with os.fork + os.execv, the start floor
+                       of a daemon that forks (bigtopd's Popen takes
+                       vfork where it can, fork where a child needs code
+                       run before its exec).
+  runtime N SLEEP DIR  the memory floor: the runtime a Python daemon of
+                       this design cannot do without, and nothing else.
+                       asyncio (without ssl, as bigtopd), pyzmq with a
+                       ROUTER and two PUB sockets bound in DIR, N sleeps
+                       spawned with both output pipes read on the loop and
+                       a pidfd each; held until SIGTERM.
   respawn SLEEP        hold one ``SLEEP 100000`` child, wait on its pidfd
                        (os.pidfd_open + poll) and respawn it the moment it
                        exits; on SIGTERM kill and reap it and exit.
@@ -29,8 +39,8 @@ daemon would be), this file is one of the floors:
 Imported (bench/lifecycle.py does), it offers ProcConnector, which reads
 exec and exit events with their kernel timestamps from the proc connector.
 
-The floor programs import only errno, os, sys, signal and select before they
-spawn, so that their start is not that of the imports.
+The start and respawn floors import only errno, os, sys, signal and select
+before they spawn, so that their start is not that of the imports.
 """
 
 from __future__ import annotations
@@ -89,6 +99,73 @@ def start_floor(children: int, sleep: str) -> int:
     finally:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         _kill_and_reap(pids)
+    return 0
+
+
+def start_fork_floor(children: int, sleep: str) -> int:
+    """start_floor, by fork and exec."""
+    argv = ["sleep", SLEEP_ARG]
+    pids: list[int] = []
+    _on_stop_signals()
+    try:
+        for _ in range(children):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.execv(sleep, argv)
+                finally:
+                    os._exit(127)
+            pids.append(pid)
+        while True:
+            signal.pause()
+    except _Stop:
+        pass
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        _kill_and_reap(pids)
+    return 0
+
+
+def runtime_floor(children: int, sleep: str, directory: str) -> int:
+    """Hold ``children`` sleeps the way the daemon does, with only the
+    runtime it is built on loaded: the least RSS such a daemon can have."""
+    sys.modules["ssl"] = None  # type: ignore[assignment]  # as bigtopd: no OpenSSL
+    import asyncio
+
+    del sys.modules["ssl"]
+    import zmq
+
+    async def hold() -> None:
+        loop = asyncio.get_running_loop()
+        context = zmq.Context()
+        sockets = [context.socket(kind) for kind in (zmq.ROUTER, zmq.PUB, zmq.PUB)]
+        for index, sock in enumerate(sockets):
+            sock.bind(f"ipc://{directory}/floor-{index}.sock")
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        pids, fds = [], []
+        for _ in range(children):
+            out, err = os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)
+            pid = os.posix_spawn(sleep, ["sleep", SLEEP_ARG], os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, out[1], 1), (os.POSIX_SPAWN_DUP2, err[1], 2)])
+            os.close(out[1])
+            os.close(err[1])
+            pidfd = os.pidfd_open(pid)
+            for fd in (out[0], err[0]):
+                loop.add_reader(fd, os.read, fd, 65536)
+            loop.add_reader(pidfd, os.waitpid, pid, os.WNOHANG)
+            pids.append(pid)
+            fds += [out[0], err[0], pidfd]
+        await stop.wait()
+        for fd in fds:
+            loop.remove_reader(fd)
+        _kill_and_reap(pids)
+        for sock in sockets:
+            sock.close(linger=0)
+        context.term()
+
+    asyncio.run(hold())
     return 0
 
 
@@ -216,10 +293,14 @@ def main(argv: list[str]) -> int:
     # that the servers import.
     here = os.path.dirname(os.path.realpath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != here]
-    usage = (f"usage: {argv[0]} start N SLEEP | respawn SLEEP | "
-             "http BACKEND HOST PORT WORKERS THREADS DIR APP")
+    usage = (f"usage: {argv[0]} start N SLEEP | start-fork N SLEEP | runtime N SLEEP DIR | "
+             "respawn SLEEP | http BACKEND HOST PORT WORKERS THREADS DIR APP")
     if len(argv) == 4 and argv[1] == "start":
         return start_floor(int(argv[2]), argv[3])
+    if len(argv) == 4 and argv[1] == "start-fork":
+        return start_fork_floor(int(argv[2]), argv[3])
+    if len(argv) == 5 and argv[1] == "runtime":
+        return runtime_floor(int(argv[2]), argv[3], argv[4])
     if len(argv) == 3 and argv[1] == "respawn":
         return respawn_floor(argv[2])
     if len(argv) == 9 and argv[1] == "http":

@@ -137,3 +137,31 @@ def test_runs_as_pid_1(tmp_path):
         if outer.poll() is None:
             outer.kill()
             outer.wait()
+
+
+def test_the_daemon_maps_no_openssl(daemon):
+    # It never speaks TLS: OpenSSL's libraries would be about 4 MB of its
+    # RSS (docs/benchmarks.md lists what it imports, and why).
+    d = daemon("""
+        [watcher:sleepers]
+        cmd = sleep 1000
+        numprocesses = 2
+    """)
+    d.wait_pids("sleepers", 2)
+    with open(f"/proc/{d.pid}/maps") as maps:
+        mapped = {line.split()[-1].rsplit("/", 1)[-1] for line in maps if "/" in line}
+    assert not [name for name in mapped if name.startswith(("libcrypto", "libssl", "_ssl",
+                                                            "_hashlib"))], sorted(mapped)
+
+
+def test_the_daemon_tag_is_the_sha256_it_always_was(tmp_path):
+    # Leftovers of a daemon killed with -9 are found by it (leftovers.py):
+    # a daemon of this version finds those an older one left.
+    import hashlib
+
+    from bigtop.core.leftovers import daemon_tag
+
+    config = write(tmp_path / "bigtop.ini", "")
+    key = f"{os.getuid()}:{os.path.realpath(config)}:ipc:///run/x.sock"
+    assert daemon_tag(str(config), "ipc:///run/x.sock") == \
+        hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -51,6 +51,9 @@ def test_killed_child_is_replaced_at_once(daemon):
         replacement = ev.wait("watcher.sleepers.spawn")[1]["process_pid"]
         events = ev.sync()
     assert not [t for t, _ in events if t.endswith(".backoff")], "respawned at once"
+    # The replacement is spawned before the exit is told; told in order still.
+    kinds = [t.rsplit(".", 1)[1] for t, _ in events]
+    assert kinds.index("reap") < kinds.index("spawn"), kinds
     after = d.wait_pids("sleepers", 3)
     assert after == before - {victim} | {replacement}
 

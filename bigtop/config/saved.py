@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,7 +27,6 @@ from .errors import ConfigError
 from .loader import load
 from .model import Config, WatcherSpec
 from .render import render, toml_key, toml_value, watcher_values
-from .toml import read_toml
 
 VERSION = 1
 SUFFIX = ".saved.toml"
@@ -139,6 +137,8 @@ def read(path: str) -> Changes | None:
     if len(data) > MAX_STATE_BYTES:
         raise ConfigError(f"{path}: the saved state is larger than {MAX_STATE_BYTES} bytes")
     try:
+        import tomllib  # here, as the TOML reader in apply(): most daemons have no saved state
+
         table = tomllib.loads(data.decode("utf-8"))
         saved = table["saved"]
         if saved.get("version") != VERSION:
@@ -183,6 +183,8 @@ def apply(base: Config, changes: Changes) -> tuple[Config, list[str]]:
     merged = replace(base, watchers=tuple(watchers))
     # Checked as a whole, as the file itself was (dependencies, sockets,
     # bounds): the merged configuration is read again like a file.
+    from .toml import read_toml
+
     sections, problems, _ = read_toml(render(merged, "toml"), "<saved state>")
     if problems:
         raise ConfigError(problems)

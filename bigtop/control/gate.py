@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
 
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from ..core import limits
 
@@ -77,12 +77,16 @@ class Gate:
         monitor = self.monitor
         while int(monitor.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             try:
-                event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))
+                frames = monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            if event["event"] == zmq.EVENT_ACCEPTED:
+            # A monitor event's first frame: its id (uint16, native order),
+            # then a uint32 value. Read here: zmq.utils.monitor would bring
+            # zmq.asyncio into the daemon for this one field.
+            event = int.from_bytes(frames[0][:2], sys.byteorder)
+            if event == zmq.EVENT_ACCEPTED:
                 self.connected += 1
-            elif event["event"] == zmq.EVENT_DISCONNECTED:
+            elif event == zmq.EVENT_DISCONNECTED:
                 self.connected = max(0, self.connected - 1)
         self.judge()
 

@@ -23,7 +23,6 @@ exit is learnt from its pidfd (reaper.py).
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import socket
@@ -88,6 +87,8 @@ def _boot_time() -> float:
 
 def pidfd_getfd(pidfd: int, fd: int) -> int:
     """A copy of another process's fd (close-on-exec); OSError if refused."""
+    import ctypes  # here: only an adoption needs it (os has no pidfd_getfd)
+
     libc = ctypes.CDLL(None, use_errno=True)
     copy = libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
     if copy < 0:

@@ -19,12 +19,12 @@ never signalled.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .tree import WATCHER_ENV, WID_ENV, environ, stat_fields
 
@@ -38,7 +38,20 @@ def daemon_tag(config_file: str, endpoint: str) -> str:
     """The tag of the daemon running this file as this user on this control
     endpoint (which no other daemon can hold while it runs)."""
     key = f"{os.getuid()}:{os.path.realpath(config_file)}:{endpoint}"
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    return _sha256(key.encode()).hexdigest()[:16]
+
+
+def _sha256(data: bytes) -> Any:
+    """SHA-256 from CPython's own module when it has one: hashlib loads
+    OpenSSL's libcrypto first (3.4 MB of the daemon's RSS) for this digest."""
+    try:
+        from _sha2 import sha256  # Python 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data)
 
 
 @dataclass

@@ -163,9 +163,9 @@ class Slots:
         else:
             self._fill_now(wid)
 
-    def _fill_now(self, wid: int) -> Process | None:
+    def _fill_now(self, wid: int, said: Callable[[], None] | None = None) -> Process | None:
         try:
-            return self.launch(wid)
+            return self.launch(wid, said=said)
         except SpawnError as err:
             if err.shortage:
                 self._put_off(wid, self.policy.refused(self.spec, wid, str(err)))
@@ -218,16 +218,23 @@ class Slots:
                 and self.processes.get(wid) is process and self.state in RUNNING):
             self._give_up(f"the after_spawn hook said no to process {wid} (pid {process.pid})")
 
-    def launch(self, wid: int, replacing: bool = False) -> Process:
+    def launch(self, wid: int, replacing: bool = False,
+               said: Callable[[], None] | None = None) -> Process:
         """Start a process for slot wid (or, replacing, beside the one in
-        it) and watch it; raises SpawnError."""
+        it) and watch it; raises SpawnError. ``said``: called once the spawn
+        is done or failed, before either is said (a respawn's exit is told
+        there, see _exited)."""
         runtime = self.runtime
         try:
             process = spawning.spawn(self.spec, wid, runtime.sockets,
                                      runtime.child_env(self.spec))
         except SpawnError as err:
+            if said is not None:
+                said()
             self._spawn_failed(wid, err)
             raise
+        if said is not None:
+            said()
         self.policy.spawned(wid)
         if self.short:
             log.warning("%s: spawning again, after %d spawns put off for want of resources",
@@ -301,6 +308,35 @@ class Slots:
         self.last_exits.append({"wid": process.wid, "pid": process.pid, "exit_code": code,
                                 "time": time.time(), "uptime": round(process.age, 3),
                                 "requested": process.stopping})
+        decision = None  # the slot is refilled (or not) only after an exit no one asked for
+        if not (process.stopping or process.replacing or self.state not in RUNNING
+                or process.wid > self.wanted):
+            decision = self.policy.exited(self.spec, process.wid, code, process.started,
+                                          process.timed_out)
+        if (decision is not None and decision.action == "respawn" and decision.delay <= 0
+                and not self.hooks.has("before_spawn", "after_spawn")):
+            # The replacement is exec'd first, and the exit told after (its
+            # event and log line still come before the spawn's): telling
+            # costs about as long as the spawn itself.
+            self.restarts += 1
+            self.backoff.pop(process.wid, None)
+            self._fill_now(process.wid, said=lambda: self._tell_exit(process, code))
+            return
+        self._tell_exit(process, code)
+        if decision is None:
+            return
+        if decision.action == "complete":
+            self.completed.add(process.wid)
+            self._check_ready()
+            return
+        if decision.action == "leave":
+            self._settle_ready(False)  # not replaced: if it was never ready, nor is the watcher
+            return
+        self._apply(process.wid, decision)
+
+    def _tell_exit(self, process: Process, code: int | None) -> None:
+        """The event, hooks and log line of an exit; the process's group,
+        if it leaves any, stopped."""
         self.emit("reap", process_pid=process.pid, exit_code=code, requested=process.stopping)
         if self.hooks.has("before_reap", "after_reap"):
             self.tasks.spawn(self._reap_hooks(process.pid, code))
@@ -312,18 +348,6 @@ class Slots:
         self.tasks.spawn(process.stop_leftovers(self.runtime.registry.managed,
                                                 self.spec.stop_signal,
                                                 self.spec.graceful_timeout))
-        if self.state not in RUNNING or process.wid > self.wanted:
-            return
-        decision = self.policy.exited(self.spec, process.wid, code, process.started,
-                                      process.timed_out)
-        if decision.action == "complete":
-            self.completed.add(process.wid)
-            self._check_ready()
-            return
-        if decision.action == "leave":
-            self._settle_ready(False)  # not replaced: if it was never ready, nor is the watcher
-            return
-        self._apply(process.wid, decision)
 
     async def _reap_hooks(self, pid: int, code: int | None) -> None:
         """Run after the exit is known (the reaper has already waited for

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import gzip
 import logging
 import os
 import queue
@@ -405,6 +404,8 @@ class FileTarget(Target):
         temporary name so no one ever sees half an archive; the plain file
         goes only once the archive is complete. If it fails (a full disk),
         the plain file stays: nothing is lost. Returns the name kept."""
+        import gzip  # here: most daemons never compress a file
+
         final = f"{path}.gz"
         directory, name = os.path.split(final)
         temp = os.path.join(directory, f".{name}.tmp")
