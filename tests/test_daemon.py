@@ -13,7 +13,7 @@ import textwrap
 import psutil
 import pytest
 
-from .conftest import processes_under, wait_for
+from .conftest import free_port, processes_under, wait_for
 
 BIGTOPD = [sys.executable, "-m", "bigtop.cli.bigtopd"]
 
@@ -165,3 +165,41 @@ def test_the_daemon_tag_is_the_sha256_it_always_was(tmp_path):
     key = f"{os.getuid()}:{os.path.realpath(config)}:ipc:///run/x.sock"
     assert daemon_tag(str(config), "ipc:///run/x.sock") == \
         hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def test_children_get_their_streams_and_sockets_and_no_other_descriptor(tmp_path):
+    # Children are spawned without closing the daemon's descriptors one by
+    # one: every one of them is close-on-exec, even one the daemon itself
+    # was started with.
+    config = write(tmp_path / "c.ini", f"""
+        [circus]
+        endpoint = ipc://{tmp_path}/control.sock
+        pubsub_endpoint = ipc://{tmp_path}/events.sock
+        stats_endpoint = ipc://{tmp_path}/stats.sock
+
+        [socket:web]
+        host = 127.0.0.1
+        port = {free_port()}
+
+        [watcher:plain]
+        cmd = sleep 1000
+
+        [watcher:web]
+        cmd = sleep 1000
+        sockets = web
+    """)
+    stray = os.open(os.devnull, os.O_RDONLY)
+    os.set_inheritable(stray, True)
+    daemon = subprocess.Popen([*BIGTOPD, str(config)], cwd=tmp_path, pass_fds=(stray,),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(processes_under(tmp_path)) == 2, message="both children")
+        fds = {proc.environ()["BIGTOP_WATCHER"]:
+               sorted(int(fd) for fd in os.listdir(f"/proc/{proc.pid}/fd"))
+               for proc in processes_under(tmp_path)}
+        assert fds == {"plain": [0, 1, 2], "web": [0, 1, 2, 3]}
+    finally:
+        daemon.terminate()
+        daemon.wait(20)
+        os.close(stray)
+        wait_for(lambda: not processes_under(tmp_path), message="children stopped")

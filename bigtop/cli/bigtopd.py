@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bigtopd: {args.config}: invalid configuration, nothing started", file=sys.stderr)
         print(textwrap.indent(str(err), "  "), file=sys.stderr)
         return 2
-    from ..core.limits import config_warnings, raise_fd_limit
+    from ..core.limits import close_inherited, config_warnings, raise_fd_limit
 
     warnings = [*config.warnings, *config_warnings(config)]
     if args.check:
@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     for warning in warnings:
         log.warning("%s", warning)
     raise_fd_limit()
+    close_inherited()
     pidfile = args.pidfile or settings.pidfile
     if pidfile and not write_pidfile(pidfile):
         return 1

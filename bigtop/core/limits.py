@@ -67,6 +67,21 @@ def raise_fd_limit() -> None:
         children_nofile = (soft, hard)
 
 
+def close_inherited() -> None:
+    """Make every descriptor above 2 close-on-exec, once at the daemon's
+    start: one it was started with (a shell's redirection, a supervisor's)
+    must not reach its children, which are spawned without closing the
+    daemon's descriptors (process.py). The daemon's own are close-on-exec
+    from the start: Python's, libzmq's, the pipes' (O_CLOEXEC)."""
+    for name in os.listdir(FD_DIR):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the listing's own, closed already
+
+
 def open_fds() -> int | None:
     """How many descriptors the daemon has open (None: not known here)."""
     try:
