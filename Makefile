@@ -109,8 +109,10 @@ chaos: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/lifecycle.py
+	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/control.py
 	$(BIN)/python bench/logs.py
+	$(BIN)/python bench/stats.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bigtop tests bench

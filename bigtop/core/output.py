@@ -49,6 +49,7 @@ HOLD_POLL = 0.01  # while the sinks are behind: look again this often
 CUT_MARKER = b" [...cut]"
 PARTIAL_DELAY = 0.05  # seconds an unfinished line waits for its newline
 EARLY = 0.001  # a timer this close to its time has come
+TURN_BUDGET = 0.02  # seconds a reader's turn may take before the loop's other work goes
 
 def read_available(fd: int) -> bytes:
     """What the pipe holds, READ_SIZE at most, as os.read: asked for at the
@@ -155,8 +156,11 @@ class PipeReader:
             return
         # At most a pipe's worth a turn of the loop, so that the sinks pass
         # each batch on before the next; in reads small enough to stay in
-        # the processor's cache on their way to a file.
+        # the processor's cache on their way to a file. And no longer than
+        # TURN_BUDGET: a flood followed line by line (a live tail: each
+        # line an event) would keep a command waiting a second a turn.
         total = 0
+        began = time.monotonic()
         for _ in range(READS_A_TURN):
             assert self.fd is not None
             try:
@@ -170,7 +174,7 @@ class PipeReader:
                 return
             total += len(data)
             self._feed(data)
-            if len(data) < READ_SIZE:
+            if len(data) < READ_SIZE or time.monotonic() - began > TURN_BUDGET:
                 break
         now = time.monotonic()
         elapsed, self._last = now - self._last, now
