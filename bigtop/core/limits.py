@@ -103,10 +103,12 @@ class FdGuard:
     """Refuses a spawn that would leave fewer than ``reserve()`` descriptors
     free. Counting them costs a directory listing (0.2 ms at 1,000), so a
     count far from the limit lets the next spawns go on uncounted: as many
-    as could take half of the room left."""
+    as could take half of the room left. After a refusal, a spawn goes
+    ahead only once there is room for two."""
 
     def __init__(self) -> None:
         self.uncounted = 0  # spawns that may go on before the next count
+        self.short = False  # the last count found no room
 
     def shortage(self, needed: int) -> str | None:
         """Why a spawn that takes ``needed`` descriptors must wait, if it must."""
@@ -119,7 +121,13 @@ class FdGuard:
         free, soft = known
         kept = reserve(soft)
         room = free - kept - needed
+        if self.short:
+            # Once short, room for two spawns before one goes ahead: a
+            # client's connection coming and going would have the spawns
+            # go ahead and stop again, one each time.
+            room -= needed
         self.uncounted = max(0, room // (2 * needed))
+        self.short = room < 0
         if room >= 0:
             return None
         return (f"out of file descriptors: {soft - free} open, the limit is {soft} "
