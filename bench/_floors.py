@@ -84,38 +84,27 @@ def _kill_and_reap(pids, signum: int = signal.SIGKILL) -> None:
             pass
 
 
-def start_floor(children: int, sleep: str) -> int:
-    """Spawn ``children`` sleeps as fast as Python can, then hold them."""
+def start_floor(children: int, sleep: str, fork: bool = False) -> int:
+    """Spawn ``children`` sleeps as fast as Python can (posix_spawn, or
+    with ``fork`` fork and exec), then hold them."""
     argv, env = ["sleep", SLEEP_ARG], os.environ
+
+    def spawn() -> int:
+        if not fork:
+            return os.posix_spawn(sleep, argv, env)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.execv(sleep, argv)
+            finally:
+                os._exit(127)
+        return pid
+
     pids: list[int] = []
     _on_stop_signals()
     try:
         for _ in range(children):
-            pids.append(os.posix_spawn(sleep, argv, env))
-        while True:
-            signal.pause()
-    except _Stop:
-        pass
-    finally:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-        _kill_and_reap(pids)
-    return 0
-
-
-def start_fork_floor(children: int, sleep: str) -> int:
-    """start_floor, by fork and exec."""
-    argv = ["sleep", SLEEP_ARG]
-    pids: list[int] = []
-    _on_stop_signals()
-    try:
-        for _ in range(children):
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    os.execv(sleep, argv)
-                finally:
-                    os._exit(127)
-            pids.append(pid)
+            pids.append(spawn())
         while True:
             signal.pause()
     except _Stop:
@@ -298,7 +287,7 @@ def main(argv: list[str]) -> int:
     if len(argv) == 4 and argv[1] == "start":
         return start_floor(int(argv[2]), argv[3])
     if len(argv) == 4 and argv[1] == "start-fork":
-        return start_fork_floor(int(argv[2]), argv[3])
+        return start_floor(int(argv[2]), argv[3], fork=True)
     if len(argv) == 5 and argv[1] == "runtime":
         return runtime_floor(int(argv[2]), argv[3], argv[4])
     if len(argv) == 3 and argv[1] == "respawn":
