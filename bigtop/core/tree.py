@@ -80,6 +80,21 @@ def adopted_orphans(watcher: str, managed: set[int], wid: int | None = None) -> 
     return found
 
 
+def orphans_by_slot(managed: set[int]) -> dict[tuple[str, str], set[int]]:
+    """adopted_orphans for every slot at once, in one look at the daemon's
+    children: (watcher, wid) -> what its processes left, with their
+    descendants."""
+    found: dict[tuple[str, str], set[int]] = {}
+    for child in children(os.getpid()):
+        if child in managed:
+            continue
+        env = environ(child)
+        if WATCHER_ENV in env:
+            key = (env[WATCHER_ENV], env.get(WID_ENV, ""))
+            found.setdefault(key, set()).update({child}, descendants(child))
+    return found
+
+
 def signal_tree(pgid: int | None, pids: set[int], sig: int) -> None:
     """Send sig to the process group and to each pid; gone ones are skipped."""
     if pgid:
