@@ -75,8 +75,10 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _anchors  # noqa: E402  (sibling modules; path set just above)
@@ -735,6 +737,30 @@ def measure_once(system: System, run: int, args, rng: random.Random,
     return result
 
 
+def run_all(runs: int, order: Callable[[int], list[Any]], label: Callable[[Any], str],
+            measure: Callable[[Any, int], Any], summary: Callable[[Any], str],
+            results: dict[Any, list], connector: _floors.ProcConnector | None) -> bool:
+    """Each run's measurements in ``order(run)``, said as they come, into
+    ``results``; the connector closed at the end. True if interrupted
+    (Ctrl-C): what was measured is kept."""
+    try:
+        for run in range(runs):
+            for key in order(run):
+                print(f"[run {run + 1}/{runs}] {label(key)}", flush=True)
+                result = measure(key, run)
+                results[key].append(result)
+                print(f"    {summary(result)}", flush=True)
+                for problem in result.problems():
+                    print(f"    PROBLEM: {problem}", flush=True)
+    except KeyboardInterrupt:
+        print("\ninterrupted: daemons stopped, reporting what was measured")
+        return True
+    finally:
+        if connector is not None:
+            connector.close()
+    return False
+
+
 def _progress(message: str) -> None:
     print(f"    {message}", flush=True)
 
@@ -1183,23 +1209,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[RunResult]] = {k: [] for k in columns}
 
     rng = random.Random(args.seed)
-    interrupted = False
-    try:
-        for run in range(args.runs):
-            order = columns[run % len(columns):] + columns[:run % len(columns)]
-            for key in order:
-                print(f"[run {run + 1}/{args.runs}] {labels[key]}", flush=True)
-                result = measure_once(MEASURED[key], run, args, rng, connector)
-                results[key].append(result)
-                print(f"    {summary_line(result, args)}", flush=True)
-                for problem in result.problems():
-                    print(f"    PROBLEM: {problem}", flush=True)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted: daemons stopped, reporting what was measured")
-    finally:
-        if connector is not None:
-            connector.close()
+    interrupted = run_all(
+        args.runs, lambda run: columns[run % len(columns):] + columns[:run % len(columns)],
+        labels.get, lambda key, run: measure_once(MEASURED[key], run, args, rng, connector),
+        lambda result: summary_line(result, args), results, connector)
 
     medians = {k: median_figures(results[k]) for k in columns}
     print()

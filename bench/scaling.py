@@ -573,22 +573,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = random.Random(args.seed)
     results: dict[int, list[RunResult]] = {n: [] for n in args.children}
-    interrupted = False
-    try:
-        for run in range(args.runs):
-            for n in args.children:
-                print(f"[run {run + 1}/{args.runs}] {n:,} children", flush=True)
-                result = measure_once(n, run, args, rng, connector)
-                results[n].append(result)
-                print(f"    {summary_line(result, args)}", flush=True)
-                for problem in result.problems():
-                    print(f"    PROBLEM: {problem}", flush=True)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted: daemons stopped, reporting what was measured")
-    finally:
-        if connector is not None:
-            connector.close()
+    interrupted = lifecycle.run_all(
+        args.runs, lambda run: args.children, lambda n: f"{n:,} children",
+        lambda n, run: measure_once(n, run, args, rng, connector),
+        lambda result: summary_line(result, args), results, connector)
 
     results = {n: rs for n, rs in results.items() if rs}
     medians = {n: median_figures(rs) for n, rs in results.items()}
