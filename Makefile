@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-all chaos bench lint clean django chromium redis-server etcd-server wrk systemd-analyze
+.PHONY: run test test-all chaos bench lint clean django chromium redis-server etcd-server wrk systemd-analyze screenshots
 
 # The real Circus, in its own venv, for the wire-compatibility tests
 # (tests/test_circus_compat.py runs its circusctl and CircusClient).
@@ -94,11 +94,15 @@ etcd-server:
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq etcd-server; \
 	  else echo "note: no etcd and not root: the cluster tests are skipped (sudo apt-get install etcd-server)"; fi; }
 
+# The suite runs on TEST_JOBS pytest-xdist workers (each test still alone in
+# its own directory, with its own daemons); TEST_JOBS=0 runs it in one process.
+TEST_JOBS ?= 2
+
 test: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server etcd-server wrk systemd-analyze
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n $(TEST_JOBS) -m "not slow"
 
 test-all: $(VENV)/.installed-test $(CIRCUS_STAMP) $(SUPERVISOR_STAMP) chromium redis-server etcd-server wrk systemd-analyze
-	$(BIN)/pytest -m "not chaos"
+	$(BIN)/pytest -n $(TEST_JOBS) -m "not chaos"
 	$(MAKE) chaos
 
 # The fault scenarios, longer and harder than in `make test` (BIGTOP_CHAOS_SCALE
@@ -113,6 +117,10 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/control.py
 	$(BIN)/python bench/logs.py
 	$(BIN)/python bench/stats.py
+
+# The web console's screenshots in docs/img/, taken by its browser test.
+screenshots: $(VENV)/.installed-test chromium
+	BIGTOP_SCREENSHOTS=1 $(BIN)/pytest tests/test_web_browser.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bigtop tests bench

@@ -1,10 +1,13 @@
 """The web console in a real browser: Playwright drives Debian's chromium
 (headless, /usr/bin/chromium) against a real bigtop-web process serving a
 real daemon. Logs in, sees the watchers, scales one, follows its live
-output, restarts it; saves the screenshots of docs/img/ on the way."""
+output, restarts it; takes the screenshots on the way (into docs/img/ with
+BIGTOP_SCREENSHOTS=1, as `make screenshots` sets; else into the test's
+directory, so a test run leaves the checkout as it was)."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -16,7 +19,7 @@ from .browser import chromium, expect, playwright, web_on_socket  # skips withou
 from .conftest import ROOT, Daemon
 
 TOKEN = "browser-test-token"
-IMAGES = ROOT / "docs" / "img"
+DOCS_IMAGES = ROOT / "docs" / "img"
 
 GREETER = """\
 import os, random, sys, time
@@ -82,8 +85,10 @@ def close_toasts(page: object) -> None:
             pass  # gone by itself meanwhile
 
 
-def test_console_in_a_browser(console: tuple[Daemon, str], browser: object) -> None:
+def test_console_in_a_browser(console: tuple[Daemon, str], browser: object,
+                              tmp_path: Path) -> None:
     d, base = console
+    images = DOCS_IMAGES if os.environ.get("BIGTOP_SCREENSHOTS") == "1" else tmp_path
     context = browser.new_context(viewport={"width": 1440, "height": 900},  # type: ignore
                                   color_scheme="light")
     context.set_default_timeout(15_000)
@@ -172,17 +177,17 @@ def test_console_in_a_browser(console: tuple[Daemon, str], browser: object) -> N
 
     # Screenshots for the README, once the charts have some history
     # (a point a second while a page is open).
-    IMAGES.mkdir(parents=True, exist_ok=True)
+    images.mkdir(parents=True, exist_ok=True)
     page.click(".crumbs a")
     expect(page.locator("h1")).to_have_text("app-1")
     expect(page.locator(".chart").first).to_have_attribute(
         "data-points", re.compile(r"^(1[5-9]|[2-9]\d|\d{3,})$"), timeout=30_000)
     close_toasts(page)
-    page.screenshot(path=str(IMAGES / "overview.png"), full_page=True)
+    page.screenshot(path=str(images / "overview.png"), full_page=True)
     api_row.locator("a", has_text="api").click()
     expect(log).to_contain_text("served request")
     close_toasts(page)
-    page.screenshot(path=str(IMAGES / "watcher.png"), full_page=True)
+    page.screenshot(path=str(images / "watcher.png"), full_page=True)
 
     # The same page fits a phone, in the dark theme.
     phone = browser.new_context(viewport={"width": 390, "height": 844},  # type: ignore
@@ -195,6 +200,6 @@ def test_console_in_a_browser(console: tuple[Daemon, str], browser: object) -> N
     width = small.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width}px wide on a 390px screen"
     small.locator("table.watchers").scroll_into_view_if_needed()
-    small.screenshot(path=str(IMAGES / "phone.png"))
+    small.screenshot(path=str(images / "phone.png"))
     phone.close()
     assert not errors, errors
