@@ -57,6 +57,19 @@ def environ_of(process: psutil.Process) -> dict[str, str]:
     return env
 
 
+def names_under(pid: int) -> list[str]:
+    """The names of every live descendant of pid. A process that ends
+    between the listing and the read of its name is left out: a test
+    polling a tree that is being cleaned up sees it end, not an error."""
+    names = []
+    for proc in psutil.Process(pid).children(recursive=True):
+        try:
+            names.append(proc.name())
+        except psutil.NoSuchProcess:
+            continue
+    return names
+
+
 def processes_under(directory: Path) -> list[psutil.Process]:
     """Processes started by a bigtop daemon whose cwd is inside directory."""
     found = []
@@ -64,7 +77,7 @@ def processes_under(directory: Path) -> list[psutil.Process]:
         try:
             if "BIGTOP_WATCHER" not in proc.environ():
                 continue
-            if str(directory) in proc.cwd():
+            if Path(proc.cwd()).is_relative_to(directory):
                 found.append(proc)
         except psutil.Error:
             continue
@@ -246,9 +259,17 @@ class Daemon:
     def pids(self, watcher: str | None = None) -> set[int]:
         return {p.pid for p in self.children(watcher)}
 
+    def assert_running(self) -> None:
+        """Fails at once, with the daemon's log and output, if it ended."""
+        assert self.proc is None or self.proc.poll() is None, (
+            "the daemon ended\n" + self.log_text()[-3000:] + self.out_text()[-3000:])
+
     def wait_pids(self, watcher: str, count: int, timeout: float = 10.0) -> set[int]:
-        wait_for(lambda: len(self.pids(watcher)) == count, timeout,
-                 message=f"{count} processes of {watcher}")
+        def counted() -> bool:
+            self.assert_running()
+            return len(self.pids(watcher)) == count
+
+        wait_for(counted, timeout, message=f"{count} processes of {watcher}")
         return self.pids(watcher)
 
     def wait_ready(self, name: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -257,8 +278,8 @@ class Daemon:
         the daemon's log and output, if the watcher failed or the daemon
         ended. Returns the watcher's ``status --details``."""
         def ready() -> dict[str, Any] | None:
-            assert self.proc is not None and self.proc.poll() is None, (
-                "the daemon ended\n" + self.log_text()[-3000:] + self.out_text()[-3000:])
+            assert self.proc is not None
+            self.assert_running()
             info: dict[str, Any] = self.call("status", name=name, details=True)["details"]
             assert info["status"] != "failed", (
                 f"{name} failed\n" + self.log_text()[-3000:] + self.out_text()[-3000:])

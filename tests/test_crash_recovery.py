@@ -18,7 +18,7 @@ import psutil
 
 from bigtop.core.leftovers import DAEMON_ENV
 
-from .conftest import Daemon, environ_of, free_port, wait_for
+from .conftest import Daemon, environ_of, free_port, names_under, wait_for
 from .test_upgrade import SERVER, ctl
 
 CONFIG = """\
@@ -159,8 +159,7 @@ def test_a_daemon_killed_with_9_has_its_adopt_watchers_adopted(
     kept = {name: d.wait_pids(name, count) for name, count in (("count", 1), ("tree", 8),
                                                                  ("web", 2))}
     plain = d.wait_pids("plain", 9)
-    wait_for(lambda: len(psutil.Process(d.pid).children(recursive=True)) == 28
-             and all(p.name() != "sh" for p in psutil.Process(d.pid).children(recursive=True)),
+    wait_for(lambda: len(names := names_under(d.pid)) == 28 and "sh" not in names,
              message="20 processes and 8 grandchildren")
     tag = environ_of(psutil.Process(d.pid).children()[0])[DAEMON_ENV]
     before = tagged(tag)

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .conftest import free_port, wait_for
+from .conftest import free_port, names_under, wait_for
 
 PY = sys.executable
 
@@ -360,8 +360,7 @@ def test_leftovers_of_an_exited_process_are_cleaned(daemon, tmp_path):
     wait_for(lambda: (tmp_path / "runs").exists())
     wait_for(lambda: len((tmp_path / "runs").read_text().split()) >= 2, timeout=5)
     # Each run leaves two sleeps; once the run has exited they must go.
-    wait_for(lambda: len([p for p in psutil.Process(d.pid).children(recursive=True)
-                          if p.name() == "sleep"]) <= 2, timeout=5, message="cleanup")
+    wait_for(lambda: names_under(d.pid).count("sleep") <= 2, timeout=5, message="cleanup")
 
 
 @pytest.mark.chaos

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,14 @@ path = {path}
 
 @pytest.fixture
 def console(daemon: Callable[..., Daemon], tmp_path: Path) -> Iterator[tuple[Daemon, str]]:
-    d = daemon(CONFIG.format(python=sys.executable,
-                             path=tmp_path / "a-rather-long-path-for-a-socket.sock"))
-    d.wait_pids("api", 2)
-    with web_on_socket(tmp_path, TOKEN, "--endpoint", f"app-1={d.endpoint}") as url:
-        yield d, url
+    # A long socket path, in a short directory: tmp_path may leave too few
+    # of a Unix socket's 107 bytes.
+    with tempfile.TemporaryDirectory(prefix="bigtop-") as short:
+        d = daemon(CONFIG.format(python=sys.executable,
+                                 path=Path(short) / "a-rather-long-path-for-a-socket.sock"))
+        d.wait_pids("api", 2)
+        with web_on_socket(tmp_path, TOKEN, "--endpoint", f"app-1={d.endpoint}") as url:
+            yield d, url
 
 
 def log_in(page: Any, base: str) -> None:
