@@ -165,6 +165,8 @@ BROKEN = [
     case("stdin-socket-unknown", web("stdin_socket = nope"), 3, "no socket named 'nope'"),
     case("socket-path-with-af-inet", "[socket:s]\npath = /tmp/s.sock\nfamily = AF_INET\n", 3,
          "a socket with a path must have family = AF_UNIX"),
+    case("socket-path-too-long", f"[socket:s]\npath = /tmp/{'s' * 103}.sock\n", 2,
+         "a Unix socket's path is at most 107 bytes (the kernel's limit), this one is 113"),
     case("socket-af-unix-without-path", "[socket:s]\nfamily = AF_UNIX\n", 1,
          "family = AF_UNIX needs a path"),
     case("socket-bad-family", "[socket:s]\nfamily = AF_FOO\n", 2,

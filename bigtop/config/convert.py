@@ -58,6 +58,18 @@ def to_str(value: Any) -> str:
     return str(value)
 
 
+SOCKET_PATH_MAX = 107  # bytes of a Unix socket's path: sun_path holds 108 with the NUL
+
+
+def to_socket_path(value: Any) -> str:
+    path = to_str(value)
+    size = len(path.encode("utf-8", "surrogateescape"))
+    if size > SOCKET_PATH_MAX:
+        raise ValueError(f"a Unix socket's path is at most {SOCKET_PATH_MAX} bytes "
+                         f"(the kernel's limit), this one is {size}")
+    return path
+
+
 def to_text(value: Any) -> str:
     """A free-form value (stream and plugin options) as INI would give it,
     so both formats build equal models."""

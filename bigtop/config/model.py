@@ -46,6 +46,7 @@ from .convert import (
     to_restart,
     to_rlimit,
     to_signal,
+    to_socket_path,
     to_socktype,
     to_str,
     to_text,
@@ -354,7 +355,7 @@ class SocketSpec:
         to_port, default=8080, accepts="0 to 65535",
         doc="Port to bind; 0 lets the kernel choose a free port.")
     path: str | None = option(
-        to_str, default=None, accepts="path",
+        to_socket_path, default=None, accepts="path of at most 107 bytes",
         doc="Bind a Unix socket at this path; implies `family = AF_UNIX` (any other family "
             "is an error).")
     family: str = option(
