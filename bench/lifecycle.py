@@ -562,6 +562,19 @@ def measure_respawn(daemon: Daemon, tracker: SleepChildren, args,
         time.sleep(KILL_GAP_S + rng.uniform(0, args.gap_spread))
 
 
+def split_start(connector: _floors.ProcConnector, children: set[int], launched_at: float,
+                result: RunResult) -> None:
+    """The start, by the kernel's exec timestamps of its children: from the
+    launch to the first exec (what the program does before it spawns), and
+    from the first to the last (its spawn loop). Left out if any is missing."""
+    connector.drain()
+    execs = [connector.exec_ns.get(pid) for pid in children]
+    if not execs or None in execs:
+        return
+    first, last = min(execs) / 1e9, max(execs) / 1e9  # type: ignore[type-var]
+    result.first_exec_s, result.exec_span_s = first - launched_at, last - first
+
+
 def kernel_respawn_ms(connector: _floors.ProcConnector, victim: int,
                       replacements: set[int]) -> float | None:
     """exec of the replacement - exit of the victim, in ms, from the kernel's
@@ -635,6 +648,8 @@ def _describe(proc) -> str:
 
 FIGURES = [  # key, row label, format
     ("start_s", "start to {children} running [s]", "{:.3f}"),
+    ("first_exec_s", "  launch to the first child's exec [s]", "{:.3f}"),
+    ("exec_span_s", "  first to last child's exec [s]", "{:.3f}"),
     ("respawn_median_ms", "respawn median [ms]", "{:,.1f}"),
     ("respawn_p99_ms", "respawn p99 [ms]", "{:,.1f}"),
     ("idle_cpu_s", "idle CPU in {idle:g} s [s]", "{:.2f}"),
@@ -650,6 +665,8 @@ class RunResult:
     system: str
     run: int
     start_s: float | None = None
+    first_exec_s: float | None = None  # kernel clock: the start, split at the first exec
+    exec_span_s: float | None = None
     respawn_ms: list[float] = field(default_factory=list)  # by the run's clock
     respawn_poll_ms: list[float] = field(default_factory=list)  # polled, always
     respawn_kernel_missing: int = 0  # kernel clock, but its events missing: polled
@@ -710,12 +727,17 @@ def measure_once(system: System, run: int, args, rng: random.Random,
     phases = system.phases
     try:
         config = system.write_config(workdir, want)
+        if connector is not None:
+            connector.drain()
+            connector.clear()
         with Daemon(system.argv(config), workdir) as daemon:
             tracker = SleepChildren(daemon.pid)
             try:
                 started = measure_start(daemon, tracker, args, want)
                 if "start" in phases:
                     result.start_s = started
+                    if connector is not None:
+                        split_start(connector, tracker.scan(), daemon.launched_at, result)
                 _progress(f"{want} running in {started:.3f} s"
                           + (f"; {args.kills} kills" if "respawn" in phases else ""))
                 if "respawn" in phases:

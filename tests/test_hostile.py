@@ -374,7 +374,10 @@ def test_a_flood_of_subscribers_does_not_abort_the_daemon(daemon):
 
 def test_children_get_the_descriptor_limit_back(daemon, tmp_path):
     """The daemon raises its soft limit to the hard one, for connections;
-    its children start with the limit it was started with."""
+    its children start with the limit it was started with: inherited while
+    the daemon's descriptors are few (its own limit lowered for the spawn),
+    set in the child past that ("many" crosses the line), and with other
+    limits to set (rlimit_core)."""
     d = daemon("""
         [watcher:plain]
         cmd = sh -c 'ulimit -n > plain.out; exec sleep 1000'
@@ -382,13 +385,19 @@ def test_children_get_the_descriptor_limit_back(daemon, tmp_path):
         [watcher:limited]
         cmd = sh -c 'ulimit -Sn > limited.out; exec sleep 1000'
         rlimit_core = 0
-        """, rlimits={resource.RLIMIT_NOFILE: (512, 4096)})
+
+        [watcher:many]
+        cmd = sleep 1000
+        numprocesses = 80
+        """, rlimits={resource.RLIMIT_NOFILE: (256, 4096)})
     wait_for(lambda: (tmp_path / "plain.out").exists() and (tmp_path / "limited.out").exists())
+    d.wait_pids("many", 80)
     assert resource.prlimit(d.pid, resource.RLIMIT_NOFILE) == (4096, 4096)
+    assert max(int(fd) for fd in os.listdir(f"/proc/{d.pid}/fd")) > 256 - 64  # crossed
     for name in ("plain", "limited"):
-        assert (tmp_path / f"{name}.out").read_text().split() == ["512"]
-        child = d.children(name)[0]
-        assert resource.prlimit(child.pid, resource.RLIMIT_NOFILE) == (512, 4096)
+        assert (tmp_path / f"{name}.out").read_text().split() == ["256"]
+    for child in d.children():
+        assert resource.prlimit(child.pid, resource.RLIMIT_NOFILE) == (256, 4096), child
 
 
 def test_an_endpoint_past_max_connections_drops_them_and_listens_again(daemon):

@@ -304,10 +304,14 @@ class Process:
             executable = _which(argv[0], path)
             if executable is None:
                 raise SpawnError(f"{argv[0]}: no such file or directory")
-        # The daemon's raised descriptor limit is given back to the child
-        # (which costs Popen's vfork: about 1 ms; setting it after the exec
-        # was tried, and a shell reads its limit before that lands).
-        preexec = _rlimit_setter(spec.rlimits, limits.children_nofile)
+        # The daemon's raised descriptor limit is given back to the child:
+        # inherited from the daemon's own, lowered for the spawn, while it
+        # can be (limits.ChildLimit); else set by a preexec function, which
+        # costs Popen its vfork. (Setting it after the exec was tried: a
+        # shell reads its limit before that lands.)
+        lowered = (None if spec.rlimits or names
+                   else limits.child_limit.lowerable(limits.spawn_fds(spec)))
+        preexec = _rlimit_setter(spec.rlimits, None if lowered else limits.children_nofile)
         popen_env: Mapping[str, str] | None = env
         if names:
             _hold_low_fds(len(names))
@@ -335,28 +339,36 @@ class Process:
             # of its own pipes: while no daemon reads them, a write waits
             # instead of failing with EPIPE (adoption.py).
             kept = tuple(r for r, _ in pipes.values()) if spec.on_daemon_crash == "adopt" else ()
+            raised = None
+            if lowered:
+                raised = resource.getrlimit(resource.RLIMIT_NOFILE)
+                resource.setrlimit(resource.RLIMIT_NOFILE, lowered)
             # What the child must not have is close-on-exec already (every
             # descriptor of the daemon: limits.close_inherited), so Popen's
             # close_fds is asked only for the kept ends it must make
             # inheritable: it closes the daemon's descriptors one by one
             # (1 ms at 3,000, 4 ms more per spawn at 15,000; bench/scaling.py).
-            self.popen = subprocess.Popen(
-                argv,
-                executable=executable,
-                env=popen_env,
-                cwd=spec.working_dir,
-                stdin=stdin,
-                stdout=out,
-                stderr=err,
-                pass_fds=(*child_fds.values(), *kept) if kept else (),
-                close_fds=bool(kept),
-                process_group=0,
-                user=uid,
-                group=gid,
-                extra_groups=groups,
-                umask=spec.umask if spec.umask is not None else -1,
-                preexec_fn=preexec,
-            )
+            try:
+                self.popen = subprocess.Popen(
+                    argv,
+                    executable=executable,
+                    env=popen_env,
+                    cwd=spec.working_dir,
+                    stdin=stdin,
+                    stdout=out,
+                    stderr=err,
+                    pass_fds=(*child_fds.values(), *kept) if kept else (),
+                    close_fds=bool(kept),
+                    process_group=0,
+                    user=uid,
+                    group=gid,
+                    extra_groups=groups,
+                    umask=spec.umask if spec.umask is not None else -1,
+                    preexec_fn=preexec,
+                )
+            finally:
+                if raised:
+                    resource.setrlimit(resource.RLIMIT_NOFILE, raised)
         except FileNotFoundError as exc:
             missing = exc.filename or argv[0]
             if spec.working_dir and not os.path.isdir(spec.working_dir):
