@@ -630,28 +630,22 @@ def floor_shares(runs: list[RunResult], floors: list[dict | None]) -> list[float
 
 def run_all(columns: list[str], args, floors: list[dict | None]
             ) -> tuple[dict[str, list[RunResult]], bool]:
-    """Every run of every system, interleaved with the transport floor
+    """Every run of every system, each run after the transport floor
     (appended to ``floors``); and whether interrupted."""
     results: dict[str, list[RunResult]] = {k: [] for k in columns}
-    try:
-        for run in range(args.runs):
-            floor = measure_floor(args)
-            floors.append(floor)  # None where it could not be measured: runs stay paired
-            if floor is not None:
-                print(f"[run {run + 1}/{args.runs}] transport floor: {floor['rate']:,.0f} "
-                      f"status/s, server CPU {floor['daemon_cpu_ms']:.3f} ms/call", flush=True)
-            order = columns[run % len(columns):] + columns[:run % len(columns)]
-            for key in order:
-                print(f"[run {run + 1}/{args.runs}] {SYSTEMS[key].label}", flush=True)
-                result = measure_once(SYSTEMS[key], run, args)
-                results[key].append(result)
-                print(f"    {summary_line(result)}", flush=True)
-                for problem in result.problems():
-                    print(f"    PROBLEM: {problem}", flush=True)
-    except KeyboardInterrupt:
-        print("\ninterrupted: daemons stopped, reporting what was measured")
-        return results, True
-    return results, False
+
+    def floor_first(run: int) -> None:
+        floor = measure_floor(args)
+        floors.append(floor)  # None where it could not be measured: runs stay paired
+        if floor is not None:
+            print(f"[run {run + 1}/{args.runs}] transport floor: {floor['rate']:,.0f} "
+                  f"status/s, server CPU {floor['daemon_cpu_ms']:.3f} ms/call", flush=True)
+
+    interrupted = lifecycle.run_all(
+        args.runs, lambda run: lifecycle.rotated(columns, run), lambda key: SYSTEMS[key].label,
+        lambda key, run: measure_once(SYSTEMS[key], run, args), summary_line, results, None,
+        before_run=floor_first)
+    return results, interrupted
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -759,14 +759,22 @@ def measure_once(system: System, run: int, args, rng: random.Random,
     return result
 
 
+def rotated(columns: list[str], run: int) -> list[str]:
+    """The systems in the order of run ``run``: each one goes first in turn."""
+    return columns[run % len(columns):] + columns[:run % len(columns)]
+
+
 def run_all(runs: int, order: Callable[[int], list[Any]], label: Callable[[Any], str],
             measure: Callable[[Any, int], Any], summary: Callable[[Any], str],
-            results: dict[Any, list], connector: _floors.ProcConnector | None) -> bool:
+            results: dict[Any, list], connector: _floors.ProcConnector | None,
+            before_run: Callable[[int], None] | None = None) -> bool:
     """Each run's measurements in ``order(run)``, said as they come, into
-    ``results``; the connector closed at the end. True if interrupted
-    (Ctrl-C): what was measured is kept."""
+    ``results`` (``before_run(run)`` first, if given); the connector closed
+    at the end. True if interrupted (Ctrl-C): what was measured is kept."""
     try:
         for run in range(runs):
+            if before_run is not None:
+                before_run(run)
             for key in order(run):
                 print(f"[run {run + 1}/{runs}] {label(key)}", flush=True)
                 result = measure(key, run)
@@ -1232,8 +1240,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = random.Random(args.seed)
     interrupted = run_all(
-        args.runs, lambda run: columns[run % len(columns):] + columns[:run % len(columns)],
-        labels.get, lambda key, run: measure_once(MEASURED[key], run, args, rng, connector),
+        args.runs, lambda run: rotated(columns, run), labels.get,
+        lambda key, run: measure_once(MEASURED[key], run, args, rng, connector),
         lambda result: summary_line(result, args), results, connector)
 
     medians = {k: median_figures(results[k]) for k in columns}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -56,26 +55,6 @@ def environ_of(process: psutil.Process) -> dict[str, str]:
         time.sleep(0.005)
         env = process.environ()
     return env
-
-
-@contextlib.contextmanager
-def own_fds(needed: int) -> Iterator[None]:
-    """The test process itself may hold ``needed`` descriptors (a flood of
-    connections), whatever limit the test run was started under; skips
-    the test when the hard limit is lower."""
-    import resource
-
-    limit = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if limit[0] == resource.RLIM_INFINITY or limit[0] >= needed:
-        yield
-        return
-    if limit[1] != resource.RLIM_INFINITY and limit[1] < needed:
-        pytest.skip(f"the test needs {needed} descriptors, the hard limit is {limit[1]}")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, limit[1]))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, limit)
 
 
 def names_under(pid: int) -> list[str]:

@@ -66,24 +66,16 @@ def environ(pid: int) -> dict[str, str]:
     return {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs}
 
 
-def adopted_orphans(watcher: str, managed: set[int], wid: int | None = None) -> set[int]:
-    """Children of the daemon that a watcher started but that are not its
-    processes (their parent died and the subreaper adopted them)."""
-    found: set[int] = set()
-    for child in children(os.getpid()):
-        if child in managed:
-            continue
-        env = environ(child)
-        if env.get(WATCHER_ENV) == watcher and (wid is None or env.get(WID_ENV) == str(wid)):
-            found.add(child)
-            found |= descendants(child)
-    return found
+def adopted_orphans(watcher: str, managed: set[int], wid: int) -> set[int]:
+    """Children of the daemon that a slot's processes started but that are
+    not its processes (their parent died and the subreaper adopted them),
+    with their descendants."""
+    return orphans_by_slot(managed).get((watcher, str(wid)), set())
 
 
 def orphans_by_slot(managed: set[int]) -> dict[tuple[str, str], set[int]]:
-    """adopted_orphans for every slot at once, in one look at the daemon's
-    children: (watcher, wid) -> what its processes left, with their
-    descendants."""
+    """What every slot's processes left, in one look at the daemon's
+    children: (watcher, wid) -> the adopted orphans, with their descendants."""
     found: dict[tuple[str, str], set[int]] = {}
     for child in children(os.getpid()):
         if child in managed:
