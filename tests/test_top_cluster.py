@@ -265,7 +265,8 @@ def test_tcp_nodes_are_reached_with_their_own_public_keys(
         await until(pilot, lambda: shows(app, "local", "n1", "active")
                     and shows(app, "local", "n2", "active"), "both tcp nodes")
         assert state_of(app, "n1") == state_of(app, "n2") == "connected"
-        assert "stats live" in (status(app, "n2") or ""), "its publishers over CurveZMQ too"
+        await until(pilot, lambda: "stats live" in (status(app, "n2") or ""),
+                    "its publishers over CurveZMQ too")
         await select(pilot, "local", node="n2")
         await pilot.press("plus")
         await until(pilot, lambda: len(nodes["n2"].pids("local")) == 2, "local scaled on n2")

@@ -613,7 +613,11 @@ class TopApp(App[None]):
             cols = list(view.OVERVIEW_COLUMNS)
             rows = view.overview_rows(self.cluster, self.nodes, self.filter_text,
                                       self.palette())
-            widths = [None if c.width is None else max(c.width, len(c.label) + 2) for c in cols]
+            # Each as wide as its widest cell: a wider one (a placement read
+            # after the rows were first shown) changes the signature below.
+            widths = [max(c.width or 0, len(c.label) + 2,
+                          max((row.cells[c.key].cell_len for row in rows), default=0))
+                      for c in cols]
             short: frozenset[str] = frozenset()
         else:
             # The columns fit the table's width: sparklines narrowed, then dropped.
@@ -647,8 +651,7 @@ class TopApp(App[None]):
                 for column in cols:
                     cell = row.cells[column.key]
                     if old.get(column.key) != cell:
-                        table.update_cell(row.key, column.key, cell,
-                                          update_width=self.overview and column.width is None)
+                        table.update_cell(row.key, column.key, cell)
         else:
             table.clear()
             for row in rows:
